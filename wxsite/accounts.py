@@ -1,0 +1,36 @@
+"""Site accounts: password hashing and checks over the store."""
+
+import sqlite3
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import store
+
+MIN_PASSWORD = 8
+# Checked against when the username is unknown, so both failures cost the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+class AccountError(ValueError):
+    """A username or password that cannot be used; the message is for people."""
+
+
+def create(db, username, password, display_name=None):
+    """Create an account and return its id."""
+    username = (username or "").strip()
+    if not username or len(username) > 64 or any(c.isspace() for c in username):
+        raise AccountError("用户名需为 1–64 个字符，且不含空格")
+    if len(password or "") < MIN_PASSWORD:
+        raise AccountError(f"密码至少 {MIN_PASSWORD} 位")
+    try:
+        return store.create_account(db, username, generate_password_hash(password), display_name)
+    except sqlite3.IntegrityError:
+        raise AccountError(f"用户名 {username} 已被使用") from None
+
+
+def authenticate(db, username, password):
+    """Return the account if the password matches, else None (same cost either way)."""
+    account = store.find_account(db, (username or "").strip())
+    pw_hash = account["password_hash"] if account else _DUMMY_HASH
+    ok = check_password_hash(pw_hash, password or "")
+    return account if account and ok else None

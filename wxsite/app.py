@@ -1,0 +1,103 @@
+"""The application factory: settings, then one small ``register_*``/``init_app`` per part."""
+
+import logging
+import os
+import secrets
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import cli, config, errors, extensions, store, wx
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(test_config=None):
+    """Create the site. ``test_config`` replaces the environment (tests never read it)."""
+    app = Flask(
+        "wxsite",
+        template_folder=os.path.join(PROJECT_ROOT, "templates"),
+        static_folder=os.path.join(PROJECT_ROOT, "static"),
+        instance_path=os.path.join(PROJECT_ROOT, "instance"),
+    )
+    _configure(app, test_config)
+    _configure_logging(app)
+    _register_proxy_fix(app)
+    store.init_app(app)
+    wx.init_app(app)
+    extensions.init_app(app)
+    errors.init_app(app)
+    _register_blueprints(app)
+    cli.init_app(app)
+    return app
+
+
+def _configure(app, test_config):
+    if test_config is None:
+        settings = config.load_environ()
+        extra = {}
+    else:
+        settings = config.load(test_config)
+        extra = {k: v for k, v in test_config.items() if k not in settings}
+    app.config.from_mapping(settings)
+    app.config.update(extra)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config["WXSITE_DATABASE"] = app.config["WXSITE_DATABASE"] or os.path.join(
+        app.instance_path, "wxsite.sqlite3"
+    )
+    app.config["WXSITE_UPLOADS"] = app.config["WXSITE_UPLOADS"] or os.path.join(
+        app.instance_path, "uploads"
+    )
+    os.makedirs(app.config["WXSITE_UPLOADS"], exist_ok=True)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _dev_secret_key(app.instance_path)
+    app.config.update(
+        SESSION_COOKIE_NAME="wxsite_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_AS_ASCII=False,
+    )
+
+
+def _dev_secret_key(instance_path):
+    # Emulator mode only (config refuses production without SECRET_KEY): keep one key
+    # so sessions survive restarts of `make run`.
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        with open(path) as f:
+            key = f.read().strip()
+            if key:
+                return key
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def _configure_logging(app):
+    logger = logging.getLogger("wxsite")
+    logger.setLevel(app.config["WXSITE_LOG_LEVEL"].upper())
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+
+
+def _register_proxy_fix(app):
+    hops = app.config["WX_PROXY_HOPS"]
+    if hops:
+        # Trust exactly `hops` proxies: the public scheme/host/port/prefix the browser saw
+        # is what JS-SDK signatures and redirect_uri must use.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
+
+
+def _register_blueprints(app):
+    from .pages import bp as pages_bp
+
+    app.register_blueprint(pages_bp)

@@ -1,0 +1,114 @@
+"""``flask wx …`` and ``flask account …``: thin click commands over the library."""
+
+import hashlib
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from . import accounts, store, wx
+from .wechat import WeChatError
+from .wechat.client import ACCESS_TOKEN, JSAPI_TICKET
+
+wx_cli = AppGroup("wx", help="WeChat: the emulator and the shared credentials.")
+account_cli = AppGroup("account", help="Site accounts that WeChat users bind to.")
+
+
+@wx_cli.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5001, show_default=True, type=int)
+def emulator_command(host, port):
+    """Run the WeChat emulator alone.
+
+    Example: flask --app wsgi wx emulator --port 5001
+    """
+    from werkzeug.serving import run_simple
+
+    from .emulator import create_emulator
+
+    click.echo(f"WeChat emulator on http://{host}:{port}/")
+    run_simple(host, port, create_emulator(), threaded=True, use_reloader=False)
+
+
+@wx_cli.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def run_command(host, port):
+    """Run the site for development, with the emulator beside it in emulator mode.
+
+    Example: flask --app wsgi wx run --port 5000
+    """
+    from urllib.parse import urlsplit
+
+    from werkzeug.serving import run_simple
+
+    app = current_app._get_current_object()
+    if app.config["WX_EMULATOR"]:
+        from .emulator import create_emulator
+        from .emulator.server import start
+
+        emu = urlsplit(app.config["WXSITE_EMULATOR_URL"])
+        running = start(create_emulator(), emu.hostname, emu.port or 80)
+        click.echo(f"WeChat emulator on {running.base_url}/ (no WX_APPID configured)")
+    click.echo(f"wxsite on http://{host}:{port}/")
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+@wx_cli.command("token")
+@click.option("--refresh", is_flag=True, help="Drop the stored token and ticket, fetch new ones.")
+def token_command(refresh):
+    """Show the shared access_token and jsapi_ticket status (never the values).
+
+    Example: flask --app wsgi wx token --refresh
+    """
+    client = wx.client()
+    try:
+        for kind in (ACCESS_TOKEN, JSAPI_TICKET):
+            value = client.credentials.get(kind)
+            if refresh:
+                client.credentials.invalidate(kind, value)
+                value = client.credentials.get(kind)
+            status = client.credentials.status(kind)
+            fingerprint = hashlib.sha256(value.encode()).hexdigest()[:8]
+            click.echo(f"{kind}: ok, expires in {status['expires_in']} s (sha256 {fingerprint}…)")
+    except WeChatError as exc:
+        raise click.ClickException(f"{exc.path}: errcode {exc.errcode}. {exc.hint or exc.errmsg}")
+
+
+@account_cli.command("create")
+@click.argument("username")
+@click.option("--display-name", default=None, help="Name shown on the site.")
+def account_create(username, display_name):
+    """Create a site account; the password is asked twice (or read from stdin).
+
+    Example: flask --app wsgi account create alice
+    """
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        account_id = accounts.create(store.get_db(), username, password, display_name)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"created account {account_id}: {username}")
+
+
+@account_cli.command("list")
+def account_list():
+    """List site accounts and how many WeChat identities each has bound.
+
+    Example: flask --app wsgi account list
+    """
+    rows = store.list_accounts(store.get_db())
+    if not rows:
+        click.echo("no accounts")
+    for row in rows:
+        click.echo(f"{row['id']}\t{row['username']}\t{row['wechat_identities']} WeChat")
+
+
+def init_app(app):
+    """Add the command groups to ``app.cli``."""
+    app.cli.add_command(wx_cli)
+    app.cli.add_command(account_cli)

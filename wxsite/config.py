@@ -1,0 +1,138 @@
+"""The catalogue of settings: every name, its default and what it means.
+
+Nothing else in wxsite reads ``os.environ``; ``load`` turns a mapping (the environment,
+a ``.env`` file, a test's dict) into validated settings or raises ``ConfigError`` with one
+line that names the bad variable.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .wechat import protocol
+
+
+class ConfigError(Exception):
+    """A setting that stops start-up; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    help: str
+    kind: str = "str"  # str | url | int | float | choice | bool
+    choices: tuple = ()
+
+
+#: Pinned (SPEC §2) and local settings, in the order the README lists them.
+SETTINGS = (
+    Setting("WX_APPID", None, "the Official Account's AppID; unset → emulator mode"),
+    Setting("WX_SECRET", None, "the Official Account's AppSecret"),
+    Setting("WX_API_BASE", protocol.API_BASE, "base of the API host", "url"),
+    Setting("WX_OPEN_BASE", protocol.OPEN_BASE, "base of the authorization host", "url"),
+    Setting("WX_JSSDK_URL", protocol.JSSDK_URL, "JS-SDK script the pages load", "url"),
+    Setting(
+        "WX_TOKEN_API",
+        "stable",
+        "stable (POST cgi-bin/stable_token) or classic (GET cgi-bin/token)",
+        "choice",
+        ("stable", "classic"),
+    ),
+    Setting("WX_PROXY_HOPS", 0, "reverse proxies / tunnels trusted for X-Forwarded-*", "int"),
+    Setting("WX_MP_VERIFY", None, "code of the MP_verify_<code>.txt file to serve"),
+    Setting("SECRET_KEY", None, "Flask secret; required in production"),
+    Setting("WXSITE_DATABASE", None, "SQLite file (default instance/wxsite.sqlite3)"),
+    Setting("WXSITE_UPLOADS", None, "downloaded media (default instance/uploads)"),
+    Setting(
+        "WXSITE_EMULATOR_URL",
+        "http://127.0.0.1:5001",
+        "where the emulator runs in emulator mode (the default of the three WX_*_URL/BASE)",
+        "url",
+    ),
+    Setting("WXSITE_HTTP_TIMEOUT", 5.0, "read timeout of one WeChat call, seconds", "float"),
+    Setting("WXSITE_DEADLINE", 15.0, "total budget of a WeChat call with retries, seconds", "float"),
+    Setting("WXSITE_MEDIA_MAX_BYTES", 10 * 1024 * 1024, "largest media download accepted", "int"),
+    Setting("WXSITE_LOG_LEVEL", "INFO", "log level of the wxsite loggers"),
+    Setting("WXSITE_NAME", "微站", "the site's name in page titles and headers"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+_APPID = re.compile(r"wx[0-9a-f]{16}")
+
+
+def load(environ):
+    """Return validated settings from ``environ`` (any mapping of names to values)."""
+    out = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
+        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            out[setting.name] = setting.default
+            continue
+        out[setting.name] = _parse(setting, raw.strip() if isinstance(raw, str) else raw)
+    _check_pairs(out, environ)
+    return out
+
+
+def load_environ():
+    """Return settings from the process environment and a ``.env`` file when present."""
+    from dotenv import load_dotenv
+
+    load_dotenv(os.environ.get("WXSITE_DOTENV") or ".env", override=False)
+    return load(os.environ)
+
+
+def _parse(setting, raw):
+    name = setting.name
+    if setting.kind == "int":
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative, got {raw!r}")
+        return value
+    if setting.kind == "float":
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if not value > 0:
+            raise ConfigError(f"{name} must be positive, got {raw!r}")
+        return value
+    if setting.kind == "choice" and raw not in setting.choices:
+        raise ConfigError(f"{name} must be one of {', '.join(setting.choices)}, got {raw!r}")
+    if setting.kind == "url":
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{name} must be an http(s) URL such as https://host, got {raw!r}")
+        if setting.name.endswith("_BASE"):
+            raw = raw.rstrip("/")
+    return raw
+
+
+def _check_pairs(out, environ):
+    appid, secret = out["WX_APPID"], out["WX_SECRET"]
+    if bool(appid) != bool(secret):
+        missing = "WX_SECRET" if appid else "WX_APPID"
+        raise ConfigError(f"{missing} is not set: WX_APPID and WX_SECRET go together")
+    if appid and not _APPID.fullmatch(appid):
+        raise ConfigError(f"WX_APPID looks wrong: an AppID is 'wx' and 16 hex digits, got {appid!r}")
+    if appid and not out["SECRET_KEY"]:
+        raise ConfigError("SECRET_KEY is not set: it is required when WX_APPID is set (production)")
+    if not appid:
+        # Emulator mode: every WeChat URL not set explicitly points at the emulator.
+        emu = out["WXSITE_EMULATOR_URL"].rstrip("/")
+        for name, value in (
+            ("WX_API_BASE", emu),
+            ("WX_OPEN_BASE", emu),
+            ("WX_JSSDK_URL", emu + protocol.EMULATOR_JSSDK_PATH),
+        ):
+            if not environ.get(name):
+                out[name] = value
+        out["WX_APPID"] = protocol.EMULATOR_APPID
+        out["WX_SECRET"] = protocol.EMULATOR_SECRET
+        out["WX_EMULATOR"] = True
+    else:
+        out["WX_EMULATOR"] = False

@@ -1,0 +1,36 @@
+"""Per-app-stateless extensions: login manager, CSRF, the session cookie policy."""
+
+from flask import request
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+@login_manager.user_loader
+def _anonymous_until_auth_is_installed(user_id):
+    # wxsite.auth registers the real loader; this keeps bare apps (tests, CLI) working.
+    return None
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Mark the session cookie Secure whenever the browser reached us over https.
+
+    The public scheme comes from ProxyFix (WX_PROXY_HOPS), so one setting serves plain
+    http on a laptop and https behind a tunnel.
+    """
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def init_app(app):
+    """Install the extensions on ``app``."""
+    app.session_interface = SessionInterface()
+    # Referer checks break behind tunnels that rewrite Host; the token is what protects us.
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    csrf.init_app(app)
+    login_manager.init_app(app)

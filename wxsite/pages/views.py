@@ -1,0 +1,59 @@
+"""Home, ``/healthz`` and ``/MP_verify_<code>.txt``."""
+
+from flask import Blueprint, abort, current_app, jsonify, render_template
+
+from .. import store, wx
+from ..wechat.client import ACCESS_TOKEN, JSAPI_TICKET
+
+bp = Blueprint("pages", __name__)
+
+#: Home page entries: (endpoint, label, hint); shown when that blueprint is installed.
+FEATURES = (
+    ("auth.me", "我的资料", "微信头像、昵称与绑定账号"),
+    ("jssdk.share", "分享", "分享给朋友或朋友圈"),
+    ("media.upload", "上传照片", "拍照或从相册选择"),
+    ("media.voice", "语音留言", "录一段语音"),
+)
+
+
+@bp.app_context_processor
+def site_context():
+    """Give every template the site's name."""
+    return {"site_name": current_app.config["WXSITE_NAME"]}
+
+
+@bp.get("/")
+def home():
+    """Show the home page; works logged out."""
+    features = [f for f in FEATURES if f[0] in current_app.view_functions]
+    return render_template("pages/home.html", features=features)
+
+
+@bp.get("/healthz")
+def healthz():
+    """Report database and credential status; never calls WeChat."""
+    client = wx.client()
+    try:
+        database = "ok" if store.ping(store.get_db()) else "error"
+    except Exception:  # noqa: BLE001 - a health check reports, it does not raise
+        database = "error"
+    body = {
+        "status": "ok" if database == "ok" else "degraded",
+        "mode": "emulator" if current_app.config["WX_EMULATOR"] else "production",
+        "appid": client.appid,
+        "database": database,
+        "credentials": {},
+    }
+    if database == "ok":
+        for kind in (ACCESS_TOKEN, JSAPI_TICKET):
+            body["credentials"][kind] = client.credentials.status(kind)
+    return jsonify(body), 200 if database == "ok" else 503
+
+
+@bp.get("/MP_verify_<code>.txt")
+def mp_verify(code):
+    """Serve the file the MP console asks for when registering the site's domains."""
+    expected = current_app.config["WX_MP_VERIFY"]
+    if not expected or code != expected:
+        abort(404)
+    return expected, 200, {"Content-Type": "text/plain; charset=utf-8"}

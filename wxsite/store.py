@@ -1,0 +1,312 @@
+"""All of wxsite's SQL: schema, migrations, queries. Nothing else writes SQL.
+
+Functions take the ``sqlite_utils.Database`` first, so they run without Flask (tests use a
+temporary file). Writers use ``transaction(db)`` (BEGIN IMMEDIATE: take the write lock up
+front instead of failing halfway on an upgrade) and never keep it across an HTTP call.
+Only the glue at the bottom touches Flask.
+"""
+
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+
+import sqlite_utils
+
+from .wechat.credentials import Credential
+
+#: How long a connection waits for another writer before "database is locked".
+BUSY_TIMEOUT = 5.0
+
+
+def connect(path, busy_timeout=BUSY_TIMEOUT):
+    """Open the database at ``path`` in autocommit mode with WAL-friendly pragmas."""
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return sqlite_utils.Database(conn, execute_plugins=False)
+
+
+@contextmanager
+def transaction(db):
+    """Run the block as one write transaction holding the write lock from the start."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.execute("COMMIT")
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+#: Applied in order, once each, recorded in ``_migrations``. Append; never edit a shipped one.
+MIGRATIONS = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE accounts (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT NOT NULL,
+            display_name TEXT,
+            created_at REAL NOT NULL
+        );
+        -- One person: one unionid when WeChat gives one; owns the binding and the uploads.
+        CREATE TABLE people (
+            id INTEGER PRIMARY KEY,
+            unionid TEXT UNIQUE,
+            account_id INTEGER UNIQUE REFERENCES accounts(id),
+            referral_code TEXT UNIQUE,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE wechat_users (
+            id INTEGER PRIMARY KEY,
+            appid TEXT NOT NULL,
+            openid TEXT NOT NULL,
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            unionid TEXT,
+            scope TEXT,
+            nickname TEXT,
+            headimgurl TEXT,
+            sex INTEGER,
+            province TEXT,
+            city TEXT,
+            country TEXT,
+            profile_at REAL,
+            web_access_token TEXT,
+            web_token_expires REAL,
+            refresh_token TEXT,
+            refresh_expires REAL,
+            created_at REAL NOT NULL,
+            last_login_at REAL,
+            UNIQUE (appid, openid)
+        );
+        CREATE INDEX wechat_users_person ON wechat_users(person_id);
+        CREATE TABLE uploads (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            kind TEXT NOT NULL,
+            media_id TEXT,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            content_type TEXT NOT NULL,
+            duration REAL,
+            created_at REAL NOT NULL,
+            UNIQUE (person_id, kind, sha256)
+        );
+        CREATE TABLE credentials (
+            appid TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            value TEXT,
+            expires_at REAL NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until REAL,
+            error_code INTEGER,
+            error_until REAL NOT NULL DEFAULT 0,
+            updated_at REAL,
+            PRIMARY KEY (appid, kind)
+        );
+        """,
+    ),
+]
+
+
+def migrate(db):
+    """Apply pending migrations; safe when several workers start at once."""
+    with db.ensure_autocommit_on():
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
+    with transaction(db):
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+        )
+        done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            for statement in _statements(sql):
+                db.execute(statement)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", [name, time.time()])
+
+
+def _statements(sql):
+    # executescript() would COMMIT our transaction first; split instead (no ';' in bodies).
+    code = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in code.split(";") if s.strip()]
+
+
+# -- accounts -------------------------------------------------------------------------------
+
+
+def create_account(db, username, password_hash, display_name=None):
+    """Insert a site account; return its id. Raises ``sqlite3.IntegrityError`` if taken."""
+    with transaction(db):
+        cursor = db.execute(
+            "INSERT INTO accounts (username, password_hash, display_name, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            [username, password_hash, display_name, time.time()],
+        )
+    return cursor.lastrowid
+
+
+def get_account(db, account_id):
+    """Return the account row as a dict, or None."""
+    return _one(db, "SELECT * FROM accounts WHERE id = ?", [account_id])
+
+
+def find_account(db, username):
+    """Return the account with this username (case-insensitive), or None."""
+    return _one(db, "SELECT * FROM accounts WHERE username = ?", [username])
+
+
+def list_accounts(db):
+    """Return every account with the WeChat identities bound to it."""
+    return list(
+        db.query(
+            "SELECT a.id, a.username, a.display_name, a.created_at, "
+            "COUNT(w.id) AS wechat_identities FROM accounts a "
+            "LEFT JOIN people p ON p.account_id = a.id "
+            "LEFT JOIN wechat_users w ON w.person_id = p.id "
+            "GROUP BY a.id ORDER BY a.id"
+        )
+    )
+
+
+def ping(db):
+    """Return True if the database answers a trivial query."""
+    return db.execute("SELECT 1").fetchone()[0] == 1
+
+
+def _one(db, sql, params=()):
+    rows = list(db.query(sql, params))
+    return rows[0] if rows else None
+
+
+# -- credentials (the single-flight store behind wechat.credentials) ----------------------
+
+
+class CredentialStore:
+    """SQLite-backed shared store for global credentials and their fetch lease.
+
+    Opens a short connection per operation: it is used from any thread of any worker,
+    outside request contexts, and must never hold a lock across WeChat's HTTP call.
+    """
+
+    def __init__(self, path, busy_timeout=BUSY_TIMEOUT):
+        self.path = path
+        self.busy_timeout = busy_timeout
+
+    @contextmanager
+    def _db(self):
+        db = connect(self.path, self.busy_timeout)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def read(self, appid, kind):
+        """Return the stored ``Credential`` or None."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT value, expires_at, error_code, error_until FROM credentials "
+                "WHERE appid = ? AND kind = ?",
+                [appid, kind],
+            ).fetchone()
+        return Credential(*row) if row else None
+
+    def acquire(self, appid, kind, owner, now, until):
+        """Take the fetch lease if nobody holds an unexpired one; return True if taken."""
+        with self._db() as db, transaction(db):
+            db.execute(
+                "INSERT OR IGNORE INTO credentials (appid, kind) VALUES (?, ?)", [appid, kind]
+            )
+            cursor = db.execute(
+                "UPDATE credentials SET lease_owner = ?, lease_until = ? "
+                "WHERE appid = ? AND kind = ? AND (lease_owner IS NULL OR lease_until < ?)",
+                [owner, until, appid, kind, now],
+            )
+        return cursor.rowcount == 1
+
+    def save(self, appid, kind, owner, value, expires_at):
+        """Store a fresh value and release the lease."""
+        with self._db() as db, transaction(db):
+            db.execute(
+                "UPDATE credentials SET value = ?, expires_at = ?, lease_owner = NULL, "
+                "lease_until = NULL, error_code = NULL, error_until = 0, updated_at = ? "
+                "WHERE appid = ? AND kind = ?",
+                [value, expires_at, time.time(), appid, kind],
+            )
+
+    def release(self, appid, kind, owner):
+        """Give the lease back without a new value."""
+        with self._db() as db, transaction(db):
+            db.execute(
+                "UPDATE credentials SET lease_owner = NULL, lease_until = NULL "
+                "WHERE appid = ? AND kind = ? AND lease_owner = ?",
+                [appid, kind, owner],
+            )
+
+    def fail(self, appid, kind, owner, error_code, error_until):
+        """Release the lease and remember a failure other workers should not repeat."""
+        with self._db() as db, transaction(db):
+            db.execute(
+                "UPDATE credentials SET lease_owner = NULL, lease_until = NULL, "
+                "error_code = ?, error_until = ? WHERE appid = ? AND kind = ? AND lease_owner = ?",
+                [error_code, error_until, appid, kind, owner],
+            )
+
+    def invalidate(self, appid, kind, value):
+        """Drop ``value`` if it is still the stored one (a newer value is kept)."""
+        with self._db() as db, transaction(db):
+            db.execute(
+                "UPDATE credentials SET value = NULL, expires_at = 0 "
+                "WHERE appid = ? AND kind = ? AND value = ?",
+                [appid, kind, value],
+            )
+
+    def statuses(self):
+        """Return ``{(appid, kind): expires_at}`` of stored values (never the values)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT appid, kind, expires_at FROM credentials WHERE value IS NOT NULL"
+            ).fetchall()
+        return {(appid, kind): expires for appid, kind, expires in rows}
+
+
+# -- Flask glue ---------------------------------------------------------------------------
+
+
+def get_db():
+    """Return this request's connection, opening it on first use."""
+    from flask import current_app, g
+
+    if "db" not in g:
+        g.db = connect(current_app.config["WXSITE_DATABASE"])
+    return g.db
+
+
+def close_db(exc=None):
+    """Close this request's connection, if one was opened."""
+    from flask import g
+
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+def init_app(app):
+    """Create or migrate the database at start-up and close connections after requests."""
+    path = app.config["WXSITE_DATABASE"]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    db = connect(path)
+    try:
+        migrate(db)
+    finally:
+        db.close()
+    app.teardown_appcontext(close_db)

@@ -1,0 +1,8 @@
+"""The WeChat client: HTTP to WeChat, no Flask (a test enforces it)."""
+
+from .client import WeChatClient
+from .errors import WeChatError
+from .media import Download, MediaTooLarge
+from .oauth import WebToken
+
+__all__ = ["WeChatClient", "WeChatError", "Download", "MediaTooLarge", "WebToken"]

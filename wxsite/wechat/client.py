@@ -1,0 +1,171 @@
+"""The WeChat client: one object per Official Account, built from plain values."""
+
+import time
+
+from . import jssdk, protocol
+from .credentials import CredentialManager
+from .errors import WeChatError
+from .http import Transport
+from .media import save_stream
+from .oauth import WebToken, authorize_url
+
+ACCESS_TOKEN = "access_token"
+JSAPI_TICKET = "jsapi_ticket"
+
+
+class WeChatClient:
+    """Speak to WeChat for one appid: OAuth, global credentials, JS-SDK, media."""
+
+    def __init__(
+        self,
+        appid,
+        secret,
+        store,
+        api_base=protocol.API_BASE,
+        open_base=protocol.OPEN_BASE,
+        token_api="stable",
+        clock=time.time,
+        read_timeout=5.0,
+        deadline=15.0,
+        **credential_options,
+    ):
+        self.appid = appid
+        self._secret = secret
+        self.open_base = open_base.rstrip("/")
+        self.token_api = token_api
+        self.clock = clock
+        self.http = Transport(api_base, read_timeout=read_timeout, deadline=deadline)
+        self.credentials = CredentialManager(
+            appid,
+            store,
+            {ACCESS_TOKEN: self._fetch_access_token, JSAPI_TICKET: self._fetch_jsapi_ticket},
+            clock=clock,
+            **credential_options,
+        )
+
+    def __repr__(self):
+        return f"<WeChatClient {self.appid}>"
+
+    # -- global credentials ---------------------------------------------------------
+
+    def access_token(self):
+        """Return the shared global access_token."""
+        return self.credentials.get(ACCESS_TOKEN)
+
+    def jsapi_ticket(self):
+        """Return the shared jsapi_ticket."""
+        return self.credentials.get(JSAPI_TICKET)
+
+    def with_token(self, call):
+        """Run ``call(access_token)``; on a stale-token errcode refresh once and retry once."""
+        token = self.access_token()
+        try:
+            return call(token)
+        except WeChatError as exc:
+            if not exc.credential_invalid:
+                raise
+            self.credentials.invalidate(ACCESS_TOKEN, token)
+            return call(self.access_token())
+
+    def _fetch_access_token(self):
+        if self.token_api == "classic":
+            data = self.http.get_json(
+                protocol.TOKEN,
+                {"grant_type": "client_credential", "appid": self.appid, "secret": self._secret},
+            )
+        else:
+            data = self.http.post_json(
+                protocol.STABLE_TOKEN,
+                json={
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self._secret,
+                    "force_refresh": False,
+                },
+            )
+        return _required(data, "access_token", protocol.TOKEN), int(data.get("expires_in", 7200))
+
+    def _fetch_jsapi_ticket(self):
+        def fetch(token):
+            return self.http.get_json(protocol.TICKET, {"access_token": token, "type": "jsapi"})
+
+        data = self.with_token(fetch)
+        return _required(data, "ticket", protocol.TICKET), int(data.get("expires_in", 7200))
+
+    # -- JS-SDK -----------------------------------------------------------------------
+
+    def jssdk_config(self, url, js_api_list):
+        """Return a signed ``wx.config`` for ``url`` (the URL the browser sees)."""
+        return jssdk.config(self.appid, self.jsapi_ticket(), url, js_api_list, now=self.clock())
+
+    # -- web authorization --------------------------------------------------------------
+
+    def authorize_url(self, redirect_uri, scope, state):
+        """Return the link that starts web authorization."""
+        return authorize_url(self.open_base, self.appid, redirect_uri, scope, state)
+
+    def exchange_code(self, code):
+        """Trade an authorization code for the user's web token (single use, 5 minutes)."""
+        data = self.http.get_json(
+            protocol.SNS_ACCESS_TOKEN,
+            {
+                "appid": self.appid,
+                "secret": self._secret,
+                "code": code,
+                "grant_type": "authorization_code",
+            },
+        )
+        return WebToken.from_response(data)
+
+    def refresh_web_token(self, refresh_token):
+        """Get a new web access_token with the user's 30-day refresh_token."""
+        data = self.http.get_json(
+            protocol.SNS_REFRESH_TOKEN,
+            {"appid": self.appid, "grant_type": "refresh_token", "refresh_token": refresh_token},
+        )
+        return WebToken.from_response(data)
+
+    def userinfo(self, web_access_token, openid):
+        """Return the consented profile (needs scope snsapi_userinfo)."""
+        return self.http.get_json(
+            protocol.SNS_USERINFO,
+            {"access_token": web_access_token, "openid": openid, "lang": "zh_CN"},
+        )
+
+    def check_web_token(self, web_access_token, openid):
+        """Return True if WeChat still accepts this web access_token."""
+        try:
+            self.http.get_json(protocol.SNS_AUTH, {"access_token": web_access_token, "openid": openid})
+        except WeChatError as exc:
+            if exc.unavailable:
+                raise
+            return False
+        return True
+
+    def user_info(self, openid):
+        """Return ``cgi-bin/user/info`` (follow status) with the global token."""
+        return self.with_token(
+            lambda token: self.http.get_json(
+                protocol.USER_INFO, {"access_token": token, "openid": openid, "lang": "zh_CN"}
+            )
+        )
+
+    # -- media ----------------------------------------------------------------------
+
+    def download_media(self, media_id, directory, max_bytes, high_quality_voice=False):
+        """Stream a media_id into a temp file in ``directory``; return a ``Download``."""
+        path = protocol.MEDIA_GET_JSSDK if high_quality_voice else protocol.MEDIA_GET
+        deadline = time.monotonic() + self.http.deadline
+
+        def fetch(token):
+            response = self.http.stream(path, {"access_token": token, "media_id": media_id})
+            return save_stream(response, directory, max_bytes, deadline, path)
+
+        return self.with_token(fetch)
+
+
+def _required(data, key, path):
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise WeChatError(None, f"response without {key}", path)
+    return value
