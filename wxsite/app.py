@@ -1,13 +1,12 @@
 """The application factory: settings, then one small ``register_*``/``init_app`` per part."""
 
-import logging
 import os
 import secrets
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, config, errors, extensions, store, wx
+from . import cli, config, errors, extensions, logs, security, store, wx
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,12 +20,13 @@ def create_app(test_config=None):
         instance_path=os.path.join(PROJECT_ROOT, "instance"),
     )
     _configure(app, test_config)
-    _configure_logging(app)
+    logs.init_app(app)
     _register_proxy_fix(app)
     store.init_app(app)
     wx.init_app(app)
     extensions.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     _register_blueprints(app)
     cli.init_app(app)
     return app
@@ -76,15 +76,6 @@ def _dev_secret_key(instance_path):
     with os.fdopen(fd, "w") as f:
         f.write(key)
     return key
-
-
-def _configure_logging(app):
-    logger = logging.getLogger("wxsite")
-    logger.setLevel(app.config["WXSITE_LOG_LEVEL"].upper())
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        logger.addHandler(handler)
 
 
 def _register_proxy_fix(app):

@@ -1,0 +1,66 @@
+"""One log line per request, with a request id and a short hash of the openid.
+
+Never the openid itself, tokens, codes or secrets: only the path (no query string, which
+carries ``code`` and ``state``) is logged.
+"""
+
+import hashlib
+import logging
+import secrets
+import time
+
+from flask import g, has_request_context, request
+
+log = logging.getLogger("wxsite.request")
+
+
+def openid_hash(openid):
+    """Return a short, stable, non-reversible label for an openid."""
+    return hashlib.sha256(openid.encode()).hexdigest()[:10] if openid else "-"
+
+
+class RequestIdFilter(logging.Filter):
+    """Give every record a ``request_id`` (``-`` outside requests), WeChat calls included."""
+
+    def filter(self, record):
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+
+
+def init_app(app):
+    """Install the formatter, the request id and the per-request line."""
+    logger = logging.getLogger("wxsite")
+    logger.setLevel(app.config["WXSITE_LOG_LEVEL"].upper())
+    if not any(getattr(h, "_wxsite", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler._wxsite = True
+        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.addFilter(RequestIdFilter())
+        logger.addHandler(handler)
+        logger.propagate = app.testing  # tests read records through pytest's caplog
+
+    @app.before_request
+    def start_timer():
+        g.request_id = secrets.token_hex(6)
+        g.request_started = time.monotonic()
+
+    @app.after_request
+    def log_request(response):
+        started = g.get("request_started")
+        if started is None or request.endpoint == "static":
+            return response
+        user = g.get("_login_user")
+        openid = getattr(user, "openid", None) if user is not None else None
+        log.info(
+            "%s %s %s %.0fms user=%s",
+            request.method,
+            request.path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            openid_hash(openid),
+        )
+        response.headers["X-Request-Id"] = g.request_id
+        return response
