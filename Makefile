@@ -38,7 +38,7 @@ test: $(STAMP) system-deps
 	$(BIN)/pytest -q
 
 serve: $(STAMP)
-	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	$(BIN)/gunicorn -c python:wxsite.gunicorn_conf wsgi:app
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/run.py

@@ -76,6 +76,28 @@ def token_command(refresh):
         raise click.ClickException(f"{exc.path}: errcode {exc.errcode}. {exc.hint or exc.errmsg}")
 
 
+@wx_cli.command("doctor")
+@click.option("--public-url", default=None, help="The site's public URL, e.g. https://wx.example.com")
+def doctor_command(public_url):
+    """Check config, database, uploads, WeChat credentials and the public URL.
+
+    Example: flask --app wsgi wx doctor --public-url https://wx.example.com
+    """
+    from . import doctor
+
+    app = current_app._get_current_object()
+    checks = doctor.run(app, wx.client(), public_url)
+    marks = {True: "PASS", False: "FAIL", None: "WARN"}
+    for check in checks:
+        click.echo(f"{marks[check.ok]}  {check.label}: {check.detail}")
+    if public_url:
+        click.echo("\nEnter in the MP console (mp.weixin.qq.com):")
+        for line in doctor.console_entries(app.config, public_url):
+            click.echo(f"  {line}")
+    if any(check.ok is False for check in checks):
+        raise SystemExit(1)
+
+
 @account_cli.command("create")
 @click.argument("username")
 @click.option("--display-name", default=None, help="Name shown on the site.")

@@ -1,0 +1,122 @@
+"""``wx doctor``: check a deployment and say what to enter in the MP console.
+
+Each check returns a ``Check``; the CLI prints them and exits non-zero if any failed.
+"""
+
+import os
+import tempfile
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+
+from . import store
+from .wechat import WeChatError
+
+
+@dataclass
+class Check:
+    ok: bool | None  # None: a warning, not a failure
+    label: str
+    detail: str = ""
+
+
+def run(app, client, public_url=None):
+    """Return the list of checks for ``app`` (and its public URL, when given)."""
+    cfg = app.config
+    checks = [_mode(cfg), _secret_key(cfg), _database(cfg), _uploads(cfg)]
+    checks += _credentials(client)
+    if public_url:
+        checks += _public(cfg, public_url)
+    else:
+        checks.append(Check(None, "public URL", "pass --public-url https://your.domain to check it"))
+    return checks
+
+
+def console_entries(cfg, public_url):
+    """Return what to type into the MP console for ``public_url``."""
+    host = urlsplit(public_url).hostname or "?"
+    lines = [
+        f"设置与开发 → 接口权限 → 网页授权 → 网页授权域名: {host}",
+        f"设置与开发 → 公众号设置 → 功能设置 → JS接口安全域名: {host}",
+        "设置与开发 → 基本配置 → IP白名单: this server's public outbound IP",
+    ]
+    if cfg["WX_MP_VERIFY"]:
+        lines.append(f"verification file: served at {public_url.rstrip('/')}/MP_verify_{cfg['WX_MP_VERIFY']}.txt")
+    else:
+        lines.append("verification file: set WX_MP_VERIFY to the code in MP_verify_<code>.txt")
+    return lines
+
+
+def _mode(cfg):
+    if cfg["WX_EMULATOR"]:
+        return Check(None, "mode", "emulator (WX_APPID not set): WeChat is the built-in emulator")
+    return Check(True, "mode", f"production, AppID {cfg['WX_APPID']}, token API {cfg['WX_TOKEN_API']}")
+
+
+def _secret_key(cfg):
+    key = cfg["SECRET_KEY"] or ""
+    if len(key) < 32 or len(set(key)) < 10:
+        return Check(False, "SECRET_KEY", "too short or too simple: use python -c 'import secrets; print(secrets.token_hex(32))'")
+    return Check(True, "SECRET_KEY", f"{len(key)} characters")
+
+
+def _database(cfg):
+    path = cfg["WXSITE_DATABASE"]
+    try:
+        db = store.connect(path)
+        try:
+            store.migrate(db)
+            ok = store.ping(db)
+            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        finally:
+            db.close()
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return Check(False, "database", f"{path}: {exc}")
+    return Check(ok, "database", f"{path} (journal {mode})")
+
+
+def _uploads(cfg):
+    path = cfg["WXSITE_UPLOADS"]
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return Check(False, "uploads", f"{path} is not writable: {exc.strerror}")
+    return Check(True, "uploads", f"{path} is writable")
+
+
+def _credentials(client):
+    checks = []
+    for label, fetch in (("access_token", client.access_token), ("jsapi_ticket", client.jsapi_ticket)):
+        try:
+            fetch()
+        except WeChatError as exc:
+            why = exc.hint or exc.errmsg
+            code = "" if exc.errcode is None else f"errcode {exc.errcode}: "
+            checks.append(Check(False, label, f"{code}{why}"))
+            break
+        status = client.credentials.status(label)
+        checks.append(Check(True, label, f"fetched, valid {status['expires_in']} s more"))
+    return checks
+
+
+def _public(cfg, public_url):
+    parts = urlsplit(public_url)
+    checks = []
+    if parts.scheme == "https":
+        checks.append(Check(True, "public URL", f"{public_url} is https"))
+    else:
+        checks.append(Check(None, "public URL", f"{public_url} is not https: WeChat works, but sessions are exposed"))
+    if parts.port not in (None, 80, 443):
+        checks.append(Check(False, "public port", "the MP console accepts domains on ports 80/443 only"))
+    code = cfg["WX_MP_VERIFY"]
+    if code:
+        url = f"{public_url.rstrip('/')}/MP_verify_{code}.txt"
+        try:
+            body = requests.get(url, timeout=5).text.strip()
+            checks.append(Check(body == code, "MP_verify file", f"{url} {'serves the code' if body == code else 'does not serve the code'}"))
+        except requests.RequestException as exc:
+            checks.append(Check(False, "MP_verify file", f"{url} unreachable ({type(exc).__name__})"))
+    return checks

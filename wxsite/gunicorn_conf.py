@@ -1,0 +1,39 @@
+"""gunicorn settings for production: ``gunicorn -c python:wxsite.gunicorn_conf wsgi:app``.
+
+Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("WXSITE_BIND", "127.0.0.1:8000")
+
+# Workers from the CPU count (the classic 2n+1, capped), each with a few threads: most time
+# goes to waiting on WeChat or SQLite, and threads make a slow WeChat call cost one
+# thread, not one process.
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 9)))
+worker_class = "gthread"
+threads = int(os.environ.get("WXSITE_THREADS", 4))
+
+# Our WeChat calls stop well before this (WXSITE_DEADLINE, 15 s): a worker that hits the
+# timeout is stuck, not slow.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests = 5000
+max_requests_jitter = 500
+
+# No preload: each worker builds its own app, so no SQLite connection, requests.Session or
+# credential cache crosses a fork; migrations are safe when workers start at once.
+preload_app = False
+
+# gunicorn's access log would print query strings (?code=…&state=…); the app logs one line
+# per request itself (path, status, time, request id, openid hash).
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("WXSITE_LOG_LEVEL", "info").lower()
+
+# WX_PROXY_HOPS (ProxyFix) is the only authority on X-Forwarded-*: gunicorn must not also
+# rewrite the scheme from headers a client could send.
+forwarded_allow_ips = ""
+proxy_allow_ips = ""
