@@ -17,16 +17,17 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(BIN)/flask --app wsgi wx run --port $(PORT)
 
-# Browser and proxy tests need Debian's chromium and nginx (ffmpeg makes voice playable).
+# Browser and proxy tests need Debian's chromium and nginx; CJK and emoji fonts make the
+# screenshots readable; ffmpeg makes voice notes playable.
+SYSTEM_PACKAGES := chromium nginx ffmpeg fonts-noto-cjk fonts-noto-color-emoji
 system-deps:
 	@missing=""; \
-	for pair in chromium:chromium nginx:nginx ffmpeg:ffmpeg; do \
-	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; \
+	for pkg in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
+	    echo "installing Debian packages:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/tmp/wxsite-apt.log 2>&1 \
 	      || { tail -20 /tmp/wxsite-apt.log; exit 1; }; \
 	  else \

@@ -1,0 +1,125 @@
+"""Headless Chromium (Debian's, driven by Playwright) against the site under gunicorn.
+
+Each scenario runs twice: straight to gunicorn (4 workers) and behind nginx forwarding
+X-Forwarded-Proto/Host/Port to a site on WX_PROXY_HOPS=1 — a stand-in for a tunnel.
+"""
+
+import os
+import shutil
+
+import pytest
+import requests
+
+from stack import ROOT, Emulator, Gunicorn, Nginx
+
+WECHAT_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN"
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = os.path.join(ROOT, "test-artifacts", "screenshots")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not executable:
+        pytest.fail("Chromium is missing: run `make test` (installs Debian's chromium) or apt-get install chromium")
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+class Stack:
+    """The emulator, the site and optionally nginx, with ``url()`` as the browser sees it."""
+
+    def __init__(self, variant, workdir):
+        self.variant = variant
+        self.emulator = Emulator()
+        env = {"WX_PROXY_HOPS": "1"} if variant == "nginx" else {}
+        self.site = Gunicorn(str(workdir), self.emulator.base_url, workers=4, env=env)
+        self.proxy = Nginx(str(workdir), self.site.port) if variant == "nginx" else None
+        self.base_url = (self.proxy or self.site).base_url
+        self.emu = requests.Session()
+
+    def url(self, path):
+        return self.base_url + path
+
+    def emu_get(self, path):
+        return self.emu.get(self.emulator.base_url + path).json()
+
+    def emu_post(self, path, json=None):
+        response = self.emu.post(self.emulator.base_url + path, json=json)
+        response.raise_for_status()
+        return response
+
+    def stop(self):
+        for part in (self.proxy, self.site, self.emulator):
+            if part:
+                part.stop()
+
+
+@pytest.fixture(scope="module", params=["direct", "nginx"])
+def stack(request, tmp_path_factory):
+    running = Stack(request.param, tmp_path_factory.mktemp(request.param))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def context(browser, stack):
+    ctx = browser.new_context(
+        user_agent=WECHAT_UA,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+    )
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context):
+    tab = context.new_page()
+    tab.problems = []
+    # CSP violations and script errors are bugs even when the page still "works".
+    tab.on("pageerror", lambda exc: tab.problems.append(f"pageerror: {exc}"))
+    tab.on(
+        "console",
+        lambda msg: tab.problems.append(f"console: {msg.text}")
+        if msg.type == "error" and "Content Security Policy" in msg.text
+        else None,
+    )
+    return tab
+
+
+@pytest.fixture
+def shot(stack):
+    """Save a phone-size screenshot under test-artifacts/screenshots/."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+
+    def take(page, name):
+        path = os.path.join(ARTIFACTS, f"{stack.variant}-{name}.png")
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    return take

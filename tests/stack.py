@@ -1,0 +1,153 @@
+"""Real processes for end-to-end tests and benchmarks: gunicorn, nginx, the emulator.
+
+Everything listens on 127.0.0.1 ports chosen at start; every process is stopped on exit.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.dirname(sys.executable)
+SECRET_KEY = "stack-secret-key-0123456789abcdef0123456789"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url, timeout=30.0, proc=None):
+    """Poll ``url`` until it answers (any status below 500)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+class Process:
+    """A child process in its own process group, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, args, env=None, log_path=None):
+        self.log_path = log_path or tempfile.mktemp(prefix="wxsite-", suffix=".log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def log(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+class Emulator(Process):
+    """The WeChat emulator as its own process."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        code = (
+            "from werkzeug.serving import run_simple; from wxsite.emulator import create_emulator; "
+            f"run_simple('127.0.0.1', {self.port}, create_emulator(), threaded=True)"
+        )
+        super().__init__([sys.executable, "-c", code])
+        wait_for(self.base_url + "/_emu/counters", proc=self.proc)
+
+
+class Gunicorn(Process):
+    """The site under gunicorn with the production config."""
+
+    def __init__(self, workdir, emulator_url, workers=4, threads=4, port=None, env=None):
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "SECRET_KEY": SECRET_KEY,
+            "WXSITE_DOTENV": os.path.join(workdir, "no.env"),
+            "WXSITE_DATABASE": os.path.join(workdir, "wxsite.sqlite3"),
+            "WXSITE_UPLOADS": os.path.join(workdir, "uploads"),
+            "WXSITE_EMULATOR_URL": emulator_url,
+            "WXSITE_BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": str(workers),
+            "WXSITE_THREADS": str(threads),
+            **(env or {}),
+        }
+        args = [os.path.join(VENV_BIN, "gunicorn"), "-c", "python:wxsite.gunicorn_conf", "wsgi:app"]
+        super().__init__(args, env=full_env, log_path=os.path.join(workdir, "gunicorn.log"))
+        wait_for(self.base_url + "/healthz", proc=self.proc)
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name _;
+        client_max_body_size 2m;
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_set_header Host $http_host;
+            # Overwrite, never append: a client's own X-Forwarded-* must not get through.
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Forwarded-Port $server_port;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_binary():
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+class Nginx(Process):
+    """nginx in front of ``upstream_port``, like a tunnel or a TLS-less reverse proxy."""
+
+    def __init__(self, workdir, upstream_port, port=None):
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        conf_dir = os.path.join(workdir, "nginx")
+        os.makedirs(conf_dir, exist_ok=True)
+        conf = os.path.join(conf_dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(dir=conf_dir, port=self.port, upstream=upstream_port))
+        super().__init__([nginx_binary(), "-e", os.path.join(conf_dir, "error.log"), "-c", conf, "-p", conf_dir])
+        wait_for(self.base_url + "/healthz", proc=self.proc)

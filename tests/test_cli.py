@@ -1,0 +1,70 @@
+"""CLI commands: accounts, credentials, doctor; each documented in the README with help."""
+
+import pathlib
+
+from wxsite import cli, config
+from wxsite.wechat import protocol
+
+README = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_account_create_reads_stdin_and_lists(runner):
+    result = runner.invoke(args=["account", "create", "alice"], input="correct horse battery\n")
+    assert result.exit_code == 0, result.output
+    assert "created account 1: alice" in result.output
+    assert "correct horse" not in result.output
+    listed = runner.invoke(args=["account", "list"])
+    assert "alice" in listed.output
+
+
+def test_account_create_refuses_short_password_and_duplicates(runner):
+    assert runner.invoke(args=["account", "create", "bob"], input="short\n").exit_code == 1
+    runner.invoke(args=["account", "create", "bob"], input="long enough password\n")
+    again = runner.invoke(args=["account", "create", "BOB"], input="long enough password\n")
+    assert again.exit_code == 1 and "已被使用" in again.output
+
+
+def test_token_shows_status_not_the_token(runner, app, emu):
+    result = runner.invoke(args=["wx", "token"])
+    assert result.exit_code == 0, result.output
+    assert "access_token: ok, expires in" in result.output
+    with app.app_context():
+        from wxsite import wx
+
+        token = wx.client().access_token()
+    assert token not in result.output
+    refreshed = runner.invoke(args=["wx", "token", "--refresh"])
+    assert refreshed.exit_code == 0
+    assert emu.count(protocol.STABLE_TOKEN) == 2
+
+
+def test_token_explains_ip_whitelist(runner, emu):
+    emu.fault(protocol.STABLE_TOKEN, errcode=protocol.IP_NOT_WHITELISTED, count=-1)
+    result = runner.invoke(args=["wx", "token"])
+    assert result.exit_code == 1
+    assert "IP whitelist" in result.output
+
+
+def test_doctor_passes_against_the_emulator_and_fails_on_bad_secret(runner, emu):
+    result = runner.invoke(args=["wx", "doctor", "--public-url", "https://wx.example.com"])
+    assert "PASS  access_token" in result.output
+    assert "网页授权域名: wx.example.com" in result.output
+    assert "JS接口安全域名: wx.example.com" in result.output
+    assert result.exit_code == 0, result.output
+    emu.fault(protocol.STABLE_TOKEN, errcode=protocol.INVALID_APPSECRET, count=-1)
+    bad = runner.invoke(args=["wx", "doctor"])
+    assert bad.exit_code == 1
+    assert "FAIL  access_token: errcode 40125" in bad.output
+
+
+def test_every_command_has_help_with_an_example_and_is_in_the_readme(runner):
+    for group in (cli.wx_cli, cli.account_cli):
+        for name, command in group.commands.items():
+            assert "Example: flask --app wsgi" in (command.help or ""), name
+            assert f"{group.name} {name}" in README, f"README does not document {group.name} {name}"
+            assert runner.invoke(args=[group.name, name, "--help"]).exit_code == 0
+
+
+def test_every_setting_is_in_the_readme():
+    for setting in config.SETTINGS:
+        assert f"`{setting.name}`" in README, setting.name

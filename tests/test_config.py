@@ -1,0 +1,80 @@
+"""Bad configuration stops start-up with one line naming the variable."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from wxsite import config
+from wxsite.config import ConfigError
+from wxsite.wechat import protocol
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BAD = [
+    ({"WX_APPID": "wx0123456789abcdef"}, "WX_SECRET"),
+    ({"WX_SECRET": "s3cret"}, "WX_APPID"),
+    ({"WX_APPID": "not-an-appid", "WX_SECRET": "x", "SECRET_KEY": "k" * 40}, "WX_APPID"),
+    ({"WX_APPID": "wx0123456789abcdef", "WX_SECRET": "x"}, "SECRET_KEY"),
+    ({"WX_API_BASE": "api.weixin.qq.com"}, "WX_API_BASE"),
+    ({"WX_OPEN_BASE": "ftp://open.weixin.qq.com"}, "WX_OPEN_BASE"),
+    ({"WX_JSSDK_URL": "not a url"}, "WX_JSSDK_URL"),
+    ({"WX_PROXY_HOPS": "one"}, "WX_PROXY_HOPS"),
+    ({"WX_PROXY_HOPS": "-1"}, "WX_PROXY_HOPS"),
+    ({"WX_TOKEN_API": "fast"}, "WX_TOKEN_API"),
+    ({"WXSITE_DEADLINE": "soon"}, "WXSITE_DEADLINE"),
+]
+
+
+@pytest.mark.parametrize("environ,name", BAD)
+def test_bad_setting_names_the_variable(environ, name):
+    with pytest.raises(ConfigError) as info:
+        config.load(environ)
+    assert str(info.value).startswith(name)
+    assert "\n" not in str(info.value)
+
+
+def test_emulator_mode_points_everything_at_the_emulator():
+    settings = config.load({"WXSITE_EMULATOR_URL": "http://127.0.0.1:5999"})
+    assert settings["WX_EMULATOR"] is True
+    assert settings["WX_APPID"] == protocol.EMULATOR_APPID
+    assert settings["WX_API_BASE"] == settings["WX_OPEN_BASE"] == "http://127.0.0.1:5999"
+    assert settings["WX_JSSDK_URL"] == "http://127.0.0.1:5999" + protocol.EMULATOR_JSSDK_PATH
+
+
+def test_production_defaults_are_the_official_hosts():
+    settings = config.load(
+        {"WX_APPID": "wx0123456789abcdef", "WX_SECRET": "s", "SECRET_KEY": "k" * 40}
+    )
+    assert settings["WX_EMULATOR"] is False
+    assert settings["WX_API_BASE"] == "https://api.weixin.qq.com"
+    assert settings["WX_OPEN_BASE"] == "https://open.weixin.qq.com"
+    assert settings["WX_JSSDK_URL"] == "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
+    assert settings["WX_TOKEN_API"] == "stable"
+    assert settings["WX_PROXY_HOPS"] == 0
+
+
+def test_start_up_prints_one_line_and_exits(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "WX_APPID": "wx0123456789abcdef",
+        "WX_SECRET": "s",
+        "WXSITE_DOTENV": str(tmp_path / "none.env"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["wxsite: configuration error: SECRET_KEY is not set: it is required when WX_APPID is set (production)"]
+    assert "Traceback" not in result.stderr
+
+
+def test_dev_secret_key_is_generated_once(tmp_path, emu):
+    from wxsite import create_app
+
+    cfg = {"TESTING": True, "WXSITE_DATABASE": str(tmp_path / "db"), "WXSITE_UPLOADS": str(tmp_path / "u")}
+    first = create_app(cfg).config["SECRET_KEY"]
+    second = create_app(cfg).config["SECRET_KEY"]
+    assert first == second and len(first) >= 32
