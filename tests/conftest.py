@@ -8,8 +8,6 @@ import requests
 from werkzeug.serving import make_server
 
 from wxsite import create_app
-from wxsite.emulator import create_emulator
-from wxsite.emulator.server import start
 
 WECHAT_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -69,6 +67,9 @@ class Emulator:
 
 @pytest.fixture(scope="session")
 def emulator_server():
+    from wxsite.emulator import create_emulator
+    from wxsite.emulator.server import start
+
     running = start(create_emulator())
     yield running
     running.shutdown()

@@ -71,7 +71,7 @@ def test_start_up_prints_one_line_and_exits(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_dev_secret_key_is_generated_once(tmp_path, emu):
+def test_dev_secret_key_is_generated_once(tmp_path):
     from wxsite import create_app
 
     cfg = {"TESTING": True, "WXSITE_DATABASE": str(tmp_path / "db"), "WXSITE_UPLOADS": str(tmp_path / "u")}
