@@ -19,7 +19,7 @@ run: $(STAMP)
 
 # Browser and proxy tests need Debian's chromium and nginx; CJK and emoji fonts make the
 # screenshots readable; ffmpeg makes voice notes playable.
-SYSTEM_PACKAGES := chromium nginx ffmpeg fonts-noto-cjk fonts-noto-color-emoji
+SYSTEM_PACKAGES ?= chromium nginx ffmpeg fonts-noto-cjk fonts-noto-color-emoji
 system-deps:
 	@missing=""; \
 	for pkg in $(SYSTEM_PACKAGES); do \
@@ -41,7 +41,8 @@ test: $(STAMP) system-deps
 serve: $(STAMP)
 	$(BIN)/gunicorn -c python:wxsite.gunicorn_conf wsgi:app
 
-bench: $(STAMP) system-deps
+bench: $(STAMP)
+	$(MAKE) system-deps SYSTEM_PACKAGES="$(SYSTEM_PACKAGES) wrk"
 	$(BIN)/python bench/run.py
 
 clean:
