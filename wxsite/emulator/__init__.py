@@ -1,0 +1,58 @@
+"""The WeChat emulator: a stand-in for WeChat's authorization, API and JS-SDK hosts.
+
+It is its own WSGI app and imports nothing from the site but the shared protocol
+constants (``wxsite.wechat.protocol``). See docs/emulator.md.
+"""
+
+from flask import Flask, redirect
+
+from wxsite.wechat import protocol
+
+from . import api, control, hooks, jssdk, oauth
+from .state import EmulatorState
+from .users import DEFAULT_USERS
+
+#: Every setting the emulator reads, with its default.
+DEFAULTS = {
+    #: appid -> secret of the Official Accounts it emulates (one Open Platform account).
+    "EMU_ACCOUNTS": protocol.EMULATOR_ACCOUNTS,
+    #: appid -> display name on the authorization page.
+    "EMU_ACCOUNT_NAMES": {
+        protocol.EMULATOR_APPID: "模拟公众号",
+        protocol.EMULATOR_APPID_2: "模拟公众号二",
+    },
+    #: Hosts (host or host:port) redirect_uri may point at; None allows any.
+    "EMU_AUTH_DOMAINS": None,
+    #: Hosts (host or host:port) wx.config may be called from; None allows any.
+    "EMU_JS_DOMAINS": None,
+    #: Seconds a superseded classic token / force-refreshed stable token / ticket still works.
+    "EMU_CLASSIC_GRACE": protocol.CLASSIC_TOKEN_GRACE,
+    #: Issue this jsapi_ticket instead of random ones (for signature tests).
+    "EMU_FIXED_TICKET": None,
+    #: Base of absolute URLs it hands out (headimgurl); None uses the request's host.
+    "EMU_PUBLIC_URL": None,
+    #: The fake users (FakeUser instances).
+    "EMU_USERS": DEFAULT_USERS,
+}
+
+
+def create_emulator(config=None):
+    """Create the emulator app; *config* overrides :data:`DEFAULTS`."""
+    app = Flask(__name__, static_url_path="/_emu/static")
+    app.config.from_mapping(DEFAULTS)
+    if config:
+        app.config.from_mapping(config)
+    # WeChat sends real UTF-8 and keeps its own key order.
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["wxemu"] = EmulatorState(
+        accounts=app.config["EMU_ACCOUNTS"],
+        users=app.config["EMU_USERS"],
+        grace=app.config["EMU_CLASSIC_GRACE"],
+        fixed_ticket=app.config["EMU_FIXED_TICKET"],
+    )
+    hooks.init_app(app)
+    for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp):
+        app.register_blueprint(blueprint)
+    app.add_url_rule("/", "home", lambda: redirect("/_emu/"))
+    return app

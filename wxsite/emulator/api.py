@@ -1,0 +1,240 @@
+"""WeChat's API endpoints: web-authorization (sns), global credentials, users, media."""
+
+from flask import Blueprint, Response, request
+
+from wxsite.wechat import protocol
+
+from . import media as media_bytes
+from .state import DATA_FORMAT_ERROR, INVALID_ARGS, ApiError
+from .web import external_url, request_json, state, wx_json
+
+bp = Blueprint("api", __name__)
+
+_MEDIA_TYPES = ("image", "voice", "video", "thumb")
+_CHUNK = 64 * 1024
+
+
+# -- web authorization -----------------------------------------------------------------
+
+
+def _web_token_body(grant, refresh):
+    emu = state()
+    return {
+        "access_token": grant.value,
+        "expires_in": protocol.TOKEN_LIFETIME,
+        "refresh_token": refresh.value,
+        "openid": emu.openid(grant.appid, grant.user),
+        "scope": grant.scope,
+    }
+
+
+@bp.get(protocol.SNS_ACCESS_TOKEN)
+def sns_access_token():
+    """Exchange an authorization code for a web access_token."""
+    args = request.args
+    emu = state()
+    emu.check_app(args.get("appid"), args.get("secret"), check_secret=True)
+    if args.get("grant_type") != "authorization_code":
+        raise ApiError(protocol.INVALID_GRANT_TYPE)
+    grant, refresh = emu.exchange_code(args["appid"], args.get("code"))
+    body = _web_token_body(grant, refresh)
+    unionid = emu.unionid(grant.user)
+    if unionid:
+        body["unionid"] = unionid
+    body["is_snapshotuser"] = 0
+    return wx_json(body)
+
+
+@bp.get(protocol.SNS_REFRESH_TOKEN)
+def sns_refresh_token():
+    """Issue a new web access_token for a refresh_token (the old one keeps working)."""
+    args = request.args
+    emu = state()
+    emu.check_app(args.get("appid"))
+    if args.get("grant_type") != "refresh_token":
+        raise ApiError(protocol.INVALID_GRANT_TYPE)
+    grant, refresh = emu.refresh_web_token(args["appid"], args.get("refresh_token"))
+    return wx_json(_web_token_body(grant, refresh))
+
+
+@bp.get(protocol.SNS_USERINFO)
+def sns_userinfo():
+    """Return the profile of the user a snsapi_userinfo web token speaks for."""
+    emu = state()
+    grant = emu.web_grant(request.args.get("access_token"), request.args.get("openid"))
+    if grant.scope != protocol.SCOPE_USERINFO:
+        raise ApiError(protocol.API_UNAUTHORIZED)
+    user = emu.users[grant.user]
+    # Since October 2021 WeChat returns no sex or region: zero and empty strings.
+    body = {
+        "openid": emu.openid(grant.appid, user.key),
+        "nickname": user.nickname,
+        "sex": 0,
+        "province": "",
+        "city": "",
+        "country": "",
+        "headimgurl": external_url("control.avatar", key=user.key),
+        "privilege": [],
+    }
+    unionid = emu.unionid(user.key)
+    if unionid:
+        body["unionid"] = unionid
+    return wx_json(body)
+
+
+@bp.get(protocol.SNS_AUTH)
+def sns_auth():
+    """Tell whether a web access_token is valid for an openid."""
+    state().web_grant(request.args.get("access_token"), request.args.get("openid"))
+    return wx_json({"errcode": 0, "errmsg": "ok"})
+
+
+# -- global credentials ----------------------------------------------------------------
+
+
+@bp.get(protocol.TOKEN)
+def token():
+    """Issue a classic global access_token (earlier ones die after the grace)."""
+    args = request.args
+    emu = state()
+    if args.get("grant_type") != "client_credential":
+        raise ApiError(protocol.INVALID_GRANT_TYPE)
+    emu.check_app(args.get("appid"), args.get("secret"), check_secret=True)
+    value, expires_in = emu.classic_token(args["appid"])
+    return wx_json({"access_token": value, "expires_in": expires_in})
+
+
+@bp.post(protocol.STABLE_TOKEN)
+def stable_token():
+    """Return the stable global access_token, refreshing it when asked or needed."""
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(DATA_FORMAT_ERROR)
+    emu = state()
+    if data.get("grant_type") != "client_credential":
+        raise ApiError(protocol.INVALID_GRANT_TYPE)
+    emu.check_app(data.get("appid"), data.get("secret"), check_secret=True)
+    force = data.get("force_refresh", False)
+    if not isinstance(force, bool):
+        raise ApiError(DATA_FORMAT_ERROR)
+    value, expires_in = emu.stable_token(data["appid"], force)
+    return wx_json({"access_token": value, "expires_in": expires_in})
+
+
+@bp.get(protocol.TICKET)
+def ticket():
+    """Issue a jsapi_ticket (earlier tickets keep verifying for the grace)."""
+    emu = state()
+    appid = emu.token_appid(request.args.get("access_token"))
+    if request.args.get("type") != "jsapi":
+        raise ApiError(INVALID_ARGS)
+    value, expires_in = emu.issue_ticket(appid)
+    return wx_json({"errcode": 0, "errmsg": "ok", "ticket": value, "expires_in": expires_in})
+
+
+@bp.get(protocol.USER_INFO)
+def user_info():
+    """Return what the global API tells about a user: little unless they follow."""
+    emu = state()
+    appid = emu.token_appid(request.args.get("access_token"))
+    openid = request.args.get("openid")
+    key = emu.user_by_openid(appid, openid)
+    unionid = emu.unionid(key)
+    since = emu.follow_time(key, appid)
+    if since is None:
+        body = {"subscribe": 0, "openid": openid}
+        if unionid:
+            body["unionid"] = unionid
+        return wx_json(body)
+    # No nickname/headimgurl: WeChat stopped returning them here in December 2021.
+    body = {
+        "subscribe": 1,
+        "openid": openid,
+        "language": emu.users[key].language,
+        "subscribe_time": since,
+    }
+    if unionid:
+        body["unionid"] = unionid
+    body.update(
+        remark="",
+        groupid=0,
+        tagid_list=[],
+        subscribe_scene="ADD_SCENE_QR_CODE",
+        qr_scene=0,
+        qr_scene_str="",
+    )
+    return wx_json(body)
+
+
+# -- media -----------------------------------------------------------------------------
+
+
+def store_upload(kind, data, content_type, appid=None, duration_ms=None):
+    """Keep uploaded bytes as media of *kind*; return (media_id, created_at)."""
+    if kind == "image":
+        content_type = media_bytes.sniff_image_type(data, content_type or "image/jpeg")
+    elif kind == "voice":
+        content_type = "audio/amr"
+        if duration_ms is None:
+            duration_ms = media_bytes.amr_duration_ms(data)
+    else:
+        content_type = content_type or "application/octet-stream"
+    return state().add_media(kind, data, content_type, appid, duration_ms or 0)
+
+
+@bp.post(protocol.MEDIA_UPLOAD)
+def media_upload():
+    """Keep a multipart ``media`` upload as temporary media."""
+    emu = state()
+    appid = emu.token_appid(request.args.get("access_token"))
+    kind = request.args.get("type")
+    if kind not in _MEDIA_TYPES:
+        raise ApiError(protocol.INVALID_MEDIA_TYPE)
+    upload = request.files.get("media")
+    if upload is None:
+        raise ApiError(protocol.MISSING_MEDIA_ID, "media data missing")
+    media_id, created_at = store_upload(kind, upload.read(), upload.mimetype, appid)
+    return wx_json({"type": kind, "media_id": media_id, "created_at": int(created_at)})
+
+
+def _stream(data):
+    # A generator so a 20 MB body goes out in chunks instead of one huge write.
+    view = memoryview(data)
+    for start in range(0, len(view), _CHUNK):
+        yield bytes(view[start : start + _CHUNK])
+
+
+def media_response(media_id, data, content_type):
+    """Answer media bytes the way media/get does (attachment, exact length)."""
+    ext = media_bytes.EXTENSIONS.get(content_type, ".jpg" if "image" in content_type else "")
+    return Response(
+        _stream(data),
+        content_type=content_type,
+        headers={
+            "Content-Length": str(len(data)),
+            "Content-Disposition": f'attachment; filename="{media_id}{ext}"',
+            "Cache-Control": "no-cache, must-revalidate",
+        },
+        direct_passthrough=True,
+    )
+
+
+@bp.get(protocol.MEDIA_GET)
+def media_get():
+    """Download temporary media by media_id."""
+    emu = state()
+    appid = emu.token_appid(request.args.get("access_token"))
+    item = emu.get_media(request.args.get("media_id"), appid)
+    return media_response(item.media_id, item.data, item.content_type)
+
+
+@bp.get(protocol.MEDIA_GET_JSSDK)
+def media_get_jssdk():
+    """Download a JS-SDK voice as "high quality" speex (fake bytes, see docs)."""
+    emu = state()
+    appid = emu.token_appid(request.args.get("access_token"))
+    item = emu.get_media(request.args.get("media_id"), appid)
+    if item.kind != "voice":
+        raise ApiError(protocol.INVALID_MEDIA_ID)
+    data = media_bytes.fake_speex(item.duration_ms)
+    return media_response(item.media_id, data, "voice/speex")

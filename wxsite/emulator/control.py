@@ -1,0 +1,211 @@
+"""The control API under /_emu: how tests drive the emulator (JSON in, JSON out)."""
+
+import math
+
+from flask import Blueprint, Response, abort, render_template, request
+
+from wxsite.wechat import protocol
+
+from .api import store_upload
+from .state import FAULT_PATHS, Fault
+from .users import avatar_svg
+from .web import bad_request, external_url, request_json, state, wx_json
+
+bp = Blueprint("control", __name__, url_prefix="/_emu")
+
+_FAULT_KINDS = ("errcode", "status", "body")
+_EVENT_FIELDS = ("api", "args", "url", "ok", "errMsg", "result")
+
+
+@bp.get("/counters")
+def counters():
+    """Return calls per WeChat path since the last reset."""
+    return wx_json(state().describe_counters())
+
+
+@bp.delete("/counters")
+def reset_counters():
+    """Set every counter to zero."""
+    state().reset_counters()
+    return wx_json(state().describe_counters())
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _parse_fault(data):
+    """Return a Fault from the control API's JSON, or an error message."""
+    path = data.get("path")
+    if path not in FAULT_PATHS:
+        return f"path must be one of {', '.join(FAULT_PATHS)}"
+    count = data.get("count", 1)
+    if not _is_int(count) or (count < 1 and count != -1):
+        return "count must be a positive integer, or -1 for until cleared"
+    kinds = [k for k in _FAULT_KINDS if data.get(k) is not None]
+    stall = data.get("stall")
+    if len(kinds) > 1:
+        return "give only one of errcode, status, body (stall may go with any)"
+    if not kinds and stall is None:
+        return "give one of errcode, status, stall, body"
+    if stall is not None and (not _is_number(stall) or not 0 <= stall <= 600):
+        return "stall must be a number of seconds between 0 and 600"
+    errcode, status, body = (data.get(k) for k in _FAULT_KINDS)
+    if errcode is not None and not _is_int(errcode):
+        return "errcode must be an integer"
+    if status is not None and (not _is_int(status) or not 400 <= status <= 599):
+        return "status must be an HTTP error status (400-599)"
+    if body is not None and not isinstance(body, str):
+        return "body must be a string"
+    content_type = data.get("content_type", "application/json")
+    errmsg = data.get("errmsg")
+    if not isinstance(content_type, str) or not isinstance(errmsg, (str, type(None))):
+        return "content_type and errmsg must be strings"
+    return Fault(path, count, errcode, errmsg, status, stall, body, content_type)
+
+
+@bp.post("/faults")
+def add_fault():
+    """Queue a fault for the next ``count`` calls of a path."""
+    fault = _parse_fault(request_json())
+    if isinstance(fault, str):
+        return bad_request(fault)
+    emu = state()
+    emu.add_fault(fault)
+    return wx_json(emu.describe_faults())
+
+
+@bp.get("/faults")
+def list_faults():
+    """Return the queued faults in the order they will apply."""
+    return wx_json(state().describe_faults())
+
+
+@bp.delete("/faults")
+def clear_faults():
+    """Drop every queued fault."""
+    state().clear_faults()
+    return wx_json([])
+
+
+@bp.get("/clock")
+def clock():
+    """Return the emulator's time and its offset from the wall clock."""
+    return wx_json(state().set_clock())
+
+
+@bp.post("/clock")
+def set_clock():
+    """Advance the clock, or set its offset, by JSON ``advance`` / ``offset`` seconds."""
+    data = request_json()
+    advance, offset = data.get("advance"), data.get("offset")
+    if advance is None and offset is None:
+        return bad_request("give advance or offset (seconds)")
+    if any(v is not None and not _is_number(v) for v in (advance, offset)):
+        return bad_request("advance and offset must be numbers")
+    return wx_json(state().set_clock(advance=advance, offset=offset))
+
+
+@bp.post("/reset")
+def reset():
+    """Forget every token, ticket, code, media, fault, counter, event and clock change."""
+    state().reset()
+    return wx_json({"ok": True})
+
+
+@bp.get("/users")
+def users():
+    """List the fake users with their ids and the appids they follow."""
+    return wx_json(state().describe_users())
+
+
+@bp.post("/users/<key>")
+def update_user(key):
+    """Change which appids user *key* follows (JSON ``follows``)."""
+    emu = state()
+    if key not in emu.users:
+        abort(404)
+    follows = request_json().get("follows")
+    if not isinstance(follows, list) or any(a not in emu.accounts for a in follows):
+        return bad_request(f"follows must be a list of appids among {list(emu.accounts)}")
+    emu.set_follows(key, follows)
+    return wx_json(next(u for u in emu.describe_users() if u["key"] == key))
+
+
+@bp.post("/tokens/revoke")
+def revoke_tokens():
+    """Invalidate every current global access_token of an appid, as a rival fetch would."""
+    emu = state()
+    appid = request_json().get("appid")
+    if appid not in emu.accounts:
+        return bad_request(f"appid must be one of {list(emu.accounts)}")
+    return wx_json({"revoked": emu.revoke_tokens(appid)})
+
+
+@bp.post("/media")
+def add_media():
+    """Keep the raw request body as media (``?type=image|voice``, optional ``appid``)."""
+    kind = request.args.get("type", "image")
+    appid = request.args.get("appid") or None
+    if kind not in ("image", "voice"):
+        return bad_request("type must be image or voice")
+    if appid is not None and appid not in state().accounts:
+        return bad_request("unknown appid")
+    data = request.get_data(cache=False)
+    if not data:
+        return bad_request("send the media bytes as the request body")
+    media_id, created_at = store_upload(kind, data, request.mimetype, appid)
+    return wx_json({"media_id": media_id, "type": kind, "created_at": int(created_at)})
+
+
+@bp.get("/events")
+def events():
+    """Return what the fake JS-SDK recorded, oldest first."""
+    return wx_json(state().list_events())
+
+
+@bp.post("/events")
+def add_event():
+    """Record one fake JS-SDK call (posted by the script itself)."""
+    data = request_json()
+    if not isinstance(data.get("api"), str):
+        return bad_request("an event needs an api name")
+    event = {k: data[k] for k in _EVENT_FIELDS if k in data}
+    return wx_json(state().add_event(event))
+
+
+@bp.delete("/events")
+def clear_events():
+    """Forget the recorded JS-SDK events."""
+    state().clear_events()
+    return wx_json([])
+
+
+@bp.get("/avatar/<key>.svg")
+def avatar(key):
+    """Serve a fake user's avatar (their headimgurl)."""
+    user = state().users.get(key)
+    if user is None:
+        abort(404)
+    response = Response(avatar_svg(user), content_type="image/svg+xml; charset=utf-8")
+    response.cache_control.max_age = 3600
+    return response
+
+
+@bp.get("/")
+def index():
+    """Show what this emulator offers: accounts, users, and where things are."""
+    emu = state()
+    return render_template(
+        "index.html",
+        accounts=list(emu.accounts),
+        users=emu.describe_users(),
+        avatars={u: external_url("control.avatar", key=u) for u in emu.users},
+        jssdk_url=external_url("jssdk.script"),
+        paths=FAULT_PATHS,
+        protocol=protocol,
+    )

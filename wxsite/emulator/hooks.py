@@ -1,0 +1,71 @@
+"""App-wide request hooks: counters and fault injection, CORS, WeChat error bodies."""
+
+import time
+
+from flask import Response, request
+from werkzeug.http import HTTP_STATUS_CODES
+
+from wxsite.wechat import protocol
+
+from .state import FAULT_PATHS, ApiError
+from .web import state, wx_json
+
+_FAULT_PATHS = frozenset(FAULT_PATHS)
+# Called from the site's pages (another origin): the fake JS-SDK and what it talks to.
+_CORS_PREFIXES = ("/_emu/jssdk/", "/_emu/events", "/_emu/avatar/", "/_emu/static/")
+
+
+def _gateway_page(status):
+    phrase = HTTP_STATUS_CODES.get(status, "Error")
+    # What WeChat's front proxies send when the service behind them fails.
+    return (
+        f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
+
+
+def apply_fault():
+    """Count a call of a WeChat path and answer with its queued fault, if any."""
+    if request.method == "OPTIONS" or request.path not in _FAULT_PATHS:
+        return None
+    fault = state().hit(request.path)
+    if fault is None:
+        return None
+    if fault.stall:
+        # Wall-clock sleep: the point is to make the caller's HTTP timeout fire.
+        time.sleep(fault.stall)
+    if fault.errcode is not None:
+        return wx_json(ApiError(fault.errcode, fault.errmsg).body())
+    if fault.status is not None:
+        return Response(_gateway_page(fault.status), fault.status, content_type="text/html")
+    if fault.body is not None:
+        return Response(fault.body, 200, content_type=fault.content_type)
+    return None
+
+
+def add_cors(response):
+    """Let the site's pages (another origin) use the fake JS-SDK's endpoints."""
+    path = request.path
+    if path == protocol.EMULATOR_JSSDK_PATH or path.startswith(_CORS_PREFIXES):
+        headers = response.headers
+        headers["Access-Control-Allow-Origin"] = "*"
+        headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = "Content-Type"
+        headers["Access-Control-Max-Age"] = "600"
+        headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+        if request.headers.get("Access-Control-Request-Private-Network"):
+            headers["Access-Control-Allow-Private-Network"] = "true"
+    return response
+
+
+def api_error(error):
+    """Answer an ApiError as WeChat does: HTTP 200 with errcode/errmsg."""
+    return wx_json(error.body())
+
+
+def init_app(app):
+    """Register the hooks on the emulator *app*."""
+    app.before_request(apply_fault)
+    app.after_request(add_cors)
+    app.register_error_handler(ApiError, api_error)

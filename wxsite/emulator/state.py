@@ -1,0 +1,525 @@
+"""All of the emulator's mutable state, under one lock, with a controllable clock.
+
+Nothing here knows about Flask: the blueprints translate :class:`ApiError` into
+WeChat's ``{"errcode", "errmsg"}`` bodies.
+"""
+
+import hashlib
+import math
+import secrets
+import string
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from wxsite.wechat import protocol
+
+from . import media as media_bytes
+from .users import openid_for, subscribe_time_for, unionid_for
+
+# Errcodes only the emulator needs; WeChat's own numbers and wording.
+APPSECRET_MISSING = 41004
+DATA_FORMAT_ERROR = 47001
+INVALID_ARGS = 40097
+LOCAL_ERRMSG = {
+    APPSECRET_MISSING: "appsecret missing",
+    DATA_FORMAT_ERROR: "data format error",
+    INVALID_ARGS: "invalid args",
+}
+
+#: Every path that is counted and can be given a fault (WeChat's, plus the JS-SDK's).
+FAULT_PATHS = (
+    protocol.AUTHORIZE,
+    protocol.SNS_ACCESS_TOKEN,
+    protocol.SNS_REFRESH_TOKEN,
+    protocol.SNS_USERINFO,
+    protocol.SNS_AUTH,
+    protocol.TOKEN,
+    protocol.STABLE_TOKEN,
+    protocol.TICKET,
+    protocol.USER_INFO,
+    protocol.MEDIA_UPLOAD,
+    protocol.MEDIA_GET,
+    protocol.MEDIA_GET_JSSDK,
+    "/_emu/jssdk/verify",
+    "/_emu/jssdk/upload",
+)
+
+#: Events kept for /_emu/events; older ones are dropped so a long session stays small.
+MAX_EVENTS = 10_000
+#: How long after expiry a credential is still remembered (to answer "expired").
+_FORGET_AFTER = 24 * 3600
+_ALNUM = string.ascii_letters + string.digits
+
+
+class ApiError(Exception):
+    """A WeChat API error, answered as HTTP 200 with errcode/errmsg."""
+
+    def __init__(self, errcode, errmsg=None):
+        self.errcode = errcode
+        self.errmsg = errmsg or protocol.ERRMSG.get(errcode) or LOCAL_ERRMSG.get(errcode, "")
+        super().__init__(f"{self.errcode} {self.errmsg}")
+
+    def body(self):
+        """Return the JSON body WeChat would send."""
+        return {"errcode": self.errcode, "errmsg": self.errmsg}
+
+
+def _random(length, alphabet=_ALNUM):
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _token_value(length):
+    # WeChat credentials look like "90_" + URL-safe characters; mimic the shape and length.
+    return (f"{secrets.randbelow(90) + 10}_" + secrets.token_urlsafe(length))[:length]
+
+
+@dataclass
+class Credential:
+    """A token or ticket: good until it expires or is superseded/revoked."""
+
+    value: str
+    appid: str
+    expires_at: float
+    #: Set earlier than expires_at when superseded (grace) or revoked (now).
+    valid_until: float = math.inf
+    kind: str = ""
+
+    def error_at(self, now):
+        """Return the errcode a call with this credential gets at *now*, or None."""
+        if now >= self.valid_until:
+            return protocol.INVALID_CREDENTIAL
+        if now >= self.expires_at:
+            return protocol.ACCESS_TOKEN_EXPIRED
+        return None
+
+
+@dataclass
+class Code:
+    """An authorization code, bound to (appid, user, scope)."""
+
+    appid: str
+    user: str
+    scope: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class WebGrant:
+    """A web (sns) access_token or refresh_token and who it speaks for."""
+
+    value: str
+    appid: str
+    user: str
+    scope: str
+    expires_at: float
+
+
+@dataclass
+class Media:
+    """Temporary media as WeChat keeps it for three days."""
+
+    media_id: str
+    kind: str
+    data: bytes
+    content_type: str
+    created_at: float
+    #: None: any account may download it (media seeded by tests).
+    appid: str | None = None
+    duration_ms: int = 0
+
+
+@dataclass
+class Fault:
+    """What the next ``count`` calls of ``path`` get instead of a normal answer."""
+
+    path: str
+    count: int = 1
+    errcode: int | None = None
+    errmsg: str | None = None
+    status: int | None = None
+    stall: float | None = None
+    body: str | None = None
+    content_type: str = "application/json"
+    seq: int = field(default=0, compare=False)
+
+    def describe(self):
+        """Return the fault as the JSON object the control API shows."""
+        out = {"path": self.path, "count": self.count}
+        for name in ("errcode", "errmsg", "status", "stall", "body"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.body is not None:
+            out["content_type"] = self.content_type
+        return out
+
+
+class EmulatorState:
+    """The emulator's memory: one instance per emulator app, every method thread-safe."""
+
+    def __init__(self, accounts, users, grace, fixed_ticket=None):
+        self.lock = threading.RLock()
+        self.accounts = dict(accounts)
+        self.users = {u.key: u for u in users}
+        self.grace = grace
+        self.fixed_ticket = fixed_ticket
+        self._openids = {
+            (appid, u.key): openid_for(appid, u.key) for appid in self.accounts for u in users
+        }
+        self._by_openid = {(a, o): k for (a, k), o in self._openids.items()}
+        self.reset()
+
+    # -- clock and reset -------------------------------------------------------------
+
+    def now(self):
+        """Return the emulator's time: the wall clock plus the controllable offset."""
+        return time.time() + self.offset
+
+    def set_clock(self, advance=None, offset=None):
+        """Move the clock forward by *advance* seconds or set its *offset*."""
+        with self.lock:
+            if offset is not None:
+                self.offset = float(offset)
+            if advance is not None:
+                self.offset += float(advance)
+            return {"now": self.now(), "offset": self.offset}
+
+    def reset(self):
+        """Forget everything that happened since start-up."""
+        with self.lock:
+            self.offset = 0.0
+            self.tokens = {}  # value -> Credential (global access tokens)
+            self.stable = {}  # appid -> Credential (the current stable token)
+            self.tickets = {}  # appid -> [Credential]
+            self.codes = {}
+            self.web_tokens = {}
+            self.refresh_tokens = {}
+            self.media = {}
+            self.faults = []
+            self.counters = {}
+            self.events = deque(maxlen=MAX_EVENTS)
+            self._fault_seq = 0
+            self.follows = {
+                u.key: {a: subscribe_time_for(i) for a in u.follows if a in self.accounts}
+                for i, u in enumerate(self.users.values())
+            }
+
+    # -- accounts and users -----------------------------------------------------------
+
+    def check_app(self, appid, secret=None, check_secret=False):
+        """Raise the errcode WeChat gives for a missing/unknown appid or a wrong secret."""
+        if not appid:
+            raise ApiError(protocol.MISSING_APPID)
+        if appid not in self.accounts:
+            raise ApiError(protocol.INVALID_APPID)
+        if check_secret:
+            if not secret:
+                raise ApiError(APPSECRET_MISSING)
+            if not secrets.compare_digest(secret, self.accounts[appid]):
+                raise ApiError(protocol.INVALID_APPSECRET)
+
+    def openid(self, appid, key):
+        """Return the openid of user *key* under *appid*."""
+        return self._openids[(appid, key)]
+
+    def unionid(self, key):
+        """Return the unionid of user *key*, or None."""
+        return unionid_for(self.users[key])
+
+    def user_by_openid(self, appid, openid):
+        """Return the user key behind *openid* under *appid*, or raise 40003."""
+        key = self._by_openid.get((appid, openid or ""))
+        if key is None:
+            raise ApiError(protocol.INVALID_OPENID)
+        return key
+
+    def follow_time(self, key, appid):
+        """Return when user *key* followed *appid*, or None if they don't follow it."""
+        with self.lock:
+            return self.follows.get(key, {}).get(appid)
+
+    def set_follows(self, key, appids):
+        """Make user *key* follow exactly *appids* (keeping earlier subscribe times)."""
+        with self.lock:
+            old = self.follows.get(key, {})
+            now = int(self.now())
+            self.follows[key] = {a: old.get(a, now) for a in appids}
+
+    def describe_users(self):
+        """Return every user as the control API lists them."""
+        with self.lock:
+            return [
+                {
+                    "key": u.key,
+                    "nickname": u.nickname,
+                    "unionid": unionid_for(u),
+                    "openids": {a: self.openid(a, u.key) for a in self.accounts},
+                    "follows": [a for a in self.accounts if a in self.follows.get(u.key, {})],
+                    "language": u.language,
+                    "note": u.note,
+                }
+                for u in self.users.values()
+            ]
+
+    # -- global access tokens ------------------------------------------------------------
+
+    def _prune(self, now):
+        # Remember dead credentials a day so late callers get "expired", then forget them.
+        horizon = now - _FORGET_AFTER
+        for table in (self.tokens, self.codes, self.web_tokens, self.refresh_tokens):
+            for value in [v for v, c in table.items() if c.expires_at < horizon]:
+                del table[value]
+
+    def _new_token(self, appid, kind, now):
+        token = Credential(
+            _token_value(136), appid, now + protocol.TOKEN_LIFETIME, kind=kind
+        )
+        self.tokens[token.value] = token
+        return token
+
+    def classic_token(self, appid):
+        """Issue a new classic token; the appid's earlier classic ones die after the grace."""
+        with self.lock:
+            now = self.now()
+            self._prune(now)
+            for old in self.tokens.values():
+                if old.appid == appid and old.kind == "classic":
+                    old.valid_until = min(old.valid_until, now + self.grace)
+            token = self._new_token(appid, "classic", now)
+            return token.value, protocol.TOKEN_LIFETIME
+
+    def stable_token(self, appid, force_refresh=False):
+        """Return the appid's stable token (new if none, dead, or *force_refresh*)."""
+        with self.lock:
+            now = self.now()
+            current = self.stable.get(appid)
+            if current is not None and current.error_at(now) is None and not force_refresh:
+                return current.value, int(current.expires_at - now)
+            if current is not None:
+                current.valid_until = min(current.valid_until, now + self.grace)
+            self._prune(now)
+            token = self._new_token(appid, "stable", now)
+            self.stable[appid] = token
+            return token.value, protocol.TOKEN_LIFETIME
+
+    def token_appid(self, value):
+        """Return the appid a global access_token belongs to, or raise its errcode."""
+        if not value:
+            raise ApiError(protocol.MISSING_ACCESS_TOKEN)
+        with self.lock:
+            token = self.tokens.get(value)
+            if token is None:
+                raise ApiError(protocol.INVALID_CREDENTIAL)
+            errcode = token.error_at(self.now())
+            if errcode:
+                raise ApiError(errcode)
+            return token.appid
+
+    def revoke_tokens(self, appid):
+        """Invalidate every global access_token of *appid* now; return how many."""
+        with self.lock:
+            now = self.now()
+            live = [
+                t for t in self.tokens.values() if t.appid == appid and t.error_at(now) is None
+            ]
+            for token in live:
+                token.valid_until = now
+            return len(live)
+
+    # -- jsapi_ticket --------------------------------------------------------------------
+
+    def issue_ticket(self, appid):
+        """Issue a jsapi_ticket; the appid's earlier tickets verify only for the grace."""
+        with self.lock:
+            now = self.now()
+            tickets = self.tickets.setdefault(appid, [])
+            tickets[:] = [t for t in tickets if t.error_at(now) is None]
+            for old in tickets:
+                old.valid_until = min(old.valid_until, now + self.grace)
+            value = self.fixed_ticket or secrets.token_urlsafe(64)
+            tickets.append(
+                Credential(value, appid, now + protocol.TICKET_LIFETIME, kind="jsapi")
+            )
+            return value, protocol.TICKET_LIFETIME
+
+    def signature_matches(self, appid, noncestr, timestamp, url, signature):
+        """Tell whether *signature* is right for any ticket of *appid* still valid."""
+        with self.lock:
+            now = self.now()
+            values = [t.value for t in self.tickets.get(appid, ()) if t.error_at(now) is None]
+        wanted = (signature or "").lower()
+        for ticket in values:
+            plain = f"jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={url}"
+            if secrets.compare_digest(hashlib.sha1(plain.encode()).hexdigest(), wanted):
+                return True
+        return False
+
+    # -- web authorization ---------------------------------------------------------------
+
+    def issue_code(self, appid, user, scope):
+        """Return a new single-use code for (appid, user, scope)."""
+        with self.lock:
+            now = self.now()
+            self._prune(now)
+            code = _random(32)
+            self.codes[code] = Code(appid, user, scope, now + protocol.CODE_LIFETIME)
+            return code
+
+    def exchange_code(self, appid, value):
+        """Spend a code; return (web access grant, refresh grant) or raise its errcode."""
+        if not value:
+            raise ApiError(protocol.MISSING_CODE)
+        with self.lock:
+            now = self.now()
+            code = self.codes.get(value)
+            if code is None or code.appid != appid:
+                raise ApiError(protocol.INVALID_CODE)
+            if code.used:
+                raise ApiError(protocol.CODE_USED)
+            if now >= code.expires_at:
+                raise ApiError(protocol.INVALID_CODE)
+            code.used = True
+            refresh = WebGrant(
+                _token_value(110),
+                appid,
+                code.user,
+                code.scope,
+                now + protocol.REFRESH_TOKEN_LIFETIME,
+            )
+            self.refresh_tokens[refresh.value] = refresh
+            return self._new_web_token(refresh, now), refresh
+
+    def _new_web_token(self, refresh, now):
+        grant = WebGrant(
+            _token_value(110),
+            refresh.appid,
+            refresh.user,
+            refresh.scope,
+            now + protocol.TOKEN_LIFETIME,
+        )
+        self.web_tokens[grant.value] = grant
+        return grant
+
+    def refresh_web_token(self, appid, value):
+        """Return (new web access grant, refresh grant) for a refresh_token."""
+        with self.lock:
+            now = self.now()
+            refresh = self.refresh_tokens.get(value or "")
+            if refresh is None or refresh.appid != appid:
+                raise ApiError(protocol.INVALID_REFRESH_TOKEN)
+            if now >= refresh.expires_at:
+                raise ApiError(protocol.REFRESH_TOKEN_EXPIRED)
+            return self._new_web_token(refresh, now), refresh
+
+    def web_grant(self, value, openid):
+        """Return the grant of a web access_token used for *openid*, or raise."""
+        if not value:
+            raise ApiError(protocol.MISSING_ACCESS_TOKEN)
+        with self.lock:
+            grant = self.web_tokens.get(value)
+            if grant is None:
+                raise ApiError(protocol.INVALID_CREDENTIAL)
+            if self.now() >= grant.expires_at:
+                raise ApiError(protocol.ACCESS_TOKEN_EXPIRED)
+        if openid != self.openid(grant.appid, grant.user):
+            raise ApiError(protocol.INVALID_OPENID)
+        return grant
+
+    # -- media ---------------------------------------------------------------------------
+
+    def add_media(self, kind, data, content_type, appid=None, duration_ms=0):
+        """Keep *data* as temporary media and return its media_id."""
+        with self.lock:
+            media_id = secrets.token_urlsafe(48)
+            self.media[media_id] = Media(
+                media_id, kind, data, content_type, self.now(), appid, duration_ms
+            )
+            # Drop media past its lifetime so big uploads don't pile up in memory.
+            horizon = self.now() - protocol.MEDIA_LIFETIME - _FORGET_AFTER
+            for old in [m for m in self.media.values() if m.created_at < horizon]:
+                del self.media[old.media_id]
+            return media_id, self.media[media_id].created_at
+
+    def get_media(self, media_id, appid=None):
+        """Return live media *media_id* downloadable by *appid*, or raise 40007."""
+        if not media_id:
+            raise ApiError(protocol.MISSING_MEDIA_ID)
+        with self.lock:
+            item = self.media.get(media_id)
+            now = self.now()
+        if item is None or now >= item.created_at + protocol.MEDIA_LIFETIME:
+            raise ApiError(protocol.INVALID_MEDIA_ID)
+        if appid is not None and item.appid not in (None, appid):
+            raise ApiError(protocol.INVALID_MEDIA_ID)
+        return item
+
+    # -- faults, counters, events --------------------------------------------------------
+
+    def add_fault(self, fault):
+        """Queue *fault* behind the ones already queued."""
+        with self.lock:
+            self._fault_seq += 1
+            fault.seq = self._fault_seq
+            self.faults.append(fault)
+            return fault
+
+    def clear_faults(self):
+        """Drop every queued fault."""
+        with self.lock:
+            self.faults.clear()
+
+    def describe_faults(self):
+        """Return the queued faults, first to apply first."""
+        with self.lock:
+            return [f.describe() for f in self.faults]
+
+    def hit(self, path):
+        """Count a call of *path* and return the fault it must get, if any."""
+        with self.lock:
+            self.counters[path] = self.counters.get(path, 0) + 1
+            for fault in self.faults:
+                if fault.path == path:
+                    if fault.count > 0:
+                        fault.count -= 1
+                        if fault.count == 0:
+                            self.faults.remove(fault)
+                    return fault
+            return None
+
+    def describe_counters(self):
+        """Return calls per path, every known path included (0 if never called)."""
+        with self.lock:
+            out = {path: 0 for path in FAULT_PATHS}
+            out.update(self.counters)
+            return out
+
+    def reset_counters(self):
+        """Set every counter back to zero."""
+        with self.lock:
+            self.counters.clear()
+
+    def add_event(self, event):
+        """Record one JS-SDK event, stamped with the emulator's clock."""
+        with self.lock:
+            event = dict(event, ts=self.now())
+            self.events.append(event)
+            return event
+
+    def list_events(self):
+        """Return the recorded JS-SDK events, oldest first."""
+        with self.lock:
+            return list(self.events)
+
+    def clear_events(self):
+        """Forget the recorded JS-SDK events."""
+        with self.lock:
+            self.events.clear()
+
+
+def voice_media(duration_ms):
+    """Return (AMR bytes, duration) for a JS-SDK recording of *duration_ms*."""
+    duration = max(0, min(int(duration_ms), media_bytes.VOICE_LIMIT_MS))
+    data = media_bytes.amr_nb(duration)
+    return data, media_bytes.amr_duration_ms(data)
