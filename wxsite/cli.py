@@ -65,10 +65,7 @@ def token_command(refresh):
     client = wx.client()
     try:
         for kind in (ACCESS_TOKEN, JSAPI_TICKET):
-            value = client.credentials.get(kind)
-            if refresh:
-                client.credentials.invalidate(kind, value)
-                value = client.credentials.get(kind)
+            value = client.credentials.refresh(kind) if refresh else client.credentials.get(kind)
             status = client.credentials.status(kind)
             fingerprint = hashlib.sha256(value.encode()).hexdigest()[:8]
             click.echo(f"{kind}: ok, expires in {status['expires_in']} s (sha256 {fingerprint}…)")

@@ -89,9 +89,10 @@ def _uploads(cfg):
 
 def _credentials(client):
     checks = []
-    for label, fetch in (("access_token", client.access_token), ("jsapi_ticket", client.jsapi_ticket)):
+    for label in ("access_token", "jsapi_ticket"):
         try:
-            fetch()
+            # A fresh fetch: a cached value would hide a secret changed since.
+            client.credentials.refresh(label)
         except WeChatError as exc:
             why = exc.hint or exc.errmsg
             code = "" if exc.errcode is None else f"errcode {exc.errcode}: "

@@ -70,6 +70,11 @@ class CredentialManager:
             return cached.value
         return self._get_shared(kind)
 
+    def refresh(self, kind):
+        """Drop the current value and fetch a new one (operators: `wx token --refresh`)."""
+        self.invalidate(kind, self.get(kind))
+        return self.get(kind)
+
     def invalidate(self, kind, value):
         """Forget ``value`` everywhere, but only if it is still the current one."""
         with self._lock:
