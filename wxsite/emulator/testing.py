@@ -1,0 +1,142 @@
+"""A client for the emulator's control API, for this project's tests (stdlib only)."""
+
+import json
+import urllib.error
+import urllib.request
+from http.cookies import SimpleCookie
+from urllib.parse import unquote, urlencode, urlsplit
+
+from wxsite.wechat import protocol
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class Control:
+    """Drive a running emulator over HTTP: reset, faults, clock, users, media, events."""
+
+    def __init__(self, base_url, timeout=10):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    def request(self, method, path, body=None, headers=None):
+        """Send a request to the emulator; return (status, headers, body bytes)."""
+        url = path if "://" in path else self.base_url + path
+        request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read()
+
+    def call(self, method, path, payload=None):
+        """Send JSON to a control endpoint and return its JSON answer (raise on 4xx/5xx)."""
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        status, _, data = self.request(method, "/_emu" + path, body, headers)
+        if status >= 400:
+            raise AssertionError(f"{method} /_emu{path} -> {status}: {data[:500]!r}")
+        return json.loads(data)
+
+    def reset(self):
+        """Forget everything the emulator remembers."""
+        return self.call("POST", "/reset")
+
+    def counters(self):
+        """Return calls per WeChat path."""
+        return self.call("GET", "/counters")
+
+    def reset_counters(self):
+        """Set the counters to zero."""
+        return self.call("DELETE", "/counters")
+
+    def fault(self, path, count=1, **kind):
+        """Make the next *count* calls of *path* fail: errcode=, status=, stall=, body=."""
+        return self.call("POST", "/faults", dict(path=path, count=count, **kind))
+
+    def faults(self):
+        """Return the queued faults."""
+        return self.call("GET", "/faults")
+
+    def clear_faults(self):
+        """Drop the queued faults."""
+        return self.call("DELETE", "/faults")
+
+    def clock(self):
+        """Return {"now", "offset"}."""
+        return self.call("GET", "/clock")
+
+    def advance(self, seconds):
+        """Move the emulator's clock forward."""
+        return self.call("POST", "/clock", {"advance": seconds})
+
+    def users(self):
+        """Return the fake users keyed by their key."""
+        return {u["key"]: u for u in self.call("GET", "/users")}
+
+    def set_follows(self, user, appids):
+        """Make *user* follow exactly *appids*."""
+        return self.call("POST", f"/users/{user}", {"follows": list(appids)})
+
+    def revoke(self, appid=protocol.EMULATOR_APPID):
+        """Invalidate every current global access_token of *appid*."""
+        return self.call("POST", "/tokens/revoke", {"appid": appid})
+
+    def add_media(self, data, type="image", content_type="image/jpeg", appid=None):
+        """Store *data* as media and return its media_id."""
+        query = urlencode({"type": type, **({"appid": appid} if appid else {})})
+        status, _, body = self.request(
+            "POST", f"/_emu/media?{query}", data, {"Content-Type": content_type}
+        )
+        if status != 200:
+            raise AssertionError(f"POST /_emu/media -> {status}: {body[:500]!r}")
+        return json.loads(body)["media_id"]
+
+    def events(self, api=None):
+        """Return the recorded JS-SDK events (only those of *api* if given)."""
+        events = self.call("GET", "/events")
+        return [e for e in events if api is None or e["api"] == api]
+
+    def clear_events(self):
+        """Forget the recorded JS-SDK events."""
+        return self.call("DELETE", "/events")
+
+    def authorize(self, url, user="zhangsan", action="allow", from_menu=False):
+        """Walk an authorization link as *user* would; return the site's callback URL.
+
+        The emulator's answer to *url* is followed like a phone would: a silent 302 is
+        returned as is; a picker/consent page is answered with *action*.
+        """
+        path = url.split("#", 1)[0]
+        cookies = f"wxemu_user={user}" + ("; wxemu_from_menu=1" if from_menu else "")
+        status, headers, body = self.request("GET", path, headers={"Cookie": cookies})
+        if status == 302:
+            return headers["Location"]
+        if status != 200:
+            raise AssertionError(f"authorize -> {status}: {body[:1000].decode(errors='replace')}")
+        # The picker form carries the link's parameters decoded.
+        query = urlsplit(path).query
+        form = {k: unquote(v) for k, v in (p.partition("=")[::2] for p in query.split("&"))}
+        form.update(user=user, action=action)
+        if from_menu:
+            form["from_menu"] = "1"
+        status, headers, body = self.request(
+            "POST",
+            protocol.AUTHORIZE + "/confirm",
+            urlencode(form).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        if status != 302:
+            raise AssertionError(f"confirm -> {status}: {body[:1000].decode(errors='replace')}")
+        return headers["Location"]
+
+
+def cookie_value(headers, name):
+    """Return the value a response's Set-Cookie headers give cookie *name*, or None."""
+    jar = SimpleCookie()
+    for header in headers.get_all("Set-Cookie") or ():
+        jar.load(header)
+    return jar[name].value if name in jar else None
