@@ -78,7 +78,10 @@ def test_authorize_script_checks_the_fragment(emulator):
         ),
         (f"appid={APPID}&redirect_uri={ENC}&response_type=code&scope=snsapi_login", "scope"),
         (f"appid={APPID}&redirect_uri={ENC}&response_type=code&scope=", "scope 不能为空"),
-        (f"appid={APPID}&redirect_uri={ENC}&response_type=token&scope=snsapi_base", "response_type"),
+        (
+            f"appid={APPID}&redirect_uri={ENC}&response_type=token&scope=snsapi_base",
+            "response_type",
+        ),
         (f"{GOOD[:-3]}a-b", "state 参数错误"),
         (f"{GOOD[:-3]}{'a' * 129}", "state 参数错误"),
         (GOOD[:-3], "state 参数错误"),

@@ -78,7 +78,11 @@ def test_faults_apply_in_order_per_path(emulator):
     control.fault(protocol.TOKEN, errcode=-1)
     control.fault(protocol.TICKET, errcode=40001)
     control.fault(protocol.TOKEN, status=503)
-    assert [f["path"] for f in control.faults()] == [protocol.TOKEN, protocol.TICKET, protocol.TOKEN]
+    assert [f["path"] for f in control.faults()] == [
+        protocol.TOKEN,
+        protocol.TICKET,
+        protocol.TOKEN,
+    ]
     assert call_token(emulator).json()["errcode"] == -1
     assert call_token(emulator).status_code == 503
     assert "access_token" in call_token(emulator).json()
@@ -193,9 +197,16 @@ def test_revoke_needs_a_known_appid(emulator):
 
 
 def test_events_record_and_clear(emulator):
-    event = {"api": "updateAppMessageShareData", "args": {"title": "标题"}, "url": "http://x/", "ok": True}
+    event = {
+        "api": "updateAppMessageShareData",
+        "args": {"title": "标题"},
+        "url": "http://x/",
+        "ok": True,
+    }
     # The fake JS-SDK posts text/plain (no CORS preflight).
-    r = emulator.post("/_emu/events", data=json.dumps(event), headers={"Content-Type": "text/plain"})
+    r = emulator.post(
+        "/_emu/events", data=json.dumps(event), headers={"Content-Type": "text/plain"}
+    )
     assert r.status_code == 200
     events = emulator.control.events()
     assert len(events) == 1
@@ -207,7 +218,8 @@ def test_events_record_and_clear(emulator):
 
 
 @pytest.mark.parametrize(
-    "path", ["/_emu/jssdk/verify", "/_emu/jssdk/upload", "/_emu/events", protocol.EMULATOR_JSSDK_PATH]
+    "path",
+    ["/_emu/jssdk/verify", "/_emu/jssdk/upload", "/_emu/events", protocol.EMULATOR_JSSDK_PATH],
 )
 def test_cors_preflight(emulator, path):
     r = emulator.http.options(

@@ -131,7 +131,9 @@ def test_amr_is_valid_for_the_duration():
 
 
 def test_jssdk_voice_upload_becomes_amr_and_speex(emulator):
-    r = emulator.post("/_emu/jssdk/upload", data={"kind": "voice", "duration": "1500", "appId": APPID})
+    r = emulator.post(
+        "/_emu/jssdk/upload", data={"kind": "voice", "duration": "1500", "appId": APPID}
+    )
     server_id = r.json()["serverId"]
     r = get(emulator, server_id)
     assert r.headers["Content-Type"] == "audio/amr"

@@ -27,7 +27,11 @@ def client_for(base_url):
         def fetch_access_token(self):
             return self._fetch_access_token(
                 url=self.API_BASE_URL + "token",
-                params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+                params={
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self.secret,
+                },
             )
 
     return EmulatedClient(APPID, SECRET)

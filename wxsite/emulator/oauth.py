@@ -115,9 +115,7 @@ def check_values(
         raise AuthLinkError("redirect_uri 不能为空", "redirect_uri is missing", 10011)
     parts = urlsplit(redirect_uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AuthLinkError(
-            "redirect_uri 参数错误", "redirect_uri must be an absolute http(s) URL"
-        )
+        raise AuthLinkError("redirect_uri 参数错误", "redirect_uri must be an absolute http(s) URL")
     if domains and parts.hostname not in domains and parts.netloc not in domains:
         raise AuthLinkError(
             "redirect_uri 域名与后台配置不一致",

@@ -273,9 +273,7 @@ class EmulatorState:
                 del table[value]
 
     def _new_token(self, appid, kind, now):
-        token = Credential(
-            _token_value(136), appid, now + protocol.TOKEN_LIFETIME, kind=kind
-        )
+        token = Credential(_token_value(136), appid, now + protocol.TOKEN_LIFETIME, kind=kind)
         self.tokens[token.value] = token
         return token
 
@@ -321,9 +319,7 @@ class EmulatorState:
         """Invalidate every global access_token of *appid* now; return how many."""
         with self.lock:
             now = self.now()
-            live = [
-                t for t in self.tokens.values() if t.appid == appid and t.error_at(now) is None
-            ]
+            live = [t for t in self.tokens.values() if t.appid == appid and t.error_at(now) is None]
             for token in live:
                 token.valid_until = now
             return len(live)
@@ -339,9 +335,7 @@ class EmulatorState:
             for old in tickets:
                 old.valid_until = min(old.valid_until, now + self.grace)
             value = self.fixed_ticket or secrets.token_urlsafe(64)
-            tickets.append(
-                Credential(value, appid, now + protocol.TICKET_LIFETIME, kind="jsapi")
-            )
+            tickets.append(Credential(value, appid, now + protocol.TICKET_LIFETIME, kind="jsapi"))
             return value, protocol.TICKET_LIFETIME
 
     def signature_matches(self, appid, noncestr, timestamp, url, signature):

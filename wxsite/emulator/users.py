@@ -80,7 +80,6 @@ def avatar_svg(user):
     return (
         '<svg xmlns="http://www.w3.org/2000/svg" width="132" height="132" '
         'viewBox="0 0 132 132">'
-        f'<rect width="132" height="132" fill="#ededed"/>'
         f'<circle cx="66" cy="66" r="62" fill="{color}"/>'
         '<text x="66" y="66" dy="0.35em" text-anchor="middle" font-size="64" '
         'font-family="PingFang SC, Noto Sans CJK SC, Microsoft YaHei, sans-serif" '

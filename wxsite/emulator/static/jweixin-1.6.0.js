@@ -204,7 +204,7 @@
   // impl(args) returns (or resolves to) extra result fields, {__cancel: true} for a user
   // cancel, or {__listener: true} when success only fires later (old onMenuShare*).
   function finish(api, args, outcome, res) {
-    return record(api, args, outcome === 'ok', res).then(function () {
+    return record(api, args, outcome === 'ok' || outcome === 'listen', res).then(function () {
       debugLog(api, res);
       if (outcome === 'listen') return;
       if (outcome === 'ok') safeCall(args.success, res);
