@@ -8,6 +8,7 @@ import requests
 from werkzeug.serving import make_server
 
 from wxsite import create_app
+from wxsite.emulator.testing import Control
 
 WECHAT_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -17,52 +18,17 @@ DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Sa
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 
 
-class Emulator:
-    """Drive the emulator's control API (/_emu/…) from tests."""
-
-    def __init__(self, base_url):
-        self.base_url = base_url
-        self.http = requests.Session()
-
-    def _url(self, path):
-        return self.base_url + path
-
-    def reset(self):
-        self.http.post(self._url("/_emu/reset")).raise_for_status()
-
-    def counters(self):
-        return self.http.get(self._url("/_emu/counters")).json()
+class Emulator(Control):
+    """The emulator's control client, with the short names the site's tests use."""
 
     def count(self, path):
         return self.counters().get(path, 0)
 
-    def fault(self, path, count=1, **kind):
-        self.http.post(self._url("/_emu/faults"), json={"path": path, "count": count, **kind}).raise_for_status()
-
-    def clear_faults(self):
-        self.http.delete(self._url("/_emu/faults")).raise_for_status()
-
-    def advance(self, seconds):
-        self.http.post(self._url("/_emu/clock"), json={"advance": seconds}).raise_for_status()
-
     def revoke_tokens(self, appid):
-        self.http.post(self._url("/_emu/tokens/revoke"), json={"appid": appid}).raise_for_status()
-
-    def users(self):
-        return {u["key"]: u for u in self.http.get(self._url("/_emu/users")).json()}
-
-    def set_follows(self, key, appids):
-        self.http.post(self._url(f"/_emu/users/{key}"), json={"follows": list(appids)}).raise_for_status()
+        self.revoke(appid)
 
     def upload_media(self, data, content_type="image/jpeg", kind="image"):
-        r = self.http.post(
-            self._url(f"/_emu/media?type={kind}"), data=data, headers={"Content-Type": content_type}
-        )
-        r.raise_for_status()
-        return r.json()["media_id"]
-
-    def events(self):
-        return self.http.get(self._url("/_emu/events")).json()
+        return self.add_media(data, type=kind, content_type=content_type)
 
 
 @pytest.fixture(scope="session")

@@ -117,11 +117,22 @@ MIGRATIONS = [
 ]
 
 
-def migrate(db):
+def migrate(db, attempts=50):
     """Apply pending migrations; safe when several workers start at once."""
-    with db.ensure_autocommit_on():
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            db.execute("PRAGMA journal_mode = WAL")
+    for attempt in range(attempts):
+        try:
+            return _migrate(db)
+        except sqlite3.OperationalError as exc:
+            # Switching to WAL, or reading while another process does, can answer "locked"
+            # without waiting for the busy timeout; a brand-new database is worth a retry.
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+
+
+def _migrate(db):
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        db.execute("PRAGMA journal_mode = WAL")
     with transaction(db):
         db.execute(
             "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)"
