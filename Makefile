@@ -18,8 +18,9 @@ run: $(STAMP)
 	$(BIN)/flask --app wsgi wx run --port $(PORT)
 
 # Browser and proxy tests need Debian's chromium and nginx; CJK and emoji fonts make the
-# screenshots readable; ffmpeg makes voice notes playable.
-SYSTEM_PACKAGES ?= chromium nginx ffmpeg fonts-noto-cjk fonts-noto-color-emoji
+# screenshots readable; ffmpeg makes voice notes playable; redis-server backs the
+# several-hosts credential store tests.
+SYSTEM_PACKAGES ?= chromium nginx ffmpeg redis-server fonts-noto-cjk fonts-noto-color-emoji
 system-deps:
 	@missing=""; \
 	for pkg in $(SYSTEM_PACKAGES); do \

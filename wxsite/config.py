@@ -22,7 +22,7 @@ class Setting:
     name: str
     default: object
     help: str
-    kind: str = "str"  # str | url | int | float | choice | bool
+    kind: str = "str"  # str | url | redis | int | float | choice
     choices: tuple = ()
 
 
@@ -50,6 +50,12 @@ SETTINGS = (
         "http://127.0.0.1:5001",
         "where the emulator runs in emulator mode (the default of the three WX_*_URL/BASE)",
         "url",
+    ),
+    Setting(
+        "WXSITE_REDIS_URL",
+        None,
+        "share credentials through Redis (several hosts) instead of the SQLite database",
+        "redis",
     ),
     Setting("WXSITE_HTTP_TIMEOUT", 5.0, "read timeout of one WeChat call, seconds", "float"),
     Setting("WXSITE_DEADLINE", 15.0, "total budget of a WeChat call with retries, seconds", "float"),
@@ -103,6 +109,8 @@ def _parse(setting, raw):
         return value
     if setting.kind == "choice" and raw not in setting.choices:
         raise ConfigError(f"{name} must be one of {', '.join(setting.choices)}, got {raw!r}")
+    if setting.kind == "redis" and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL, got {raw!r}")
     if setting.kind == "url":
         parts = urlsplit(raw)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -13,10 +13,16 @@ EXTENSION = "wxsite.wechat"
 def init_app(app):
     """Build the app's ``WeChatClient`` (credentials shared through the database)."""
     cfg = app.config
+    if cfg["WXSITE_REDIS_URL"]:
+        from .redis_store import RedisCredentialStore
+
+        credential_store = RedisCredentialStore(cfg["WXSITE_REDIS_URL"])
+    else:
+        credential_store = CredentialStore(cfg["WXSITE_DATABASE"])
     app.extensions[EXTENSION] = WeChatClient(
         cfg["WX_APPID"],
         cfg["WX_SECRET"],
-        CredentialStore(cfg["WXSITE_DATABASE"]),
+        credential_store,
         api_base=cfg["WX_API_BASE"],
         open_base=cfg["WX_OPEN_BASE"],
         token_api=cfg["WX_TOKEN_API"],

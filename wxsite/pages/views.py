@@ -1,8 +1,11 @@
 """Home, ``/healthz`` and ``/MP_verify_<code>.txt``."""
 
+import sqlite3
+
 from flask import Blueprint, abort, current_app, jsonify, render_template
 
 from .. import store, wx
+from ..wechat import WeChatError
 from ..wechat.client import ACCESS_TOKEN, JSAPI_TICKET
 
 bp = Blueprint("pages", __name__)
@@ -44,9 +47,11 @@ def healthz():
         "database": database,
         "credentials": {},
     }
-    if database == "ok":
-        for kind in (ACCESS_TOKEN, JSAPI_TICKET):
+    for kind in (ACCESS_TOKEN, JSAPI_TICKET):
+        try:
             body["credentials"][kind] = client.credentials.status(kind)
+        except (WeChatError, sqlite3.Error):
+            body["credentials"][kind] = {"cached": False, "error": "credential store unavailable"}
     return jsonify(body), 200 if database == "ok" else 503
 
 
