@@ -36,7 +36,7 @@ def emulator_server():
     from wxsite.emulator import create_emulator
     from wxsite.emulator.server import start
 
-    running = start(create_emulator())
+    running = start(create_emulator(), quiet=True)
     yield running
     running.shutdown()
 
@@ -112,8 +112,50 @@ def form_fields(html):
     """Return the hidden/named inputs of the first form in ``html`` as a dict."""
     fields = {}
     for tag in re.findall(r"<input[^>]*>", html):
+        if re.search(r'type="(checkbox|radio)"', tag) and "checked" not in tag:
+            continue
         name = re.search(r'name="([^"]*)"', tag)
         value = re.search(r'value="([^"]*)"', tag)
         if name:
             fields[name.group(1)] = value.group(1) if value else ""
     return fields
+
+
+# -- logging in through the emulator ------------------------------------------------------
+
+def authorize_link(phone, live, next="/", scope="snsapi_base"):
+    """Start a login on the site; return the emulator authorize URL it redirects to."""
+    response = phone.get(live.url("/auth/login"), params={"next": next, "scope": scope}, allow_redirects=False)
+    assert response.status_code == 302, response.text[:500]
+    return response.headers["Location"]
+
+
+def callback_url(emu, phone, live, user="zhangsan", next="/", scope="snsapi_base", action="allow"):
+    """Walk the authorization as ``user`` would; return the site callback URL (not visited)."""
+    return emu.authorize(authorize_link(phone, live, next, scope), user=user, action=action)
+
+
+def wechat_login(phone, live, user="zhangsan", scope="snsapi_base", next="/", action="allow"):
+    """Log ``phone`` in through the emulator's real pages; return the final response."""
+    response = phone.get(live.url("/auth/login"), params={"next": next, "scope": scope})
+    if response.url.split("?")[0].endswith("/connect/oauth2/authorize"):
+        fields = form_fields(response.text)
+        fields.update(user=user, action=action)
+        confirm = response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm"
+        response = phone.post(confirm, data=fields)
+    return response
+
+
+@pytest.fixture
+def logged_in(phone, live, emu):
+    """A WeChat phone session logged in as zhangsan (snsapi_base)."""
+    response = wechat_login(phone, live)
+    assert response.status_code == 200 and response.url.split("#")[0] == live.url("/"), response.url
+    return phone
+
+
+def csrf_token(html):
+    """Return the CSRF token embedded in a page (form field or meta tag)."""
+    match = re.search(r'name="csrf[-_]token"[^>]*(?:value|content)="([^"]+)"', html)
+    assert match, "no CSRF token in page"
+    return match.group(1)

@@ -89,6 +89,8 @@ def _register_proxy_fix(app):
 
 
 def _register_blueprints(app):
+    from .auth import bp as auth_bp
     from .pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
+    app.register_blueprint(auth_bp)

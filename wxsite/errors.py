@@ -29,8 +29,8 @@ def wants_json():
     """Return True when the client asked for JSON (fetch/XHR and the JSON endpoints)."""
     if request.is_json or request.path.startswith("/jssdk/"):
         return True
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "application/json"
+    accept = request.accept_mimetypes
+    return accept["application/json"] > accept["text/html"]
 
 
 def error_response(status, title, detail, code=None, retry_url=None):

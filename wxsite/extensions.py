@@ -9,12 +9,6 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 
 
-@login_manager.user_loader
-def _anonymous_until_auth_is_installed(user_id):
-    # wxsite.auth registers the real loader; this keeps bare apps (tests, CLI) working.
-    return None
-
-
 class SessionInterface(SecureCookieSessionInterface):
     """Mark the session cookie Secure whenever the browser reached us over https.
 
@@ -33,4 +27,7 @@ def init_app(app):
     app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     csrf.init_app(app)
+    # "basic", not "strong": a phone hops between Wi-Fi and 4G (new IP, same person);
+    # "strong" would log it out each time. Logins are revocable server-side instead.
+    login_manager.session_protection = "basic"
     login_manager.init_app(app)

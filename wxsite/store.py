@@ -114,6 +114,39 @@ MIGRATIONS = [
         );
         """,
     ),
+    (
+        "0002_auth",
+        """
+        -- One row per authorization attempt: the state is single-use and bound to the
+        -- browser session (session_key) that started it; the result survives so that a
+        -- second delivery of the callback can finish the same login instead of failing.
+        CREATE TABLE auth_states (
+            state TEXT PRIMARY KEY,
+            session_key TEXT NOT NULL,
+            next TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            claimed_at REAL,
+            wechat_user_id INTEGER REFERENCES wechat_users(id),
+            failed_errcode INTEGER
+        );
+        CREATE INDEX auth_states_created ON auth_states(created_at);
+        -- Server-side login sessions: the cookie carries only this random id, so logout
+        -- (or an operator) can revoke a cookie that was copied.
+        CREATE TABLE logins (
+            id TEXT PRIMARY KEY,
+            wechat_user_id INTEGER NOT NULL REFERENCES wechat_users(id),
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE INDEX logins_user ON logins(wechat_user_id);
+        CREATE TABLE login_failures (
+            key TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            window_start REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 
@@ -197,6 +230,243 @@ def ping(db):
 def _one(db, sql, params=()):
     rows = list(db.query(sql, params))
     return rows[0] if rows else None
+
+
+# -- authorization state ----------------------------------------------------------------
+
+
+def create_auth_state(db, state, session_key, next_path, scope, now=None):
+    """Record a new authorization attempt."""
+    with transaction(db):
+        db.execute(
+            "INSERT INTO auth_states (state, session_key, next, scope, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [state, session_key, next_path, scope, now or time.time()],
+        )
+        # Old attempts are worthless after their TTL; prune a few on the way.
+        db.execute("DELETE FROM auth_states WHERE created_at < ?", [(now or time.time()) - 86400])
+
+
+def get_auth_state(db, state):
+    """Return the authorization attempt for ``state``, or None."""
+    return _one(db, "SELECT * FROM auth_states WHERE state = ?", [state])
+
+
+def claim_auth_state(db, state, now=None):
+    """Mark the attempt as being finished; return True for the one caller that wins."""
+    with transaction(db):
+        cursor = db.execute(
+            "UPDATE auth_states SET claimed_at = ?, failed_errcode = NULL "
+            "WHERE state = ? AND claimed_at IS NULL AND wechat_user_id IS NULL",
+            [now or time.time(), state],
+        )
+    return cursor.rowcount == 1
+
+
+def finish_auth_state(db, state, wechat_user_id):
+    """Record who the attempt logged in."""
+    with transaction(db):
+        db.execute(
+            "UPDATE auth_states SET wechat_user_id = ? WHERE state = ?", [wechat_user_id, state]
+        )
+
+
+def release_auth_state(db, state, errcode):
+    """Give the attempt back after a failed exchange, so a second delivery may try."""
+    with transaction(db):
+        db.execute(
+            "UPDATE auth_states SET claimed_at = NULL, failed_errcode = ? "
+            "WHERE state = ? AND wechat_user_id IS NULL",
+            [errcode, state],
+        )
+
+
+# -- people and WeChat identities ------------------------------------------------------------
+
+PROFILE_FIELDS = ("nickname", "headimgurl", "sex", "province", "city", "country")
+
+
+def save_wechat_login(db, appid, token, now=None):
+    """Create or update the WeChat identity of a code exchange; return its row id.
+
+    One person per unionid: an identity arriving with a unionid joins the person who
+    already has it (from the other appid), moving its uploads along.
+    """
+    now = now or time.time()
+    with transaction(db):
+        row = _one(
+            db, "SELECT * FROM wechat_users WHERE appid = ? AND openid = ?", [appid, token.openid]
+        )
+        person_id = _person_for(db, token.unionid, row, now)
+        values = {
+            "person_id": person_id,
+            "unionid": token.unionid or (row or {}).get("unionid"),
+            "scope": token.scope,
+            "web_access_token": token.access_token,
+            "web_token_expires": now + token.expires_in,
+            "refresh_token": token.refresh_token,
+            "refresh_expires": now + 30 * 86400,
+            "last_login_at": now,
+        }
+        if row:
+            sets = ", ".join(f"{k} = ?" for k in values)
+            db.execute(f"UPDATE wechat_users SET {sets} WHERE id = ?", [*values.values(), row["id"]])
+            return row["id"]
+        values.update(appid=appid, openid=token.openid, created_at=now)
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        return db.execute(
+            f"INSERT INTO wechat_users ({cols}) VALUES ({marks})", list(values.values())
+        ).lastrowid
+
+
+def _person_for(db, unionid, row, now):
+    current = row["person_id"] if row else None
+    if unionid:
+        owner = _one(db, "SELECT * FROM people WHERE unionid = ?", [unionid])
+        if owner and current and owner["id"] != current:
+            _merge_people(db, keep=owner, drop_id=current)
+            return owner["id"]
+        if owner:
+            return owner["id"]
+        if current:
+            db.execute("UPDATE people SET unionid = ? WHERE id = ?", [unionid, current])
+            return current
+    if current:
+        return current
+    return db.execute(
+        "INSERT INTO people (unionid, created_at) VALUES (?, ?)", [unionid, now]
+    ).lastrowid
+
+
+def _merge_people(db, keep, drop_id):
+    dropped = _one(db, "SELECT * FROM people WHERE id = ?", [drop_id])
+    db.execute("UPDATE wechat_users SET person_id = ? WHERE person_id = ?", [keep["id"], drop_id])
+    db.execute(
+        "UPDATE OR IGNORE uploads SET person_id = ? WHERE person_id = ?", [keep["id"], drop_id]
+    )
+    db.execute("DELETE FROM uploads WHERE person_id = ?", [drop_id])  # duplicates by sha256
+    if dropped and dropped["account_id"] and not keep["account_id"]:
+        db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [drop_id])
+        db.execute("UPDATE people SET account_id = ? WHERE id = ?", [dropped["account_id"], keep["id"]])
+    db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [drop_id])
+
+
+def save_profile(db, wechat_user_id, info, now=None):
+    """Store the consented profile from ``sns/userinfo``."""
+    values = [info.get(field) for field in PROFILE_FIELDS]
+    with transaction(db):
+        db.execute(
+            "UPDATE wechat_users SET nickname = ?, headimgurl = ?, sex = ?, province = ?, "
+            "city = ?, country = ?, profile_at = ? WHERE id = ?",
+            [*values, now or time.time(), wechat_user_id],
+        )
+
+
+def save_web_token(db, wechat_user_id, token, now=None):
+    """Store a refreshed web access_token."""
+    now = now or time.time()
+    with transaction(db):
+        db.execute(
+            "UPDATE wechat_users SET web_access_token = ?, web_token_expires = ?, "
+            "refresh_token = COALESCE(NULLIF(?, ''), refresh_token), scope = ? WHERE id = ?",
+            [token.access_token, now + token.expires_in, token.refresh_token, token.scope, wechat_user_id],
+        )
+
+
+def get_wechat_user(db, wechat_user_id):
+    """Return the identity with its person's binding and account name, or None."""
+    return _one(
+        db,
+        "SELECT w.*, p.account_id, p.referral_code, a.username AS account_username, "
+        "a.display_name AS account_display_name FROM wechat_users w "
+        "JOIN people p ON p.id = w.person_id LEFT JOIN accounts a ON a.id = p.account_id "
+        "WHERE w.id = ?",
+        [wechat_user_id],
+    )
+
+
+# -- login sessions -------------------------------------------------------------------------
+
+
+def create_login(db, login_id, wechat_user_id, now=None):
+    """Record a login session (the cookie carries only ``login_id``)."""
+    with transaction(db):
+        db.execute(
+            "INSERT INTO logins (id, wechat_user_id, created_at) VALUES (?, ?, ?)",
+            [login_id, wechat_user_id, now or time.time()],
+        )
+
+
+def get_login(db, login_id, max_age, now=None):
+    """Return the live login's identity row, or None if revoked, expired or unknown."""
+    login = _one(
+        db,
+        "SELECT * FROM logins WHERE id = ? AND revoked_at IS NULL AND created_at > ?",
+        [login_id, (now or time.time()) - max_age],
+    )
+    return get_wechat_user(db, login["wechat_user_id"]) if login else None
+
+
+def revoke_login(db, login_id, now=None):
+    """End a login session for good."""
+    with transaction(db):
+        db.execute(
+            "UPDATE logins SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            [now or time.time(), login_id],
+        )
+
+
+# -- binding and throttling ---------------------------------------------------------------------
+
+
+class BindingConflict(Exception):
+    """The account or the person is already bound elsewhere."""
+
+
+def bind_account(db, person_id, account_id):
+    """Bind a person to an account; never silently rebinds either side."""
+    with transaction(db):
+        person = _one(db, "SELECT account_id FROM people WHERE id = ?", [person_id])
+        if person and person["account_id"] and person["account_id"] != account_id:
+            raise BindingConflict("person")
+        holder = _one(db, "SELECT id FROM people WHERE account_id = ?", [account_id])
+        if holder and holder["id"] != person_id:
+            raise BindingConflict("account")
+        db.execute("UPDATE people SET account_id = ? WHERE id = ?", [account_id, person_id])
+
+
+def unbind_account(db, person_id):
+    """Remove a person's binding."""
+    with transaction(db):
+        db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [person_id])
+
+
+def failures(db, key, window, now=None):
+    """Return how many failures ``key`` has in the current window."""
+    row = _one(db, "SELECT * FROM login_failures WHERE key = ?", [key])
+    if not row or row["window_start"] < (now or time.time()) - window:
+        return 0
+    return row["failures"]
+
+
+def record_failure(db, key, window, now=None):
+    """Count one failure for ``key`` (a new window starts when the old one is over)."""
+    now = now or time.time()
+    with transaction(db):
+        db.execute(
+            "INSERT INTO login_failures (key, failures, window_start) VALUES (?, 1, ?) "
+            "ON CONFLICT(key) DO UPDATE SET "
+            "failures = CASE WHEN window_start < ? THEN 1 ELSE failures + 1 END, "
+            "window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END",
+            [key, now, now - window, now - window, now],
+        )
+
+
+def clear_failures(db, key):
+    """Forget the failures of ``key`` after a success."""
+    with transaction(db):
+        db.execute("DELETE FROM login_failures WHERE key = ?", [key])
 
 
 # -- credentials (the single-flight store behind wechat.credentials) ----------------------

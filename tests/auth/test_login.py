@@ -1,0 +1,253 @@
+"""Web authorization through the real emulator over HTTP (RELIABILITY items 1–17)."""
+
+import re
+import threading
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pytest
+import requests
+
+from conftest import DESKTOP_UA, WECHAT_UA, authorize_link, callback_url, wechat_login
+from wxsite.wechat import protocol
+
+APPID = protocol.EMULATOR_APPID
+
+
+def test_authorize_link_is_exactly_what_wechat_matches(phone, live, emu):
+    link = authorize_link(phone, live, next="/me")
+    base, fragment = link.split("#")
+    assert fragment == "wechat_redirect"
+    query = urlsplit(base).query
+    keys = [pair.split("=")[0] for pair in query.split("&")]
+    assert keys == ["appid", "redirect_uri", "response_type", "scope", "state", "connect_redirect"]
+    assert f"redirect_uri={quote(live.url('/auth/callback'), safe='')}&" in query
+    state = parse_qs(query)["state"][0]
+    assert re.fullmatch(r"[A-Za-z0-9]{1,128}", state)
+    assert "next" not in query and "/me" not in query  # next stays server-side
+
+
+def test_silent_login_lands_on_next(phone, live, emu):
+    response = wechat_login(phone, live, next="/?x=1")
+    assert response.status_code == 200
+    assert response.url.split("#")[0] == live.url("/?x=1")
+    assert "张三" not in response.text  # snsapi_base: no profile yet
+    assert any(r.headers.get("Location") == "/?x=1" for r in response.history)
+    # Later logins are silent on WeChat's side (the emulator remembers the phone's user).
+    again = phone.get(live.url("/auth/login"), params={"next": "/"})
+    assert again.url.split("#")[0] == live.url("/") and "/connect/" not in again.text
+
+
+def test_me_escalates_to_userinfo_with_consent(phone, live, emu):
+    wechat_login(phone, live)
+    response = phone.get(live.url("/me"))
+    assert "申请获取你的昵称、头像" in response.text  # the emulator's consent page
+    from conftest import form_fields
+
+    fields = form_fields(response.text)
+    fields.update(user="zhangsan", action="allow")
+    response = phone.post(response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm", data=fields)
+    assert response.url.split("#")[0] == live.url("/me")
+    users = emu.users()
+    assert "张三" in response.text
+    assert users["zhangsan"]["openids"][APPID] in response.text
+    assert users["zhangsan"]["unionid"] in response.text
+    assert "已关注公众号" in response.text
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_refusing_consent_ends_on_a_friendly_page_without_loop(phone, live, emu):
+    wechat_login(phone, live)
+    response = wechat_login(phone, live, scope="snsapi_userinfo", next="/me", action="deny")
+    assert response.status_code == 403
+    assert "您已取消授权" in response.text and "重试" in response.text
+    # /me now shows what we have instead of asking again (no loop).
+    me = phone.get(live.url("/me"))
+    assert me.status_code == 200 and me.url.split("#")[0] == live.url("/me")
+    assert "未授权昵称头像" in me.text
+
+
+def test_callback_without_code_or_state(client, emu):
+    response = client.get("/auth/callback")
+    assert response.status_code == 400
+    assert "登录链接无效，请重新进入" in response.get_data(as_text=True)
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
+
+
+@pytest.mark.parametrize(
+    "state",
+    ["a" * 129, "abc-def", "abc%00def", "状态", "abc def", "", "abc\x00"],
+)
+def test_malformed_state_is_400(client, emu, state):
+    response = client.get("/auth/callback", query_string={"code": "x", "state": state})
+    assert response.status_code == 400
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
+
+
+def test_code_with_missing_state_is_rejected_before_exchange(phone, live, emu):
+    url = callback_url(emu, phone, live)
+    code = parse_qs(urlsplit(url).query)["code"][0]
+    response = phone.get(live.url("/auth/callback"), params={"code": code})
+    assert response.status_code == 400
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
+    assert "wxsite_session" not in response.headers.get("Set-Cookie", "") or "_user_id" not in phone.cookies
+
+
+def test_state_from_another_browser_is_refused(phone, live, emu):
+    url = callback_url(emu, phone, live)  # the attacker's own authorization
+    victim = requests.Session()
+    victim.headers["User-Agent"] = WECHAT_UA
+    response = victim.get(url)
+    assert response.status_code == 403
+    assert "登录已失效，请重试" in response.text
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
+    assert victim.get(live.url("/me"), allow_redirects=False).status_code == 302  # not logged in
+
+
+def test_replayed_callback_after_success_goes_to_next(phone, live, emu):
+    url = callback_url(emu, phone, live, next="/healthz")
+    first = phone.get(url)
+    assert first.url.split("#")[0] == live.url("/healthz")
+    again = phone.get(url, allow_redirects=False)  # Back button / refresh
+    assert again.status_code == 302 and again.headers["Location"] == "/healthz"
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 1
+
+
+def test_lost_first_response_does_not_lock_the_user_out(phone, live, emu):
+    url = callback_url(emu, phone, live)
+    jar = phone.cookies.copy()
+    assert phone.get(url).url.split("#")[0] == live.url("/")
+    phone.cookies = jar  # the first response's Set-Cookie never reached the phone
+    again = phone.get(url)
+    assert again.status_code == 200 and again.url.split("#")[0] == live.url("/")
+    assert phone.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200
+
+
+def test_double_delivery_with_two_codes_logs_in_once(phone, live, emu):
+    link = authorize_link(phone, live)
+    first = emu.authorize(link, user="zhangsan")
+    state = parse_qs(urlsplit(first).query)["state"][0]
+    # WeChat's second delivery: same state, a fresh code for the same person.
+    second = emu.authorize(link, user="zhangsan")
+    assert parse_qs(urlsplit(second).query)["state"][0] == state
+    emu.fault(protocol.SNS_ACCESS_TOKEN, stall=0.5)
+    results = []
+
+    def visit(url):
+        r = phone.get(url, allow_redirects=False)
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=visit, args=(u,)) for u in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [302, 302]
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 1
+    assert phone.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200
+
+
+def test_expired_state(phone, live, emu, monkeypatch):
+    url = callback_url(emu, phone, live)
+    import wxsite.auth.views as views
+
+    monkeypatch.setattr(views, "STATE_TTL", -1)
+    response = phone.get(url)
+    assert response.status_code == 400 and "链接已过期" in response.text
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
+
+
+def test_empty_code_is_400_locally(phone, live, emu):
+    url = callback_url(emu, phone, live)
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    response = phone.get(live.url("/auth/callback"), params={"code": "", "state": state})
+    assert response.status_code == 400
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
+
+
+def test_invalid_code_restarts_once_then_friendly_page(phone, live, emu):
+    emu.fault(protocol.SNS_ACCESS_TOKEN, errcode=protocol.INVALID_CODE, count=-1)
+    response = wechat_login(phone, live)
+    assert response.status_code == 400
+    assert "授权失败，请重试" in response.text
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 2  # the first try and one fresh start
+
+
+@pytest.mark.parametrize(
+    "errcode,status,words",
+    [
+        (protocol.INVALID_APPSECRET, 503, "服务配置错误"),
+        (protocol.INVALID_APPID, 503, "服务配置错误"),
+        (protocol.INVALID_CREDENTIAL, 503, "微信服务暂时不可用"),
+        (protocol.IP_NOT_WHITELISTED, 503, "服务配置错误"),
+        (protocol.QUOTA_REACHED, 503, "服务繁忙"),
+        (protocol.SYSTEM_BUSY, 503, "微信服务暂时不可用"),
+    ],
+)
+def test_exchange_errors_map_to_clear_pages(phone, live, emu, errcode, status, words, caplog):
+    emu.fault(protocol.SNS_ACCESS_TOKEN, errcode=errcode, count=-1)
+    response = wechat_login(phone, live)
+    assert response.status_code == status
+    assert words in response.text and "重试" in response.text
+    assert "Traceback" not in response.text
+    assert protocol.EMULATOR_SECRET not in caplog.text
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) <= 3  # bounded retries only for -1
+
+
+@pytest.mark.parametrize("fault", [{"status": 502}, {"body": '{"openid": ', "content_type": "application/json"}, {"body": '{"access_token": "x"}'}])
+def test_broken_exchange_answers_are_503(phone, live, emu, fault):
+    emu.fault(protocol.SNS_ACCESS_TOKEN, count=-1, **fault)
+    response = wechat_login(phone, live)
+    assert response.status_code == 503
+    assert phone.get(live.url("/auth/bind"), allow_redirects=False).status_code == 302
+
+
+def test_userinfo_unauthorized_degrades_to_openid_only(phone, live, emu):
+    wechat_login(phone, live)
+    emu.fault(protocol.SNS_USERINFO, errcode=protocol.API_UNAUTHORIZED)
+    response = wechat_login(phone, live, scope="snsapi_userinfo", next="/me")
+    assert response.status_code == 200 and response.url.split("#")[0] == live.url("/me")
+    assert "未授权昵称头像" in response.text
+    assert phone.get(live.url("/me")).url.split("#")[0] == live.url("/me")  # no loop
+
+
+def test_web_token_errors_do_not_touch_the_global_token(app, phone, live, emu):
+    with app.app_context():
+        from wxsite import wx
+
+        token = wx.client().access_token()
+    wechat_login(phone, live)
+    emu.fault(protocol.SNS_USERINFO, errcode=protocol.INVALID_CREDENTIAL)
+    wechat_login(phone, live, scope="snsapi_userinfo", next="/me")
+    with app.app_context():
+        assert wx.client().access_token() == token
+    assert emu.count(protocol.STABLE_TOKEN) == 1
+
+
+def test_non_wechat_browser_gets_qr_page(tmp_path, emu):
+    from conftest import site_config
+    from wxsite import create_app
+
+    app = create_app(
+        site_config(tmp_path, emu, WX_APPID="wx0123456789abcdef", WX_SECRET="x", WX_API_BASE=emu.base_url, WX_OPEN_BASE=emu.base_url)
+    )
+    client = app.test_client()
+    response = client.get("/me?tab=1", headers={"User-Agent": DESKTOP_UA})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "请在微信中打开" in text and "<svg" in text
+    assert "http://localhost/me?tab=1" in text
+    wechat = client.get("/me", headers={"User-Agent": WECHAT_UA})
+    assert wechat.status_code == 302 and wechat.headers["Location"].startswith("/auth/login")
+
+
+def test_emulator_mode_lets_any_browser_log_in(live, emu):
+    desktop = requests.Session()
+    desktop.headers["User-Agent"] = DESKTOP_UA
+    response = wechat_login(desktop, live)
+    assert response.url.split("#")[0] == live.url("/")
+
+
+def test_json_requests_without_session_get_401_json(client):
+    response = client.get("/me", headers={"Accept": "application/json"})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "login_required"

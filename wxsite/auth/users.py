@@ -1,0 +1,55 @@
+"""The logged-in user: a WeChat identity (appid + openid), loaded from a login session."""
+
+import time
+
+from flask import current_app
+from flask_login import UserMixin
+
+from .. import store
+from ..extensions import login_manager
+
+#: How long a login lasts without a new authorization (silent snsapi_base is cheap).
+LOGIN_MAX_AGE = 7 * 86400
+#: A profile older than this is fetched again through snsapi_userinfo.
+PROFILE_MAX_AGE = 7 * 86400
+
+
+class WeChatUser(UserMixin):
+    """What ``current_user`` is: one WeChat identity and the person behind it."""
+
+    def __init__(self, login_id, row):
+        self.login_id = login_id
+        self.wechat_user_id = row["id"]
+        self.appid = row["appid"]
+        self.openid = row["openid"]
+        self.unionid = row["unionid"]
+        self.person_id = row["person_id"]
+        self.nickname = row["nickname"]
+        self.headimgurl = row["headimgurl"]
+        self.account_id = row["account_id"]
+        self.account_username = row["account_username"]
+        self.scope = row["scope"]
+        self.profile_at = row["profile_at"]
+        self.row = row
+
+    def get_id(self):
+        # The session cookie holds a revocable login id, never the openid.
+        return self.login_id
+
+    @property
+    def id(self):
+        return self.login_id
+
+    @property
+    def profile_fresh(self):
+        """True when we hold a consented profile that is not stale."""
+        return bool(self.profile_at) and time.time() - self.profile_at < PROFILE_MAX_AGE
+
+
+@login_manager.user_loader
+def load_user(login_id):
+    """Return the user of a live login session (revoked or expired ones are anonymous)."""
+    row = store.get_login(store.get_db(), login_id, LOGIN_MAX_AGE)
+    if row is None or row["appid"] != current_app.config["WX_APPID"]:
+        return None
+    return WeChatUser(login_id, row)
