@@ -1,0 +1,238 @@
+"""Sessions, binding, CSRF, open redirects, UnionID (RELIABILITY items 18–30)."""
+
+import pytest
+import requests
+
+from conftest import WECHAT_UA, csrf_token, site_config, wechat_login
+from wxsite import accounts, create_app, store
+from wxsite.auth.nexturl import safe_next
+from wxsite.wechat import protocol
+
+# Django's test_bad_urls and friends.
+BAD_NEXT = [
+    "//evil.com", "/\\evil.com", "\\/evil.com", "/\\/evil.com", "///evil.com",
+    "https://evil.com", "http://evil.com/", "https://site@evil.com", "http://site\\@evil.com",
+    "javascript:alert(1)", "\njavascript:alert(1)", "java\nscript:alert(1)", "\x08//evil.com",
+    "/%2F%2Fevil.com", "/%5Cevil.com", "%2F%2Fevil.com", "ftp://evil.com", "evil.com", "",
+    "/\tevil", "HTTP://evil.com",
+]
+GOOD_NEXT = ["/", "/me", "/upload?tab=1&x=%E4%B8%AD", "/share#frag", "/a/b/../c"]
+
+
+@pytest.mark.parametrize("value", BAD_NEXT)
+def test_bad_next_falls_back_to_home(value):
+    assert safe_next(value) == "/"
+
+
+@pytest.mark.parametrize("value", GOOD_NEXT)
+def test_good_next_is_kept(value):
+    assert safe_next(value) == value
+
+
+@pytest.mark.parametrize("value", ["//evil.com", "https://evil.com", "javascript:alert(1)", "/\\evil.com"])
+def test_open_redirect_through_the_whole_flow(phone, live, emu, value):
+    response = wechat_login(phone, live, next=value)
+    assert response.url.split("#")[0] == live.url("/")
+    assert all("evil" not in r.headers.get("Location", "") for r in response.history)
+
+
+def open_me(phone, live):
+    """GET /me, consenting to snsapi_userinfo on the emulator if it asks."""
+    response = phone.get(live.url("/me"))
+    if "/connect/oauth2/authorize" in response.url:
+        from conftest import form_fields
+
+        fields = form_fields(response.text)
+        fields.update(action="allow")
+        response = phone.post(response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm", data=fields)
+    assert response.url.split("#")[0] == live.url("/me"), response.url
+    return response
+
+
+@pytest.fixture
+def account(app):
+    with app.app_context():
+        db = store.get_db()
+        accounts.create(db, "alice", "correct horse battery")
+        accounts.create(db, "bob", "another good password")
+
+
+def bind(phone, live, username="alice", password="correct horse battery", next="/me"):
+    page = phone.get(live.url("/auth/bind"), params={"next": next})
+    token = csrf_token(page.text)
+    return phone.post(
+        live.url("/auth/bind"),
+        data={"csrf_token": token, "username": username, "password": password, "next": next},
+        headers={"Referer": live.url("/auth/bind")},
+    )
+
+
+def test_bind_right_password_rotates_session_and_returns_to_next(logged_in, live, account):
+    before = logged_in.cookies.get("wxsite_session")
+    response = bind(logged_in, live, next="/healthz")
+    assert response.url == live.url("/healthz")
+    assert logged_in.cookies.get("wxsite_session") != before
+    assert "alice" in open_me(logged_in, live).text
+
+
+def test_bind_wrong_password_same_answer_as_unknown_user(logged_in, live, account):
+    wrong = bind(logged_in, live, password="wrong password!")
+    unknown = bind(logged_in, live, username="nobody")
+    assert wrong.status_code == unknown.status_code == 400
+    assert "用户名或密码错误" in wrong.text and "用户名或密码错误" in unknown.text
+
+
+def test_bind_failures_are_limited_per_account(live, emu, account):
+    for user in ("zhangsan", "lisi", "wangwu"):  # rotating WeChat identities
+        phone = requests.Session()
+        phone.headers["User-Agent"] = WECHAT_UA
+        wechat_login(phone, live, user=user)
+        for _ in range(2):
+            last = bind(phone, live, password="not the password")
+    assert last.status_code == 429 and "尝试次数过多" in last.text
+    # Even the right password is refused while the account is locked.
+    assert bind(phone, live).status_code == 429
+
+
+def test_account_bound_to_someone_else_is_refused(live, emu, account):
+    first = requests.Session()
+    first.headers["User-Agent"] = WECHAT_UA
+    wechat_login(first, live, user="zhangsan")
+    bind(first, live)
+    second = requests.Session()
+    second.headers["User-Agent"] = WECHAT_UA
+    wechat_login(second, live, user="lisi")
+    response = bind(second, live)
+    assert response.status_code == 409 and "已绑定其他微信" in response.text
+
+
+def test_unbind_then_bind_another(logged_in, live, account):
+    bind(logged_in, live)
+    me = open_me(logged_in, live)
+    response = logged_in.post(live.url("/auth/unbind"), data={"csrf_token": csrf_token(me.text)})
+    assert "已解除绑定" in response.text
+    assert bind(logged_in, live, username="bob", password="another good password").status_code == 200
+    assert "bob" in open_me(logged_in, live).text
+
+
+@pytest.mark.parametrize("path", ["/auth/bind", "/auth/unbind", "/auth/logout"])
+def test_posts_without_csrf_token_are_refused(logged_in, live, account, path):
+    response = logged_in.post(live.url(path), data={"username": "alice", "password": "correct horse battery"})
+    assert response.status_code == 400
+    assert "页面已过期，请刷新后重试" in response.text
+    assert "alice" not in open_me(logged_in, live).text
+    assert logged_in.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200  # still logged in
+
+
+def test_wrong_csrf_token_is_refused(logged_in, live, account):
+    response = logged_in.post(live.url("/auth/logout"), data={"csrf_token": "forged"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/auth/logout", "/auth/unbind"])
+def test_get_on_state_changing_routes_is_405(logged_in, live, path):
+    assert logged_in.get(live.url(path)).status_code == 405
+    assert logged_in.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200
+
+
+def test_cookie_replayed_after_logout_is_anonymous(logged_in, live):
+    captured = logged_in.cookies.get("wxsite_session")
+    page = logged_in.get(live.url("/auth/bind"))
+    logged_in.post(live.url("/auth/logout"), data={"csrf_token": csrf_token(page.text)})
+    thief = requests.Session()
+    thief.headers["User-Agent"] = WECHAT_UA
+    thief.cookies.set("wxsite_session", captured)
+    assert thief.get(live.url("/auth/bind"), allow_redirects=False).status_code == 302
+
+
+def test_planted_session_does_not_survive_login(live, emu):
+    attacker = requests.Session()
+    attacker.headers["User-Agent"] = WECHAT_UA
+    wechat_login(attacker, live, user="lisi")
+    planted = attacker.cookies.get("wxsite_session")
+    victim = requests.Session()
+    victim.headers["User-Agent"] = WECHAT_UA
+    victim.cookies.set("wxsite_session", planted, domain="127.0.0.1", path="/")
+    wechat_login(victim, live, user="zhangsan")
+    assert [c.value for c in victim.cookies if c.name == "wxsite_session"] != [planted]
+    me = open_me(victim, live)
+    assert emu.users()["zhangsan"]["openids"][protocol.EMULATOR_APPID] in me.text
+    assert emu.users()["lisi"]["openids"][protocol.EMULATOR_APPID] not in me.text
+
+
+def test_session_cookie_flags(client, app, emu, phone, live):
+    response = wechat_login(phone, live)
+    cookie_headers = [h for r in response.history for h in r.raw.headers.getlist("Set-Cookie")]
+    session_cookie = [h for h in cookie_headers if h.startswith("wxsite_session=")][-1]
+    assert "HttpOnly" in session_cookie and "SameSite=Lax" in session_cookie and "Path=/" in session_cookie
+    assert "Domain" not in session_cookie
+    assert "Secure" not in session_cookie  # plain http here
+    secure = client.get("/auth/login?next=/", base_url="https://wx.example.test")
+    assert "Secure" in secure.headers["Set-Cookie"]
+
+
+def test_session_survives_network_change(logged_in, live):
+    # Same cookie, different client address (Wi-Fi → 4G): still logged in.
+    response = logged_in.get(live.url("/auth/bind"), headers={"X-Forwarded-For": "10.9.8.7"}, allow_redirects=False)
+    assert response.status_code == 200
+
+
+def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
+    from conftest import LiveServer
+
+    common = dict(WXSITE_DATABASE=str(tmp_path / "shared.sqlite3"))
+    site1 = create_app(site_config(tmp_path, emu, **common))
+    site2 = create_app(
+        site_config(
+            tmp_path, emu, WX_APPID=protocol.EMULATOR_APPID_2, WX_SECRET=protocol.EMULATOR_SECRET_2,
+            WX_API_BASE=emu.base_url, WX_OPEN_BASE=emu.base_url, **common,
+        )
+    )
+    with site1.app_context():
+        accounts.create(store.get_db(), "carol", "a long password")
+    live1, live2 = LiveServer(site1), LiveServer(site2)
+    try:
+        phone = requests.Session()
+        phone.headers["User-Agent"] = WECHAT_UA
+        wechat_login(phone, live1, user="zhaoliu")
+        bind(phone, live1, username="carol", password="a long password")
+        other = requests.Session()
+        other.headers["User-Agent"] = WECHAT_UA
+        wechat_login(other, live2, user="zhaoliu")
+        me = wechat_login(other, live2, user="zhaoliu", scope="snsapi_userinfo", next="/me")
+        assert "carol" in me.text  # same person, same binding, through the other appid
+        openid2 = emu.users()["zhaoliu"]["openids"][protocol.EMULATOR_APPID_2]
+        assert openid2 in me.text
+        with site1.app_context():
+            rows = list(store.get_db().query("SELECT person_id FROM wechat_users"))
+        assert len(rows) == 2 and rows[0]["person_id"] == rows[1]["person_id"]
+    finally:
+        live1.shutdown()
+        live2.shutdown()
+
+
+def test_without_unionid_each_appid_is_its_own_person(tmp_path, emu):
+    from wxsite.wechat.oauth import WebToken
+
+    db = store.connect(str(tmp_path / "x.sqlite3"))
+    store.migrate(db)
+    a = store.save_wechat_login(db, "wxA", WebToken("o1", "t", "r", 7200, "snsapi_base"))
+    b = store.save_wechat_login(db, "wxB", WebToken("o2", "t", "r", 7200, "snsapi_base"))
+    c = store.save_wechat_login(db, "wxA", WebToken("o1", "t2", "r", 7200, "snsapi_base"))
+    rows = {r["id"]: r for r in db.query("SELECT * FROM wechat_users")}
+    assert a == c and rows[a]["person_id"] != rows[b]["person_id"]
+    assert rows[a]["web_access_token"] == "t2"
+
+
+def test_nothing_secret_in_pages_or_logs(phone, live, emu, caplog, app):
+    caplog.set_level("DEBUG")
+    response = wechat_login(phone, live, scope="snsapi_userinfo", next="/me")
+    me = phone.get(live.url("/me")).text
+    with app.app_context():
+        row = list(store.get_db().query("SELECT web_access_token, refresh_token FROM wechat_users"))[0]
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("wxsite"))
+    for secret in (row["web_access_token"], row["refresh_token"], protocol.EMULATOR_SECRET, phone.cookies.get("wxsite_session")):
+        assert secret not in me and secret not in response.text and secret not in ours
+    import re
+
+    assert not re.search(r"[?&]code=", ours)
