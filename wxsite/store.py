@@ -147,6 +147,22 @@ MIGRATIONS = [
         );
         """,
     ),
+    (
+        "0003_media",
+        """
+        -- Voice notes keep WeChat's high-quality speex beside the AMR, and a transcoded
+        -- copy browsers can play.
+        ALTER TABLE uploads ADD COLUMN hq_path TEXT;
+        ALTER TABLE uploads ADD COLUMN playable_path TEXT;
+        CREATE TABLE share_visits (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            visitor TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (person_id, visitor)
+        );
+        """,
+    ),
 ]
 
 
@@ -467,6 +483,96 @@ def clear_failures(db, key):
     """Forget the failures of ``key`` after a success."""
     with transaction(db):
         db.execute("DELETE FROM login_failures WHERE key = ?", [key])
+
+
+# -- sharing ------------------------------------------------------------------------------
+
+
+def referral_code(db, person_id, new_code):
+    """Return the person's referral code, storing ``new_code`` the first time."""
+    with transaction(db):
+        db.execute(
+            "UPDATE people SET referral_code = ? WHERE id = ? AND referral_code IS NULL",
+            [new_code, person_id],
+        )
+        return db.execute("SELECT referral_code FROM people WHERE id = ?", [person_id]).fetchone()[0]
+
+
+def person_by_referral(db, code):
+    """Return the id of the person who shares with ``code``, or None."""
+    row = db.execute("SELECT id FROM people WHERE referral_code = ?", [code]).fetchone()
+    return row[0] if row else None
+
+
+def record_share_visit(db, person_id, visitor, now=None):
+    """Count one visit through a person's shared link (once per visitor)."""
+    with transaction(db):
+        db.execute(
+            "INSERT OR IGNORE INTO share_visits (person_id, visitor, created_at) VALUES (?, ?, ?)",
+            [person_id, visitor, now or time.time()],
+        )
+
+
+def share_visits(db, person_id):
+    """Return how many visitors arrived through the person's shared links."""
+    return db.execute("SELECT COUNT(*) FROM share_visits WHERE person_id = ?", [person_id]).fetchone()[0]
+
+
+# -- uploads ------------------------------------------------------------------------------
+
+
+def add_upload(db, person_id, kind, media_id, path, sha256, size, content_type, **extra):
+    """Insert an upload; return ``(row, created)`` — an existing row if it is a duplicate."""
+    values = dict(
+        person_id=person_id, kind=kind, media_id=media_id, path=path, sha256=sha256, size=size,
+        content_type=content_type, created_at=time.time(), **extra,
+    )
+    cols = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    with transaction(db):
+        cursor = db.execute(
+            f"INSERT OR IGNORE INTO uploads ({cols}) VALUES ({marks})", list(values.values())
+        )
+        created = cursor.rowcount == 1
+        row = _one(
+            db,
+            "SELECT * FROM uploads WHERE person_id = ? AND kind = ? AND sha256 = ?",
+            [person_id, kind, sha256],
+        )
+    return row, created
+
+
+def find_upload(db, person_id, kind, sha256):
+    """Return the person's upload with this content, or None."""
+    return _one(
+        db,
+        "SELECT * FROM uploads WHERE person_id = ? AND kind = ? AND sha256 = ?",
+        [person_id, kind, sha256],
+    )
+
+
+def get_upload(db, upload_id, person_id):
+    """Return the upload if it belongs to ``person_id``, else None."""
+    return _one(db, "SELECT * FROM uploads WHERE id = ? AND person_id = ?", [upload_id, person_id])
+
+
+def list_uploads(db, person_id, kind):
+    """Return the person's uploads of ``kind``, newest first."""
+    return list(
+        db.query(
+            "SELECT * FROM uploads WHERE person_id = ? AND kind = ? ORDER BY id DESC",
+            [person_id, kind],
+        )
+    )
+
+
+def delete_upload(db, upload_id, person_id):
+    """Delete the person's upload; return the deleted row (to remove its files) or None."""
+    with transaction(db):
+        row = get_upload(db, upload_id, person_id)
+        if row:
+            db.execute("DELETE FROM uploads WHERE id = ?", [upload_id])
+    return row
 
 
 # -- credentials (the single-flight store behind wechat.credentials) ----------------------

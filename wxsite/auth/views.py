@@ -238,4 +238,5 @@ def me():
         follows = bool(wx.client().user_info(current_user.openid).get("subscribe"))
     except WeChatError as exc:
         log.info("user/info unavailable: errcode=%s", exc.errcode)
-    return render_template("auth/me.html", user=current_user, follows=follows)
+    visits = store.share_visits(store.get_db(), current_user.person_id)
+    return render_template("auth/me.html", user=current_user, follows=follows, visits=visits)

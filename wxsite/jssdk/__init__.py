@@ -1,0 +1,5 @@
+"""JS-SDK: signed ``wx.config`` for pages, ``/jssdk/config``, and the share page."""
+
+from .views import bp
+
+__all__ = ["bp"]

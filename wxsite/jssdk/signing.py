@@ -1,0 +1,45 @@
+"""The URL the browser sees, and signed configs over it."""
+
+from urllib.parse import quote, urlsplit
+
+from flask import request
+
+from .. import wx
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def public_base():
+    """Return ``scheme://host[:port]`` as the browser sees it (after trusted proxies)."""
+    scheme = request.scheme
+    host = request.host
+    # ProxyFix appends X-Forwarded-Port even when it is the default; location.href doesn't.
+    name, _, port = host.rpartition(":")
+    if name and not host.endswith("]") and port == _DEFAULT_PORTS.get(scheme):
+        host = name
+    return f"{scheme}://{host}"
+
+
+def public_url():
+    """Return the full URL the browser shows: raw path and query, no fragment."""
+    env = request.environ
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI")
+    if raw and raw.startswith("/"):
+        target = raw  # exactly as sent: percent-encoding preserved
+    else:
+        target = quote(env.get("PATH_INFO", "/"), safe="/%:@!$&'()*+,;=~")
+        if env.get("QUERY_STRING"):
+            target += "?" + env["QUERY_STRING"]
+    return public_base() + request.script_root + target.split("#", 1)[0]
+
+
+def same_site(url):
+    """Return True if ``url`` is on this site's public scheme, host and port."""
+    parts = urlsplit(url)
+    base = urlsplit(public_base())
+    return (parts.scheme, parts.netloc) == (base.scheme, base.netloc) and not parts.username
+
+
+def signed_config(js_api_list, url=None):
+    """Return a fresh ``wx.config`` for the current page (or ``url``)."""
+    return wx.client().jssdk_config(url or public_url(), js_api_list)

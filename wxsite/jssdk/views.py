@@ -1,0 +1,78 @@
+"""``/jssdk/config`` and ``/share``; referral visits counted on any page."""
+
+import re
+
+from authlib.common.security import generate_token
+from flask import Blueprint, jsonify, render_template, request, session, url_for
+from flask_login import current_user
+
+from .. import store
+from ..auth.decorators import wechat_required
+from ..errors import error_response
+from .signing import public_base, same_site, signed_config
+
+bp = Blueprint("jssdk", __name__)
+
+SHARE_APIS = ["updateAppMessageShareData", "updateTimelineShareData"]
+#: What /jssdk/config may sign for (pages that change their URL with pushState).
+KNOWN_APIS = frozenset(
+    SHARE_APIS
+    + ["chooseImage", "previewImage", "uploadImage", "getLocalImgData", "startRecord",
+       "stopRecord", "onVoiceRecordEnd", "playVoice", "stopVoice", "onVoicePlayEnd",
+       "uploadVoice", "closeWindow", "hideMenuItems", "showMenuItems"]
+)
+REF_RE = re.compile(r"[A-Za-z0-9]{8,32}")
+
+
+@bp.get("/jssdk/config")
+def config():
+    """Sign ``wx.config`` for ``?url=`` — only URLs of this site."""
+    url = request.args.get("url", "")
+    if len(url) > 4096 or not same_site(url):
+        return error_response(400, "只能为本站页面签名", "url 必须是本站的完整地址。", code="foreign_url")
+    apis = [a for a in request.args.get("apis", ",".join(SHARE_APIS)).split(",") if a]
+    if not apis or any(a not in KNOWN_APIS for a in apis):
+        return error_response(400, "未知的接口", "apis 含有不支持的接口。", code="unknown_api")
+    return jsonify(signed_config(apis, url=url.split("#", 1)[0]))
+
+
+@bp.get("/share")
+@wechat_required
+def share():
+    """Set share data for chats and Moments; show how many people came through it."""
+    db = store.get_db()
+    code = current_user.row["referral_code"] or store.referral_code(
+        db, current_user.person_id, generate_token(12)
+    )
+    data = {
+        "title": "来看看这个微站",
+        "desc": f"{current_user.nickname or '你的朋友'}邀请你来看看",
+        "link": public_base() + url_for("pages.home", ref=code),
+        "imgUrl": public_base() + url_for("static", filename="img/share.png"),
+    }
+    return render_template(
+        "jssdk/share.html",
+        wx_config=signed_config(SHARE_APIS),
+        share=data,
+        visits=store.share_visits(db, current_user.person_id),
+    )
+
+
+@bp.before_app_request
+def count_referral():
+    """Count a visit that arrived through someone's shared link (once per visitor)."""
+    code = request.args.get("ref")
+    if request.method != "GET" or not code or not REF_RE.fullmatch(code):
+        return
+    seen = session.get("ref_seen", [])
+    if code in seen:
+        return
+    db = store.get_db()
+    sharer = store.person_by_referral(db, code)
+    if sharer is None:
+        return
+    if current_user.is_authenticated and current_user.person_id == sharer:
+        return  # the sharer's own clicks don't count
+    visitor = session.setdefault("visitor", generate_token(16))
+    store.record_share_visit(db, sharer, visitor)
+    session["ref_seen"] = (seen + [code])[-20:]
