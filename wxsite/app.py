@@ -91,8 +91,10 @@ def _register_proxy_fix(app):
 def _register_blueprints(app):
     from .auth import bp as auth_bp
     from .jssdk import bp as jssdk_bp
+    from .media import bp as media_bp
     from .pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(jssdk_bp)
+    app.register_blueprint(media_bp)

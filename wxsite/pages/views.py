@@ -25,6 +25,14 @@ def site_context():
     return {"site_name": current_app.config["WXSITE_NAME"]}
 
 
+@bp.app_template_filter("datetime")
+def format_datetime(timestamp):
+    """Show a stored timestamp as local date and minute."""
+    import time as _time
+
+    return _time.strftime("%Y-%m-%d %H:%M", _time.localtime(timestamp or 0))
+
+
 @bp.get("/")
 def home():
     """Show the home page; works logged out."""

@@ -1,0 +1,129 @@
+"""``/upload``, ``/voice``, ``/uploads/<id>``: pages, JSON endpoints and owner-only files."""
+
+import os
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+
+from .. import store
+from ..auth.decorators import wechat_required
+from ..errors import error_response
+from ..jssdk.signing import signed_config
+from .storage import ItemError, absolute, remove_files, save_image, save_voice
+
+bp = Blueprint("media", __name__)
+
+IMAGE_APIS = ["chooseImage", "previewImage", "uploadImage", "getLocalImgData"]
+VOICE_APIS = ["startRecord", "stopRecord", "onVoiceRecordEnd", "playVoice", "stopVoice",
+              "onVoicePlayEnd", "uploadVoice"]
+MAX_BATCH = 9
+
+
+@bp.get("/upload")
+@wechat_required
+def upload():
+    """Choose or take photos, upload them one at a time, see the gallery."""
+    items = store.list_uploads(store.get_db(), current_user.person_id, "image")
+    return render_template("media/upload.html", wx_config=signed_config(IMAGE_APIS), items=items)
+
+
+@bp.post("/upload")
+@wechat_required
+def upload_post():
+    """Fetch each ``server_ids`` item from WeChat; answer per item."""
+    body = request.get_json(silent=True)
+    ids = body.get("server_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
+        return error_response(400, "请求无效", f"server_ids 须为 1–{MAX_BATCH} 个媒体编号。", code="bad_request")
+    db = store.get_db()
+    results = []
+    for server_id in ids:
+        try:
+            row, created = save_image(db, current_user.person_id, server_id)
+        except ItemError as exc:
+            results.append({"server_id": server_id, "status": "error", "error": exc.code, "message": exc.message})
+            continue
+        results.append({**_describe(row), "server_id": server_id, "status": "ok" if created else "duplicate"})
+    return jsonify({"items": results})
+
+
+@bp.get("/voice")
+@wechat_required
+def voice():
+    """Record a voice note, listen to it, upload it; list the person's notes."""
+    items = store.list_uploads(store.get_db(), current_user.person_id, "voice")
+    return render_template("media/voice.html", wx_config=signed_config(VOICE_APIS), items=items)
+
+
+@bp.post("/voice")
+@wechat_required
+def voice_post():
+    """Fetch one voice note from WeChat."""
+    body = request.get_json(silent=True)
+    server_id = body.get("server_id") if isinstance(body, dict) else None
+    if not isinstance(server_id, str):
+        return error_response(400, "请求无效", "缺少 server_id。", code="bad_request")
+    try:
+        row, created = save_voice(store.get_db(), current_user.person_id, server_id)
+    except ItemError as exc:
+        return jsonify({"error": exc.code, "message": exc.message}), exc.status
+    return jsonify({"item": {**_describe(row), "status": "ok" if created else "duplicate"}})
+
+
+@bp.get("/uploads/<int:upload_id>")
+@wechat_required
+def file(upload_id):
+    """Serve a stored file to its owner only (others get 404, not 403)."""
+    row = _own(upload_id)
+    variant = request.args.get("v")
+    if variant == "hq" and row["hq_path"]:
+        return _send(row["hq_path"], "audio/speex", f"voice-{row['id']}.speex", attachment=True)
+    if row["kind"] == "voice":
+        return _send(row["path"], "audio/amr", f"voice-{row['id']}.amr", attachment=True)
+    return _send(row["path"], row["content_type"])
+
+
+@bp.get("/uploads/<int:upload_id>/play")
+@wechat_required
+def play(upload_id):
+    """Serve the browser-playable copy of a voice note."""
+    row = _own(upload_id)
+    if not row["playable_path"]:
+        abort(404)
+    return _send(row["playable_path"], "audio/mpeg")
+
+
+@bp.post("/uploads/<int:upload_id>/delete")
+@wechat_required
+def delete(upload_id):
+    """Delete one of the person's uploads and its files."""
+    row = store.delete_upload(store.get_db(), upload_id, current_user.person_id)
+    if row is None:
+        abort(404)
+    remove_files(row)
+    flash("已删除", "success")
+    return redirect(url_for("media.voice" if row["kind"] == "voice" else "media.upload"))
+
+
+def _own(upload_id):
+    row = store.get_upload(store.get_db(), upload_id, current_user.person_id)
+    if row is None or not os.path.exists(absolute(row["path"])):
+        abort(404)
+    return row
+
+
+def _send(relative, mimetype, download_name=None, attachment=False):
+    response = send_file(
+        absolute(relative), mimetype=mimetype, as_attachment=attachment,
+        download_name=download_name, max_age=0, conditional=True,
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _describe(row):
+    item = {"id": row["id"], "size": row["size"], "url": url_for("media.file", upload_id=row["id"])}
+    if row["kind"] == "voice":
+        item["duration"] = row["duration"]
+        item["play_url"] = url_for("media.play", upload_id=row["id"]) if row["playable_path"] else None
+    return item
