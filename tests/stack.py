@@ -98,9 +98,18 @@ class Gunicorn(Process):
             "WXSITE_THREADS": str(threads),
             **(env or {}),
         }
+        self.env = full_env
         args = [os.path.join(VENV_BIN, "gunicorn"), "-c", "python:wxsite.gunicorn_conf", "wsgi:app"]
         super().__init__(args, env=full_env, log_path=os.path.join(workdir, "gunicorn.log"))
         wait_for(self.base_url + "/healthz", proc=self.proc)
+
+
+    def flask(self, *args, input=None):
+        """Run ``flask --app wsgi ARGS`` against this site's database."""
+        return subprocess.run(
+            [os.path.join(VENV_BIN, "flask"), "--app", "wsgi", *args],
+            env=self.env, cwd=ROOT, input=input, capture_output=True, text=True, check=True,
+        )
 
 
 NGINX_CONF = """
@@ -122,16 +131,20 @@ http {{
         client_max_body_size 2m;
         location / {{
             proxy_pass http://127.0.0.1:{upstream};
-            proxy_set_header Host $http_host;
-            # Overwrite, never append: a client's own X-Forwarded-* must not get through.
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $host;
-            proxy_set_header X-Forwarded-Port $server_port;
+{forwarding}
         }}
     }}
 }}
 """
+
+
+#: Overwrite, never append: a client's own X-Forwarded-* must not get through.
+FORWARDING = """
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Forwarded-Port $server_port;"""
 
 
 def nginx_binary():
@@ -141,13 +154,15 @@ def nginx_binary():
 class Nginx(Process):
     """nginx in front of ``upstream_port``, like a tunnel or a TLS-less reverse proxy."""
 
-    def __init__(self, workdir, upstream_port, port=None):
+    def __init__(self, workdir, upstream_port, port=None, forward=True):
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         conf_dir = os.path.join(workdir, "nginx")
         os.makedirs(conf_dir, exist_ok=True)
         conf = os.path.join(conf_dir, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(dir=conf_dir, port=self.port, upstream=upstream_port))
+            # forward=False: nginx's default, Host becomes the upstream's — a misconfigured tunnel.
+            forwarding = FORWARDING if forward else ""
+            f.write(NGINX_CONF.format(dir=conf_dir, port=self.port, upstream=upstream_port, forwarding=forwarding))
         super().__init__([nginx_binary(), "-e", os.path.join(conf_dir, "error.log"), "-c", conf, "-p", conf_dir])
         wait_for(self.base_url + "/healthz", proc=self.proc)
