@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import site_config
+from support import site_config
 from stack import free_port
 from wxsite import create_app
 from wxsite.redis_store import RedisCredentialStore, StoreUnavailable

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import site_config
+from support import site_config
 from wxsite import create_app
 from wxsite.wechat import protocol
 

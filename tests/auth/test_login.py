@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 import requests
 
-from conftest import DESKTOP_UA, WECHAT_UA, authorize_link, callback_url, wechat_login
+from support import DESKTOP_UA, WECHAT_UA, authorize_link, callback_url, wechat_login
 from wxsite.wechat import protocol
 
 APPID = protocol.EMULATOR_APPID
@@ -41,7 +41,7 @@ def test_me_escalates_to_userinfo_with_consent(phone, live, emu):
     wechat_login(phone, live)
     response = phone.get(live.url("/me"))
     assert "申请获取你的昵称、头像" in response.text  # the emulator's consent page
-    from conftest import form_fields
+    from support import form_fields
 
     fields = form_fields(response.text)
     fields.update(user="zhangsan", action="allow")
@@ -224,7 +224,7 @@ def test_web_token_errors_do_not_touch_the_global_token(app, phone, live, emu):
 
 
 def test_non_wechat_browser_gets_qr_page(tmp_path, emu):
-    from conftest import site_config
+    from support import site_config
     from wxsite import create_app
 
     app = create_app(

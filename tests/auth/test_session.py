@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from conftest import WECHAT_UA, csrf_token, site_config, wechat_login
+from support import WECHAT_UA, csrf_token, site_config, wechat_login
 from wxsite import accounts, create_app, store
 from wxsite.auth.nexturl import safe_next
 from wxsite.wechat import protocol
@@ -40,7 +40,7 @@ def open_me(phone, live):
     """GET /me, consenting to snsapi_userinfo on the emulator if it asks."""
     response = phone.get(live.url("/me"))
     if "/connect/oauth2/authorize" in response.url:
-        from conftest import form_fields
+        from support import form_fields
 
         fields = form_fields(response.text)
         fields.update(action="allow")
@@ -178,7 +178,7 @@ def test_session_survives_network_change(logged_in, live):
 
 
 def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
-    from conftest import LiveServer
+    from support import LiveServer
 
     common = dict(WXSITE_DATABASE=str(tmp_path / "shared.sqlite3"))
     site1 = create_app(site_config(tmp_path, emu, **common))

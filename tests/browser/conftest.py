@@ -10,12 +10,9 @@ import shutil
 import pytest
 import requests
 
-from stack import ROOT, Emulator, Gunicorn, Nginx
+from stack import Emulator, Gunicorn, Nginx
+from support import ARTIFACTS, WECHAT_UA
 
-WECHAT_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN"
-)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -25,7 +22,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = os.path.join(ROOT, "test-artifacts", "screenshots")
 
 
 def pytest_collection_modifyitems(items):

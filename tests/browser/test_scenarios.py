@@ -115,7 +115,7 @@ def test_misconfigured_proxy_shows_the_signature_banner(browser, tmp_path):
     upstream URL, not the one in the address bar: the person sees what to fix."""
     import os
 
-    from conftest import ARTIFACTS, WECHAT_UA
+    from support import ARTIFACTS, WECHAT_UA
     from stack import Emulator, Gunicorn, Nginx
 
     emulator = Emulator()

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from conftest import LiveServer, site_config, wechat_login
+from support import LiveServer, site_config, wechat_login
 from wxsite import create_app
 from wxsite.wechat import jssdk, protocol
 

@@ -20,7 +20,7 @@ def amr_bytes(seconds=2):
 
 def json_poster(session, live):
     """Return post(path, body): JSON with the page's CSRF token, like the page's script."""
-    from conftest import csrf_token
+    from support import csrf_token
 
     token = csrf_token(session.get(live.url("/upload")).text)
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 import requests
 
-from conftest import WECHAT_UA, csrf_token, site_config, wechat_login
+from support import WECHAT_UA, csrf_token, site_config, wechat_login
 from media_helpers import image_bytes, json_poster
 from wxsite.wechat import protocol
 
@@ -74,7 +74,7 @@ def test_polyglot_is_reencoded(logged_in, live, emu, post_json):
 
 
 def test_oversize_media_is_refused_without_partial_file(tmp_path, emu, phone):
-    from conftest import LiveServer
+    from support import LiveServer
     from wxsite import create_app
 
     app = create_app(site_config(tmp_path, emu, WXSITE_MEDIA_MAX_BYTES=20_000))
@@ -174,7 +174,7 @@ def test_delete_needs_csrf_and_removes_the_file(logged_in, live, emu, post_json,
 
 
 def test_disk_full_stores_nothing_and_retry_succeeds(tmp_path, emu, phone):
-    from conftest import LiveServer
+    from support import LiveServer
     from wxsite import create_app
 
     uploads = tmp_path / "small"

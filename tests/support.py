@@ -1,0 +1,112 @@
+"""Helpers shared by the tests: the emulator's control client, a live site, logging in.
+
+Fixtures live in conftest.py; tests import helpers from here (``from support import …``),
+because several conftest.py files share that module name.
+"""
+
+import os
+import re
+import threading
+
+import requests
+from werkzeug.serving import make_server
+
+from wxsite.emulator.testing import Control
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = os.path.join(ROOT, "test-artifacts", "screenshots")
+
+WECHAT_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN"
+)
+DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+
+
+class Emulator(Control):
+    """The emulator's control client, with the short names the site's tests use."""
+
+    def count(self, path):
+        return self.counters().get(path, 0)
+
+    def revoke_tokens(self, appid):
+        self.revoke(appid)
+
+    def upload_media(self, data, content_type="image/jpeg", kind="image"):
+        return self.add_media(data, type=kind, content_type=content_type)
+
+
+def site_config(tmp_path, emu, **overrides):
+    """Settings for a test site in emulator mode over a fresh database."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": SECRET_KEY,
+        "WXSITE_DATABASE": str(tmp_path / "wxsite.sqlite3"),
+        "WXSITE_UPLOADS": str(tmp_path / "uploads"),
+        "WXSITE_EMULATOR_URL": emu.base_url,
+        "WXSITE_DEADLINE": 6.0,
+        **overrides,
+    }
+
+
+class LiveServer:
+    """The site on a real loopback port (for flows that cross to the emulator)."""
+
+    def __init__(self, app, host="127.0.0.1"):
+        self.server = make_server(host, 0, app, threaded=True)
+        self.base_url = f"http://{host}:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return self.base_url + path
+
+    def shutdown(self):
+        self.server.shutdown()
+
+
+def form_fields(html):
+    """Return the hidden/named inputs of the first form in ``html`` as a dict."""
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", html):
+        if re.search(r'type="(checkbox|radio)"', tag) and "checked" not in tag:
+            continue
+        name = re.search(r'name="([^"]*)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name:
+            fields[name.group(1)] = value.group(1) if value else ""
+    return fields
+
+
+# -- logging in through the emulator ------------------------------------------------------
+
+def authorize_link(phone, live, next="/", scope="snsapi_base"):
+    """Start a login on the site; return the emulator authorize URL it redirects to."""
+    response = phone.get(live.url("/auth/login"), params={"next": next, "scope": scope}, allow_redirects=False)
+    assert response.status_code == 302, response.text[:500]
+    return response.headers["Location"]
+
+
+def callback_url(emu, phone, live, user="zhangsan", next="/", scope="snsapi_base", action="allow"):
+    """Walk the authorization as ``user`` would; return the site callback URL (not visited)."""
+    return emu.authorize(authorize_link(phone, live, next, scope), user=user, action=action)
+
+
+def wechat_login(phone, live, user="zhangsan", scope="snsapi_base", next="/", action="allow"):
+    """Log ``phone`` in through the emulator's real pages; return the final response."""
+    response = phone.get(live.url("/auth/login"), params={"next": next, "scope": scope})
+    if response.url.split("?")[0].endswith("/connect/oauth2/authorize"):
+        fields = form_fields(response.text)
+        fields.update(user=user, action=action)
+        confirm = response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm"
+        response = phone.post(confirm, data=fields)
+    return response
+
+
+def csrf_token(html):
+    """Return the CSRF token embedded in a page (form field or meta tag)."""
+    match = re.search(r'name="csrf[-_]token"[^>]*(?:value|content)="([^"]+)"', html)
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
