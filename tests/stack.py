@@ -82,7 +82,7 @@ class Emulator(Process):
 class Gunicorn(Process):
     """The site under gunicorn with the production config."""
 
-    def __init__(self, workdir, emulator_url, workers=4, threads=4, port=None, env=None):
+    def __init__(self, workdir, emulator_url, workers=4, threads=4, port=None, env=None, app="wsgi:app"):
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -99,7 +99,8 @@ class Gunicorn(Process):
             **(env or {}),
         }
         self.env = full_env
-        args = [os.path.join(VENV_BIN, "gunicorn"), "-c", "python:wxsite.gunicorn_conf", "wsgi:app"]
+        args = [os.path.join(VENV_BIN, "gunicorn"), "-c", "python:wxsite.gunicorn_conf",
+                "--pythonpath", f"{ROOT},{os.path.join(ROOT, 'bench')}", app]
         super().__init__(args, env=full_env, log_path=os.path.join(workdir, "gunicorn.log"))
         wait_for(self.base_url + "/healthz", proc=self.proc)
 
