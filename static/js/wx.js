@@ -94,5 +94,8 @@
     state.ready = false;
     document.body.classList.add("wx-error");
     banner(explain(res && res.errMsg));
+    Array.prototype.forEach.call(document.querySelectorAll("[data-wx-status]"), function (el) {
+      el.textContent = "微信功能暂不可用";
+    });
   });
 })();

@@ -131,6 +131,7 @@ def test_misconfigured_proxy_shows_the_signature_banner(browser, tmp_path):
         page.wait_for_selector("#wx-banner:not([hidden])")
         assert "签名无效" in page.inner_text("#wx-banner")
         assert page.evaluate("window.__wxemu.error.errMsg") == "config:invalid signature"
+        assert page.inner_text("#share-status") == "微信功能暂不可用"
         os.makedirs(ARTIFACTS, exist_ok=True)
         page.screenshot(path=os.path.join(ARTIFACTS, "misconfigured-invalid-signature.png"), full_page=True)
     finally:
