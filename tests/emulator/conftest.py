@@ -78,20 +78,13 @@ def auth_link(
     return f"{protocol.AUTHORIZE}?{query}{extra}"
 
 
-@pytest.fixture(scope="session")
-def _server():
-    running = start(create_emulator(), quiet=True)
-    yield running
-    running.shutdown()
-
-
 @pytest.fixture
-def emulator(_server):
-    """The session's emulator, reset for this test."""
-    control = Control(_server.base_url)
+def emulator(emulator_server):
+    """The session's emulator (tests/conftest.py), reset for this test."""
+    control = Control(emulator_server.base_url)
     control.reset()
     with requests.Session() as http:
-        yield Emulator(_server.base_url, control, http, _server)
+        yield Emulator(emulator_server.base_url, control, http, emulator_server)
 
 
 @pytest.fixture

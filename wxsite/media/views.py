@@ -23,8 +23,7 @@ MAX_BATCH = 9
 @wechat_required
 def upload():
     """Choose or take photos, upload them one at a time, see the gallery."""
-    items = store.list_uploads(store.get_db(), current_user.person_id, "image")
-    return render_template("media/upload.html", wx_config=signed_config(IMAGE_APIS), items=items)
+    return _page("image", "media/upload.html", IMAGE_APIS)
 
 
 @bp.post("/upload")
@@ -51,8 +50,7 @@ def upload_post():
 @wechat_required
 def voice():
     """Record a voice note, listen to it, upload it; list the person's notes."""
-    items = store.list_uploads(store.get_db(), current_user.person_id, "voice")
-    return render_template("media/voice.html", wx_config=signed_config(VOICE_APIS), items=items)
+    return _page("voice", "media/voice.html", VOICE_APIS)
 
 
 @bp.post("/voice")
@@ -103,6 +101,11 @@ def delete(upload_id):
     remove_files(row)
     flash("已删除", "success")
     return redirect(url_for("media.voice" if row["kind"] == "voice" else "media.upload"))
+
+
+def _page(kind, template, js_api_list):
+    items = store.list_uploads(store.get_db(), current_user.person_id, kind)
+    return render_template(template, wx_config=signed_config(js_api_list), items=items)
 
 
 def _own(upload_id):
