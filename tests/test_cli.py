@@ -68,3 +68,19 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme(runner):
 def test_every_setting_is_in_the_readme():
     for setting in config.SETTINGS:
         assert f"`{setting.name}`" in README, setting.name
+
+
+def test_doctor_checks_the_served_verification_file(tmp_path, emu):
+    from support import LiveServer, site_config
+    from wxsite import create_app
+
+    app = create_app(site_config(tmp_path, emu, WX_MP_VERIFY="Zx81verify"))
+    live = LiveServer(app)
+    try:
+        result = app.test_cli_runner().invoke(args=["wx", "doctor", "--public-url", live.base_url])
+    finally:
+        live.shutdown()
+    assert "PASS  MP_verify file" in result.output
+    assert "WARN  public URL" in result.output  # plain http
+    assert "FAIL  public port" in result.output  # not 80/443
+    assert result.exit_code == 1

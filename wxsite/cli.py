@@ -1,6 +1,7 @@
 """``flask wx …`` and ``flask account …``: thin click commands over the library."""
 
 import hashlib
+import logging
 import sys
 
 import click
@@ -49,9 +50,11 @@ def run_command(host, port):
         from .emulator.server import start
 
         emu = urlsplit(app.config["WXSITE_EMULATOR_URL"])
-        running = start(create_emulator(), emu.hostname, emu.port or 80)
+        running = start(create_emulator(), emu.hostname, emu.port or 80, quiet=True)
         click.echo(f"WeChat emulator on {running.base_url}/ (no WX_APPID configured)")
     click.echo(f"wxsite on http://{host}:{port}/")
+    # werkzeug's access lines carry query strings (?code=…&state=…); wxsite logs its own.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
