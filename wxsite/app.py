@@ -55,6 +55,8 @@ def _configure(app, test_config):
         SESSION_COOKIE_NAME="wxsite_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # Bounded like the server-side login records (wxsite.auth.users.LOGIN_MAX_AGE).
+        PERMANENT_SESSION_LIFETIME=7 * 86400,
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_AS_ASCII=False,
     )

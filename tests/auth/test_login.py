@@ -64,6 +64,9 @@ def test_refusing_consent_ends_on_a_friendly_page_without_loop(phone, live, emu)
     me = phone.get(live.url("/me"))
     assert me.status_code == 200 and me.url.split("#")[0] == live.url("/me")
     assert "未授权昵称头像" in me.text
+    # Consent given later, on the person's own initiative, is honoured.
+    again = wechat_login(phone, live, scope="snsapi_userinfo", next="/me")
+    assert "张三" in again.text and "未授权昵称头像" not in again.text
 
 
 def test_callback_without_code_or_state(client, emu):

@@ -114,14 +114,14 @@ def _exchange(db, attempt, code):
         store.release_auth_state(db, state, exc.errcode)
         return _exchange_failed(exc, attempt)
     user_id = store.save_wechat_login(db, current_app.config["WX_APPID"], token)
+    declined = session.get("userinfo_declined", False)
     if token.scope == protocol.SCOPE_USERINFO:
         try:
-            if fetch_profile(db, user_id, token.openid, token.access_token) != "ok":
-                session["userinfo_declined"] = True
+            declined = fetch_profile(db, user_id, token.openid, token.access_token) != "ok"
         except WeChatError as exc:
             log.warning("userinfo after login failed: errcode=%s", exc.errcode)
     store.finish_auth_state(db, state, user_id)
-    return _log_in(user_id, next_path)
+    return _log_in(user_id, next_path, declined)
 
 
 def _exchange_failed(exc, attempt):
@@ -139,9 +139,10 @@ def _exchange_failed(exc, attempt):
     return error_response(status, title, detail, code=f"wechat_{exc.errcode}", retry_url=retry)
 
 
-def _log_in(wechat_user_id, next_path):
+def _log_in(wechat_user_id, next_path, declined=None):
     """Start a fresh session for ``wechat_user_id``: nothing from the old one survives."""
-    declined = session.get("userinfo_declined")
+    if declined is None:
+        declined = session.get("userinfo_declined")
     session.clear()
     login_id = generate_token(40)
     store.create_login(store.get_db(), login_id, wechat_user_id)
