@@ -72,7 +72,9 @@ def bench_pages(seconds, rounds):
             session = requests.Session()
             session.headers["User-Agent"] = "MicroMessenger bench"
             login(session, site.base_url)
-            cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies if c.domain in ("127.0.0.1", ""))
+            cookie = "; ".join(
+                f"{c.name}={c.value}" for c in session.cookies if c.domain in ("127.0.0.1", "")
+            )
             signed, bare = site.base_url + "/share", site.base_url + "/_bench/bare"
             sizes = [len(session.get(u).content) for u in (signed, bare)]
             before = counters(emu)
@@ -89,8 +91,12 @@ def bench_pages(seconds, rounds):
             emu.stop()
     s, b = max(results["signed"]), max(results["bare"])
     print(f"page sizes: signed {sizes[0]} B, bare {sizes[1]} B")
-    print(f"signed /share: {s:.0f} req/s   bare: {b:.0f} req/s   ratio {s / b:.3f} (target >= 0.95)")
-    calls = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+    print(
+        f"signed /share: {s:.0f} req/s   bare: {b:.0f} req/s   ratio {s / b:.3f} (target >= 0.95)"
+    )
+    calls = {
+        k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)
+    }
     print(f"WeChat calls during the load: {sum(calls.values())} {calls or ''} (target 0)")
 
 
@@ -106,7 +112,9 @@ def bench_cold_start():
                 s.headers["User-Agent"] = "MicroMessenger bench"
                 login(s, site.base_url)
                 sessions.append(s)
-            requests.post(emu.base_url + "/_emu/faults", json={"path": protocol.STABLE_TOKEN, "stall": 0.5})
+            requests.post(
+                emu.base_url + "/_emu/faults", json={"path": protocol.STABLE_TOKEN, "stall": 0.5}
+            )
             before = counters(emu)
             barrier = threading.Barrier(64)
             statuses = []
@@ -145,8 +153,11 @@ def bench_simulated_day(hours=24, step=60):
             db.close()
             offset = [0.0]
             client = WeChatClient(
-                protocol.EMULATOR_APPID, protocol.EMULATOR_SECRET, store.CredentialStore(path),
-                api_base=emu.base_url, clock=lambda: time.time() + offset[0],
+                protocol.EMULATOR_APPID,
+                protocol.EMULATOR_SECRET,
+                store.CredentialStore(path),
+                api_base=emu.base_url,
+                clock=lambda: time.time() + offset[0],
             )
             before = counters(emu)
             for _ in range(hours * 3600 // step):
@@ -162,8 +173,10 @@ def bench_simulated_day(hours=24, step=60):
             emu.stop()
     lifetimes = hours * 3600 / protocol.TOKEN_LIFETIME
     tok, tic = fetches(before, after, TOKEN_PATHS), fetches(before, after, [protocol.TICKET])
-    print(f"token fetches: {tok}, ticket fetches: {tic} over {lifetimes:.0f} lifetimes of 7200 s "
-          f"(refreshing 300 s early: {hours * 3600 / (7200 - 300):.1f} expected)")
+    print(
+        f"token fetches: {tok}, ticket fetches: {tic} over {lifetimes:.0f} lifetimes of 7200 s "
+        f"(refreshing 300 s early: {hours * 3600 / (7200 - 300):.1f} expected)"
+    )
 
 
 MEMORY_PROBE = """
@@ -188,17 +201,28 @@ def bench_media_memory(megabytes=20):
     print(f"\n## 4. downloading a {megabytes} MB media file")
     emu = Emulator()
     try:
+
         def upload(data):
-            r = requests.post(emu.base_url + "/_emu/media?type=image", data=data, headers={"Content-Type": "image/jpeg"})
+            r = requests.post(
+                emu.base_url + "/_emu/media?type=image",
+                data=data,
+                headers={"Content-Type": "image/jpeg"},
+            )
             return r.json()["media_id"]
 
         big = upload(b"\xff\xd8\xff\xe0" + os.urandom(megabytes * 1024 * 1024 - 4))
         small = upload(b"\xff\xd8\xff\xe0" + os.urandom(1024))
-        out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, emu.base_url, big, small],
-                             capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_PROBE, emu.base_url, big, small],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
     finally:
         emu.stop()
-    print(f"downloaded {int(out[0]) / 1e6:.1f} MB; peak RSS growth {float(out[1]):.2f} MB (target < 5 MB)")
+    print(
+        f"downloaded {int(out[0]) / 1e6:.1f} MB; peak RSS growth {float(out[1]):.2f} MB (target < 5 MB)"
+    )
 
 
 def bench_login(count):
@@ -217,12 +241,16 @@ def bench_login(count):
                 s.headers["User-Agent"] = "MicroMessenger bench"
                 s.cookies.update(user_cookie)
                 r = s.get(f"{site.base_url}/auth/login", params={"next": "/"})
-                assert r.status_code == 200 and r.url.split("#")[0].rstrip("/") == site.base_url, r.url
+                assert (
+                    r.status_code == 200 and r.url.split("#")[0].rstrip("/") == site.base_url
+                ), r.url
             elapsed = time.perf_counter() - started
         finally:
             site.stop()
             emu.stop()
-    print(f"{count / elapsed:.1f} logins/s ({elapsed / count * 1000:.1f} ms each: 4 HTTP hops + code exchange)")
+    print(
+        f"{count / elapsed:.1f} logins/s ({elapsed / count * 1000:.1f} ms each: 4 HTTP hops + code exchange)"
+    )
 
 
 def main():

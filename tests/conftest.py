@@ -6,6 +6,7 @@ import requests
 from support import WECHAT_UA, Emulator, LiveServer, site_config, wechat_login
 from wxsite import create_app
 
+
 @pytest.fixture(scope="session")
 def emulator_server():
     from wxsite.emulator import create_emulator
@@ -60,5 +61,3 @@ def logged_in(phone, live, emu):
     response = wechat_login(phone, live)
     assert response.status_code == 200 and response.url.split("#")[0] == live.url("/"), response.url
     return phone
-
-

@@ -47,7 +47,12 @@ class Process:
         self.log_path = log_path or tempfile.mktemp(prefix="wxsite-", suffix=".log")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            args, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def log(self):
@@ -82,7 +87,9 @@ class Emulator(Process):
 class Gunicorn(Process):
     """The site under gunicorn with the production config."""
 
-    def __init__(self, workdir, emulator_url, workers=4, threads=4, port=None, env=None, app="wsgi:app"):
+    def __init__(
+        self, workdir, emulator_url, workers=4, threads=4, port=None, env=None, app="wsgi:app"
+    ):
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -99,17 +106,27 @@ class Gunicorn(Process):
             **(env or {}),
         }
         self.env = full_env
-        args = [os.path.join(VENV_BIN, "gunicorn"), "-c", "python:wxsite.gunicorn_conf",
-                "--pythonpath", f"{ROOT},{os.path.join(ROOT, 'bench')}", app]
+        args = [
+            os.path.join(VENV_BIN, "gunicorn"),
+            "-c",
+            "python:wxsite.gunicorn_conf",
+            "--pythonpath",
+            f"{ROOT},{os.path.join(ROOT, 'bench')}",
+            app,
+        ]
         super().__init__(args, env=full_env, log_path=os.path.join(workdir, "gunicorn.log"))
         wait_for(self.base_url + "/healthz", proc=self.proc)
-
 
     def flask(self, *args, input=None):
         """Run ``flask --app wsgi ARGS`` against this site's database."""
         return subprocess.run(
             [os.path.join(VENV_BIN, "flask"), "--app", "wsgi", *args],
-            env=self.env, cwd=ROOT, input=input, capture_output=True, text=True, check=True,
+            env=self.env,
+            cwd=ROOT,
+            input=input,
+            capture_output=True,
+            text=True,
+            check=True,
         )
 
 
@@ -149,7 +166,9 @@ FORWARDING = """
 
 
 def nginx_binary():
-    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    return shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
 
 
 class Nginx(Process):
@@ -164,6 +183,12 @@ class Nginx(Process):
         with open(conf, "w") as f:
             # forward=False: nginx's default, Host becomes the upstream's — a misconfigured tunnel.
             forwarding = FORWARDING if forward else ""
-            f.write(NGINX_CONF.format(dir=conf_dir, port=self.port, upstream=upstream_port, forwarding=forwarding))
-        super().__init__([nginx_binary(), "-e", os.path.join(conf_dir, "error.log"), "-c", conf, "-p", conf_dir])
+            f.write(
+                NGINX_CONF.format(
+                    dir=conf_dir, port=self.port, upstream=upstream_port, forwarding=forwarding
+                )
+            )
+        super().__init__(
+            [nginx_binary(), "-e", os.path.join(conf_dir, "error.log"), "-c", conf, "-p", conf_dir]
+        )
         wait_for(self.base_url + "/healthz", proc=self.proc)

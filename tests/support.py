@@ -8,7 +8,6 @@ import os
 import re
 import threading
 
-import requests
 from werkzeug.serving import make_server
 
 from wxsite.emulator.testing import Control
@@ -81,9 +80,12 @@ def form_fields(html):
 
 # -- logging in through the emulator ------------------------------------------------------
 
+
 def authorize_link(phone, live, next="/", scope="snsapi_base"):
     """Start a login on the site; return the emulator authorize URL it redirects to."""
-    response = phone.get(live.url("/auth/login"), params={"next": next, "scope": scope}, allow_redirects=False)
+    response = phone.get(
+        live.url("/auth/login"), params={"next": next, "scope": scope}, allow_redirects=False
+    )
     assert response.status_code == 302, response.text[:500]
     return response.headers["Location"]
 
@@ -109,4 +111,3 @@ def csrf_token(html):
     match = re.search(r'name="csrf[-_]token"[^>]*(?:value|content)="([^"]+)"', html)
     assert match, "no CSRF token in page"
     return match.group(1)
-

@@ -67,14 +67,20 @@ def test_start_up_prints_one_line_and_exits(tmp_path):
     )
     assert result.returncode == 3
     lines = result.stderr.strip().splitlines()
-    assert lines == ["wxsite: configuration error: SECRET_KEY is not set: it is required when WX_APPID is set (production)"]
+    assert lines == [
+        "wxsite: configuration error: SECRET_KEY is not set: it is required when WX_APPID is set (production)"
+    ]
     assert "Traceback" not in result.stderr
 
 
 def test_dev_secret_key_is_generated_once(tmp_path):
     from wxsite import create_app
 
-    cfg = {"TESTING": True, "WXSITE_DATABASE": str(tmp_path / "db"), "WXSITE_UPLOADS": str(tmp_path / "u")}
+    cfg = {
+        "TESTING": True,
+        "WXSITE_DATABASE": str(tmp_path / "db"),
+        "WXSITE_UPLOADS": str(tmp_path / "u"),
+    }
     first = create_app(cfg).config["SECRET_KEY"]
     second = create_app(cfg).config["SECRET_KEY"]
     assert first == second and len(first) >= 32

@@ -23,8 +23,19 @@ def redis_url(tmp_path_factory):
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
@@ -58,7 +69,9 @@ def test_single_flight_across_hosts_sharing_redis(redis_store, redis_url, emu):
     # Separate clients with their own memory caches and connections: "hosts".
     hosts = [client_for(RedisCredentialStore(redis_url), emu) for _ in range(6)]
     seen = []
-    threads = [threading.Thread(target=lambda c=c: seen.append(c.jsapi_ticket())) for c in hosts * 4]
+    threads = [
+        threading.Thread(target=lambda c=c: seen.append(c.jsapi_ticket())) for c in hosts * 4
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -113,7 +126,9 @@ def test_stalled_redis_times_out(emu):
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)  # accepts connections, never answers
     try:
-        store = RedisCredentialStore(f"redis://127.0.0.1:{listener.getsockname()[1]}/0", timeout=0.3)
+        store = RedisCredentialStore(
+            f"redis://127.0.0.1:{listener.getsockname()[1]}/0", timeout=0.3
+        )
         with pytest.raises(StoreUnavailable):
             client_for(store, emu).access_token()
     finally:

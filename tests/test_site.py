@@ -7,7 +7,6 @@ import pytest
 
 from support import site_config
 from wxsite import create_app
-from wxsite.wechat import protocol
 
 TEMPLATES = pathlib.Path(__file__).parent.parent / "templates"
 
@@ -65,7 +64,9 @@ def test_hsts_only_over_https(client):
 
 def test_production_csp_allows_only_wechat_hosts(tmp_path, emu):
     app = create_app(
-        site_config(tmp_path, emu, WX_APPID="wx0123456789abcdef", WX_SECRET="s", WX_API_BASE=emu.base_url)
+        site_config(
+            tmp_path, emu, WX_APPID="wx0123456789abcdef", WX_SECRET="s", WX_API_BASE=emu.base_url
+        )
     )
     csp = app.test_client().get("/").headers["Content-Security-Policy"]
     assert "https://res.wx.qq.com" in csp and "https://thirdwx.qlogo.cn" in csp

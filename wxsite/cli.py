@@ -77,7 +77,9 @@ def token_command(refresh):
 
 
 @wx_cli.command("doctor")
-@click.option("--public-url", default=None, help="The site's public URL, e.g. https://wx.example.com")
+@click.option(
+    "--public-url", default=None, help="The site's public URL, e.g. https://wx.example.com"
+)
 def doctor_command(public_url):
     """Check config, database, uploads, WeChat credentials and the public URL.
 

@@ -58,7 +58,9 @@ SETTINGS = (
         "redis",
     ),
     Setting("WXSITE_HTTP_TIMEOUT", 5.0, "read timeout of one WeChat call, seconds", "float"),
-    Setting("WXSITE_DEADLINE", 15.0, "total budget of a WeChat call with retries, seconds", "float"),
+    Setting(
+        "WXSITE_DEADLINE", 15.0, "total budget of a WeChat call with retries, seconds", "float"
+    ),
     Setting("WXSITE_MEDIA_MAX_BYTES", 10 * 1024 * 1024, "largest media download accepted", "int"),
     Setting("WXSITE_LOG_LEVEL", "INFO", "log level of the wxsite loggers"),
     Setting("WXSITE_NAME", "微站", "the site's name in page titles and headers"),
@@ -126,7 +128,9 @@ def _check_pairs(out, environ):
         missing = "WX_SECRET" if appid else "WX_APPID"
         raise ConfigError(f"{missing} is not set: WX_APPID and WX_SECRET go together")
     if appid and not _APPID.fullmatch(appid):
-        raise ConfigError(f"WX_APPID looks wrong: an AppID is 'wx' and 16 hex digits, got {appid!r}")
+        raise ConfigError(
+            f"WX_APPID looks wrong: an AppID is 'wx' and 16 hex digits, got {appid!r}"
+        )
     if appid and not out["SECRET_KEY"]:
         raise ConfigError("SECRET_KEY is not set: it is required when WX_APPID is set (production)")
     if not appid:

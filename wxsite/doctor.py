@@ -29,7 +29,9 @@ def run(app, client, public_url=None):
     if public_url:
         checks += _public(cfg, public_url)
     else:
-        checks.append(Check(None, "public URL", "pass --public-url https://your.domain to check it"))
+        checks.append(
+            Check(None, "public URL", "pass --public-url https://your.domain to check it")
+        )
     return checks
 
 
@@ -42,7 +44,9 @@ def console_entries(cfg, public_url):
         "设置与开发 → 基本配置 → IP白名单: this server's public outbound IP",
     ]
     if cfg["WX_MP_VERIFY"]:
-        lines.append(f"verification file: served at {public_url.rstrip('/')}/MP_verify_{cfg['WX_MP_VERIFY']}.txt")
+        lines.append(
+            f"verification file: served at {public_url.rstrip('/')}/MP_verify_{cfg['WX_MP_VERIFY']}.txt"
+        )
     else:
         lines.append("verification file: set WX_MP_VERIFY to the code in MP_verify_<code>.txt")
     return lines
@@ -51,13 +55,19 @@ def console_entries(cfg, public_url):
 def _mode(cfg):
     if cfg["WX_EMULATOR"]:
         return Check(None, "mode", "emulator (WX_APPID not set): WeChat is the built-in emulator")
-    return Check(True, "mode", f"production, AppID {cfg['WX_APPID']}, token API {cfg['WX_TOKEN_API']}")
+    return Check(
+        True, "mode", f"production, AppID {cfg['WX_APPID']}, token API {cfg['WX_TOKEN_API']}"
+    )
 
 
 def _secret_key(cfg):
     key = cfg["SECRET_KEY"] or ""
     if len(key) < 32 or len(set(key)) < 10:
-        return Check(False, "SECRET_KEY", "too short or too simple: use python -c 'import secrets; print(secrets.token_hex(32))'")
+        return Check(
+            False,
+            "SECRET_KEY",
+            "too short or too simple: use python -c 'import secrets; print(secrets.token_hex(32))'",
+        )
     return Check(True, "SECRET_KEY", f"{len(key)} characters")
 
 
@@ -109,15 +119,31 @@ def _public(cfg, public_url):
     if parts.scheme == "https":
         checks.append(Check(True, "public URL", f"{public_url} is https"))
     else:
-        checks.append(Check(None, "public URL", f"{public_url} is not https: WeChat works, but sessions are exposed"))
+        checks.append(
+            Check(
+                None,
+                "public URL",
+                f"{public_url} is not https: WeChat works, but sessions are exposed",
+            )
+        )
     if parts.port not in (None, 80, 443):
-        checks.append(Check(False, "public port", "the MP console accepts domains on ports 80/443 only"))
+        checks.append(
+            Check(False, "public port", "the MP console accepts domains on ports 80/443 only")
+        )
     code = cfg["WX_MP_VERIFY"]
     if code:
         url = f"{public_url.rstrip('/')}/MP_verify_{code}.txt"
         try:
             body = requests.get(url, timeout=5).text.strip()
-            checks.append(Check(body == code, "MP_verify file", f"{url} {'serves the code' if body == code else 'does not serve the code'}"))
+            checks.append(
+                Check(
+                    body == code,
+                    "MP_verify file",
+                    f"{url} {'serves the code' if body == code else 'does not serve the code'}",
+                )
+            )
         except requests.RequestException as exc:
-            checks.append(Check(False, "MP_verify file", f"{url} unreachable ({type(exc).__name__})"))
+            checks.append(
+                Check(False, "MP_verify file", f"{url} unreachable ({type(exc).__name__})")
+            )
     return checks

@@ -13,7 +13,9 @@ from .wechat.credentials import Credential
 from .wechat.errors import WeChatError
 
 # Compare-and-delete / compare-and-clear, so a late holder cannot undo a newer one.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 _INVALIDATE = (
     "if redis.call('hget', KEYS[1], 'value') == ARGV[1] then "
     "redis.call('hdel', KEYS[1], 'value'); redis.call('hset', KEYS[1], 'expires_at', 0) end return 0"

@@ -326,7 +326,9 @@ def save_wechat_login(db, appid, token, now=None):
         }
         if row:
             sets = ", ".join(f"{k} = ?" for k in values)
-            db.execute(f"UPDATE wechat_users SET {sets} WHERE id = ?", [*values.values(), row["id"]])
+            db.execute(
+                f"UPDATE wechat_users SET {sets} WHERE id = ?", [*values.values(), row["id"]]
+            )
             return row["id"]
         values.update(appid=appid, openid=token.openid, created_at=now)
         cols = ", ".join(values)
@@ -364,7 +366,9 @@ def _merge_people(db, keep, drop_id):
     db.execute("DELETE FROM uploads WHERE person_id = ?", [drop_id])  # duplicates by sha256
     if dropped and dropped["account_id"] and not keep["account_id"]:
         db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [drop_id])
-        db.execute("UPDATE people SET account_id = ? WHERE id = ?", [dropped["account_id"], keep["id"]])
+        db.execute(
+            "UPDATE people SET account_id = ? WHERE id = ?", [dropped["account_id"], keep["id"]]
+        )
     db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [drop_id])
 
 
@@ -386,7 +390,13 @@ def save_web_token(db, wechat_user_id, token, now=None):
         db.execute(
             "UPDATE wechat_users SET web_access_token = ?, web_token_expires = ?, "
             "refresh_token = COALESCE(NULLIF(?, ''), refresh_token), scope = ? WHERE id = ?",
-            [token.access_token, now + token.expires_in, token.refresh_token, token.scope, wechat_user_id],
+            [
+                token.access_token,
+                now + token.expires_in,
+                token.refresh_token,
+                token.scope,
+                wechat_user_id,
+            ],
         )
 
 
@@ -495,7 +505,9 @@ def referral_code(db, person_id, new_code):
             "UPDATE people SET referral_code = ? WHERE id = ? AND referral_code IS NULL",
             [new_code, person_id],
         )
-        return db.execute("SELECT referral_code FROM people WHERE id = ?", [person_id]).fetchone()[0]
+        return db.execute("SELECT referral_code FROM people WHERE id = ?", [person_id]).fetchone()[
+            0
+        ]
 
 
 def person_by_referral(db, code):
@@ -515,7 +527,9 @@ def record_share_visit(db, person_id, visitor, now=None):
 
 def share_visits(db, person_id):
     """Return how many visitors arrived through the person's shared links."""
-    return db.execute("SELECT COUNT(*) FROM share_visits WHERE person_id = ?", [person_id]).fetchone()[0]
+    return db.execute(
+        "SELECT COUNT(*) FROM share_visits WHERE person_id = ?", [person_id]
+    ).fetchone()[0]
 
 
 # -- uploads ------------------------------------------------------------------------------
@@ -524,8 +538,15 @@ def share_visits(db, person_id):
 def add_upload(db, person_id, kind, media_id, path, sha256, size, content_type, **extra):
     """Insert an upload; return ``(row, created)`` — an existing row if it is a duplicate."""
     values = dict(
-        person_id=person_id, kind=kind, media_id=media_id, path=path, sha256=sha256, size=size,
-        content_type=content_type, created_at=time.time(), **extra,
+        person_id=person_id,
+        kind=kind,
+        media_id=media_id,
+        path=path,
+        sha256=sha256,
+        size=size,
+        content_type=content_type,
+        created_at=time.time(),
+        **extra,
     )
     cols = ", ".join(values)
     marks = ", ".join("?" for _ in values)

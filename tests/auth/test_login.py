@@ -45,7 +45,9 @@ def test_me_escalates_to_userinfo_with_consent(phone, live, emu):
 
     fields = form_fields(response.text)
     fields.update(user="zhangsan", action="allow")
-    response = phone.post(response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm", data=fields)
+    response = phone.post(
+        response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm", data=fields
+    )
     assert response.url.split("#")[0] == live.url("/me")
     users = emu.users()
     assert "张三" in response.text
@@ -92,7 +94,10 @@ def test_code_with_missing_state_is_rejected_before_exchange(phone, live, emu):
     response = phone.get(live.url("/auth/callback"), params={"code": code})
     assert response.status_code == 400
     assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
-    assert "wxsite_session" not in response.headers.get("Set-Cookie", "") or "_user_id" not in phone.cookies
+    assert (
+        "wxsite_session" not in response.headers.get("Set-Cookie", "")
+        or "_user_id" not in phone.cookies
+    )
 
 
 def test_state_from_another_browser_is_refused(phone, live, emu):
@@ -196,7 +201,14 @@ def test_exchange_errors_map_to_clear_pages(phone, live, emu, errcode, status, w
     assert emu.count(protocol.SNS_ACCESS_TOKEN) <= 3  # bounded retries only for -1
 
 
-@pytest.mark.parametrize("fault", [{"status": 502}, {"body": '{"openid": ', "content_type": "application/json"}, {"body": '{"access_token": "x"}'}])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 502},
+        {"body": '{"openid": ', "content_type": "application/json"},
+        {"body": '{"access_token": "x"}'},
+    ],
+)
 def test_broken_exchange_answers_are_503(phone, live, emu, fault):
     emu.fault(protocol.SNS_ACCESS_TOKEN, count=-1, **fault)
     response = wechat_login(phone, live)
@@ -231,7 +243,14 @@ def test_non_wechat_browser_gets_qr_page(tmp_path, emu):
     from wxsite import create_app
 
     app = create_app(
-        site_config(tmp_path, emu, WX_APPID="wx0123456789abcdef", WX_SECRET="x", WX_API_BASE=emu.base_url, WX_OPEN_BASE=emu.base_url)
+        site_config(
+            tmp_path,
+            emu,
+            WX_APPID="wx0123456789abcdef",
+            WX_SECRET="x",
+            WX_API_BASE=emu.base_url,
+            WX_OPEN_BASE=emu.base_url,
+        )
     )
     client = app.test_client()
     response = client.get("/me?tab=1", headers={"User-Agent": DESKTOP_UA})

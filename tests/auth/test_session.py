@@ -10,11 +10,27 @@ from wxsite.wechat import protocol
 
 # Django's test_bad_urls and friends.
 BAD_NEXT = [
-    "//evil.com", "/\\evil.com", "\\/evil.com", "/\\/evil.com", "///evil.com",
-    "https://evil.com", "http://evil.com/", "https://site@evil.com", "http://site\\@evil.com",
-    "javascript:alert(1)", "\njavascript:alert(1)", "java\nscript:alert(1)", "\x08//evil.com",
-    "/%2F%2Fevil.com", "/%5Cevil.com", "%2F%2Fevil.com", "ftp://evil.com", "evil.com", "",
-    "/\tevil", "HTTP://evil.com",
+    "//evil.com",
+    "/\\evil.com",
+    "\\/evil.com",
+    "/\\/evil.com",
+    "///evil.com",
+    "https://evil.com",
+    "http://evil.com/",
+    "https://site@evil.com",
+    "http://site\\@evil.com",
+    "javascript:alert(1)",
+    "\njavascript:alert(1)",
+    "java\nscript:alert(1)",
+    "\x08//evil.com",
+    "/%2F%2Fevil.com",
+    "/%5Cevil.com",
+    "%2F%2Fevil.com",
+    "ftp://evil.com",
+    "evil.com",
+    "",
+    "/\tevil",
+    "HTTP://evil.com",
 ]
 GOOD_NEXT = ["/", "/me", "/upload?tab=1&x=%E4%B8%AD", "/share#frag", "/a/b/../c"]
 
@@ -29,7 +45,9 @@ def test_good_next_is_kept(value):
     assert safe_next(value) == value
 
 
-@pytest.mark.parametrize("value", ["//evil.com", "https://evil.com", "javascript:alert(1)", "/\\evil.com"])
+@pytest.mark.parametrize(
+    "value", ["//evil.com", "https://evil.com", "javascript:alert(1)", "/\\evil.com"]
+)
 def test_open_redirect_through_the_whole_flow(phone, live, emu, value):
     response = wechat_login(phone, live, next=value)
     assert response.url.split("#")[0] == live.url("/")
@@ -44,7 +62,9 @@ def open_me(phone, live):
 
         fields = form_fields(response.text)
         fields.update(action="allow")
-        response = phone.post(response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm", data=fields)
+        response = phone.post(
+            response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm", data=fields
+        )
     assert response.url.split("#")[0] == live.url("/me"), response.url
     return response
 
@@ -111,17 +131,23 @@ def test_unbind_then_bind_another(logged_in, live, account):
     me = open_me(logged_in, live)
     response = logged_in.post(live.url("/auth/unbind"), data={"csrf_token": csrf_token(me.text)})
     assert "已解除绑定" in response.text
-    assert bind(logged_in, live, username="bob", password="another good password").status_code == 200
+    assert (
+        bind(logged_in, live, username="bob", password="another good password").status_code == 200
+    )
     assert "bob" in open_me(logged_in, live).text
 
 
 @pytest.mark.parametrize("path", ["/auth/bind", "/auth/unbind", "/auth/logout"])
 def test_posts_without_csrf_token_are_refused(logged_in, live, account, path):
-    response = logged_in.post(live.url(path), data={"username": "alice", "password": "correct horse battery"})
+    response = logged_in.post(
+        live.url(path), data={"username": "alice", "password": "correct horse battery"}
+    )
     assert response.status_code == 400
     assert "页面已过期，请刷新后重试" in response.text
     assert "alice" not in open_me(logged_in, live).text
-    assert logged_in.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200  # still logged in
+    assert (
+        logged_in.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200
+    )  # still logged in
 
 
 def test_wrong_csrf_token_is_refused(logged_in, live, account):
@@ -164,7 +190,11 @@ def test_session_cookie_flags(client, app, emu, phone, live):
     response = wechat_login(phone, live)
     cookie_headers = [h for r in response.history for h in r.raw.headers.getlist("Set-Cookie")]
     session_cookie = [h for h in cookie_headers if h.startswith("wxsite_session=")][-1]
-    assert "HttpOnly" in session_cookie and "SameSite=Lax" in session_cookie and "Path=/" in session_cookie
+    assert (
+        "HttpOnly" in session_cookie
+        and "SameSite=Lax" in session_cookie
+        and "Path=/" in session_cookie
+    )
     assert "Domain" not in session_cookie
     assert "Secure" not in session_cookie  # plain http here
     secure = client.get("/auth/login?next=/", base_url="https://wx.example.test")
@@ -173,7 +203,9 @@ def test_session_cookie_flags(client, app, emu, phone, live):
 
 def test_session_survives_network_change(logged_in, live):
     # Same cookie, different client address (Wi-Fi → 4G): still logged in.
-    response = logged_in.get(live.url("/auth/bind"), headers={"X-Forwarded-For": "10.9.8.7"}, allow_redirects=False)
+    response = logged_in.get(
+        live.url("/auth/bind"), headers={"X-Forwarded-For": "10.9.8.7"}, allow_redirects=False
+    )
     assert response.status_code == 200
 
 
@@ -184,8 +216,13 @@ def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
     site1 = create_app(site_config(tmp_path, emu, **common))
     site2 = create_app(
         site_config(
-            tmp_path, emu, WX_APPID=protocol.EMULATOR_APPID_2, WX_SECRET=protocol.EMULATOR_SECRET_2,
-            WX_API_BASE=emu.base_url, WX_OPEN_BASE=emu.base_url, **common,
+            tmp_path,
+            emu,
+            WX_APPID=protocol.EMULATOR_APPID_2,
+            WX_SECRET=protocol.EMULATOR_SECRET_2,
+            WX_API_BASE=emu.base_url,
+            WX_OPEN_BASE=emu.base_url,
+            **common,
         )
     )
     with site1.app_context():
@@ -229,9 +266,16 @@ def test_nothing_secret_in_pages_or_logs(phone, live, emu, caplog, app):
     response = wechat_login(phone, live, scope="snsapi_userinfo", next="/me")
     me = phone.get(live.url("/me")).text
     with app.app_context():
-        row = list(store.get_db().query("SELECT web_access_token, refresh_token FROM wechat_users"))[0]
+        row = list(
+            store.get_db().query("SELECT web_access_token, refresh_token FROM wechat_users")
+        )[0]
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("wxsite"))
-    for secret in (row["web_access_token"], row["refresh_token"], protocol.EMULATOR_SECRET, phone.cookies.get("wxsite_session")):
+    for secret in (
+        row["web_access_token"],
+        row["refresh_token"],
+        protocol.EMULATOR_SECRET,
+        phone.cookies.get("wxsite_session"),
+    ):
         assert secret not in me and secret not in response.text and secret not in ours
     import re
 

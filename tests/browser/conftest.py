@@ -36,7 +36,9 @@ def browser():
 
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if not executable:
-        pytest.fail("Chromium is missing: run `make test` (installs Debian's chromium) or apt-get install chromium")
+        pytest.fail(
+            "Chromium is missing: run `make test` (installs Debian's chromium) or apt-get install chromium"
+        )
     with sync_playwright() as p:
         instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield instance
@@ -101,9 +103,11 @@ def page(context):
     tab.on("pageerror", lambda exc: tab.problems.append(f"pageerror: {exc}"))
     tab.on(
         "console",
-        lambda msg: tab.problems.append(f"console: {msg.text}")
-        if msg.type == "error" and "Content Security Policy" in msg.text
-        else None,
+        lambda msg: (
+            tab.problems.append(f"console: {msg.text}")
+            if msg.type == "error" and "Content Security Policy" in msg.text
+            else None
+        ),
     )
     return tab
 

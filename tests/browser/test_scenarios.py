@@ -4,7 +4,6 @@ every signature — straight to gunicorn (4 workers) and again behind nginx."""
 import io
 import re
 
-import pytest
 from PIL import Image
 
 
@@ -16,7 +15,9 @@ def pick_user(page, user="zhangsan", action="allow"):
 
 
 def wait_ready(page):
-    page.wait_for_function("() => window.wxsite && (window.wxsite.state.ready || window.wxsite.state.error)")
+    page.wait_for_function(
+        "() => window.wxsite && (window.wxsite.state.ready || window.wxsite.state.error)"
+    )
     assert page.evaluate("window.wxsite.state.error") is None, page.inner_text("#wx-banner")
     assert page.evaluate("window.__wxemu.ready") is True
 
@@ -41,7 +42,11 @@ def test_a_day_in_wechat(page, stack, shot, tmp_path):
     wait_ready(page)
     page.wait_for_selector("#share-status.toast")
     shot(page, "02-share")
-    shares = [e for e in emu_events() if e["api"] in ("updateAppMessageShareData", "updateTimelineShareData")]
+    shares = [
+        e
+        for e in emu_events()
+        if e["api"] in ("updateAppMessageShareData", "updateTimelineShareData")
+    ]
     assert {e["api"] for e in shares} == {"updateAppMessageShareData", "updateTimelineShareData"}
     assert all(e["ok"] and "/?ref=" in e["args"]["link"] for e in shares)
     assert all(e["args"]["link"].startswith(stack.base_url) for e in shares)
@@ -75,15 +80,21 @@ def test_a_day_in_wechat(page, stack, shot, tmp_path):
     page.click("#choose")
     files = [photo(tmp_path, f"p{i}.jpg", (40 * i, 160, 90)) for i in range(3)]
     page.set_input_files("#wxemu-file", files)
-    page.wait_for_function("() => document.querySelectorAll('#picked img[src^=\"data:\"]').length === 3")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#picked img[src^=\"data:\"]').length === 3"
+    )
     page.click("#send")
-    page.wait_for_function("() => document.getElementById('progress').textContent.indexOf('完成') === 0")
+    page.wait_for_function(
+        "() => document.getElementById('progress').textContent.indexOf('完成') === 0"
+    )
     assert page.inner_text("#progress") == "完成：3 张已保存"
     assert page.locator("#gallery img").count() == 3
     page.reload()
     wait_ready(page)
     assert page.locator("#gallery img").count() == 3
-    page.wait_for_function("() => Array.from(document.querySelectorAll('#gallery img')).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('#gallery img')).every(i => i.complete && i.naturalWidth > 0)"
+    )
     shot(page, "06-gallery")
     uploads = [e for e in emu_events() if e["api"] == "uploadImage"]
     assert len(uploads) == 3 and all(e["ok"] for e in uploads)
@@ -121,7 +132,12 @@ def test_misconfigured_proxy_shows_the_signature_banner(browser, tmp_path):
     emulator = Emulator()
     site = Gunicorn(str(tmp_path), emulator.base_url, workers=1)
     proxy = Nginx(str(tmp_path), site.port, forward=False)
-    ctx = browser.new_context(user_agent=WECHAT_UA, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    ctx = browser.new_context(
+        user_agent=WECHAT_UA,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+    )
     try:
         page = ctx.new_page()
         page.goto(proxy.base_url + "/share")
@@ -133,7 +149,9 @@ def test_misconfigured_proxy_shows_the_signature_banner(browser, tmp_path):
         assert page.evaluate("window.__wxemu.error.errMsg") == "config:invalid signature"
         assert page.inner_text("#share-status") == "微信功能暂不可用"
         os.makedirs(ARTIFACTS, exist_ok=True)
-        page.screenshot(path=os.path.join(ARTIFACTS, "misconfigured-invalid-signature.png"), full_page=True)
+        page.screenshot(
+            path=os.path.join(ARTIFACTS, "misconfigured-invalid-signature.png"), full_page=True
+        )
     finally:
         ctx.close()
         proxy.stop()

@@ -2,7 +2,6 @@
 
 import json
 import re
-import socket
 from urllib.parse import quote
 
 import pytest
@@ -21,21 +20,31 @@ def embedded_config(html):
 
 def verify(emu, config, url):
     body = {**config, "url": url.split("#")[0]}
-    return emu.http_verify(body) if hasattr(emu, "http_verify") else requests.post(
-        emu.base_url + "/_emu/jssdk/verify", json=body
-    ).json()
+    return (
+        emu.http_verify(body)
+        if hasattr(emu, "http_verify")
+        else requests.post(emu.base_url + "/_emu/jssdk/verify", json=body).json()
+    )
 
 
 def test_official_example_through_the_emulator_check():
-    ticket = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
-    assert jssdk.signature(ticket, "Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com?params=value") == (
-        "0f9de62fce790f9a083d5c99e95740ceb90c27ed"
+    ticket = (
+        "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
     )
+    assert jssdk.signature(
+        ticket, "Wm3WZYTPz0wzccnW", 1414587457, "http://mp.weixin.qq.com?params=value"
+    ) == ("0f9de62fce790f9a083d5c99e95740ceb90c27ed")
 
 
 @pytest.mark.parametrize(
     "path",
-    ["/share", "/share?a=b&c=d", "/share?q=%E4%B8%AD%E6%96%87&a=b%20c+d", "/share?x=%2Fy%3Fz", "/share?empty="],
+    [
+        "/share",
+        "/share?a=b&c=d",
+        "/share?q=%E4%B8%AD%E6%96%87&a=b%20c+d",
+        "/share?x=%2Fy%3Fz",
+        "/share?empty=",
+    ],
 )
 def test_share_page_signature_verifies(logged_in, live, emu, path):
     response = logged_in.get(live.url(path))
@@ -81,7 +90,9 @@ def test_signed_render_writes_nothing(logged_in, live, app, monkeypatch):
 
     monkeypatch.setattr(store, "connect", traced)
     assert logged_in.get(live.url("/share")).status_code == 200
-    writes = [s for s in statements if re.match(r"\s*(INSERT|UPDATE|DELETE|BEGIN IMMEDIATE)", s, re.I)]
+    writes = [
+        s for s in statements if re.match(r"\s*(INSERT|UPDATE|DELETE|BEGIN IMMEDIATE)", s, re.I)
+    ]
     assert statements and writes == []
 
 
@@ -95,19 +106,28 @@ def proxied(tmp_path, emu):
 
 def test_behind_one_proxy_signs_the_public_url(proxied, phone, emu):
     wechat_login(phone, proxied)
-    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "wx.example.com", "X-Forwarded-Port": "8443", "X-Forwarded-For": "1.2.3.4"}
+    headers = {
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "wx.example.com",
+        "X-Forwarded-Port": "8443",
+        "X-Forwarded-For": "1.2.3.4",
+    }
     response = phone.get(proxied.url("/share?a=1"), headers=headers)
     config = embedded_config(response.text)
     assert verify(emu, config, "https://wx.example.com:8443/share?a=1")["ok"]
     # The https answer made the session cookie Secure; this plain-http test client must log in again.
     wechat_login(phone, proxied)
-    default_port = phone.get(proxied.url("/share?a=1"), headers={**headers, "X-Forwarded-Port": "443"})
+    default_port = phone.get(
+        proxied.url("/share?a=1"), headers={**headers, "X-Forwarded-Port": "443"}
+    )
     assert verify(emu, embedded_config(default_port.text), "https://wx.example.com/share?a=1")["ok"]
     assert "https://wx.example.com/?ref=" in default_port.text  # share link on the public host
 
 
 def test_forwarded_headers_ignored_without_trusted_hops(logged_in, live, emu):
-    response = logged_in.get(live.url("/share"), headers={"X-Forwarded-Host": "evil.com", "X-Forwarded-Proto": "https"})
+    response = logged_in.get(
+        live.url("/share"), headers={"X-Forwarded-Host": "evil.com", "X-Forwarded-Proto": "https"}
+    )
     config = embedded_config(response.text)
     assert verify(emu, config, live.url("/share"))["ok"]
     assert "evil.com" not in response.text
@@ -118,12 +138,21 @@ def test_jssdk_config_endpoint_signs_only_this_site(logged_in, live, emu):
     assert ok.status_code == 200
     assert verify(emu, ok.json(), live.url("/share?x=1"))["ok"]
     port = live.base_url.rsplit(":", 1)[1]
-    for foreign in ["https://evil.com/", f"http://127.0.0.2:{port}/", f"https://127.0.0.1:{port}/", "http://127.0.0.1:1/",
-                    f"http://user@127.0.0.1:{port}/", "/relative", "javascript:alert(1)"]:
+    for foreign in [
+        "https://evil.com/",
+        f"http://127.0.0.2:{port}/",
+        f"https://127.0.0.1:{port}/",
+        "http://127.0.0.1:1/",
+        f"http://user@127.0.0.1:{port}/",
+        "/relative",
+        "javascript:alert(1)",
+    ]:
         refused = logged_in.get(live.url("/jssdk/config"), params={"url": foreign})
         assert refused.status_code == 400, foreign
         assert refused.json()["error"] == "foreign_url"
-    unknown = logged_in.get(live.url("/jssdk/config"), params={"url": live.url("/"), "apis": "getLocation"})
+    unknown = logged_in.get(
+        live.url("/jssdk/config"), params={"url": live.url("/"), "apis": "getLocation"}
+    )
     assert unknown.status_code == 400
 
 

@@ -23,8 +23,10 @@ def stored_files(app):
 
 
 def test_three_images_stored_and_shown_in_gallery(logged_in, live, emu, post_json, app):
-    ids = [emu.upload_media(image_bytes(fmt, color=(i * 60, 90, 90)), f"image/{fmt.lower()}")
-           for i, fmt in enumerate(["JPEG", "PNG", "GIF"])]
+    ids = [
+        emu.upload_media(image_bytes(fmt, color=(i * 60, 90, 90)), f"image/{fmt.lower()}")
+        for i, fmt in enumerate(["JPEG", "PNG", "GIF"])
+    ]
     response = post_json("/upload", {"server_ids": ids})
     assert response.status_code == 200
     items = response.json()["items"]
@@ -83,7 +85,9 @@ def test_oversize_media_is_refused_without_partial_file(tmp_path, emu, phone):
         wechat_login(phone, live)
         token = csrf_token(phone.get(live.url("/upload")).text)
         big = emu.upload_media(image_bytes("PNG", size=(400, 400)) + os.urandom(30_000))
-        response = phone.post(live.url("/upload"), json={"server_ids": [big]}, headers={"X-CSRFToken": token})
+        response = phone.post(
+            live.url("/upload"), json={"server_ids": [big]}, headers={"X-CSRFToken": token}
+        )
         item = response.json()["items"][0]
         assert item["error"] == "too_large" and "过大" in item["message"]
         assert os.listdir(os.path.join(app.config["WXSITE_UPLOADS"], "images")) == []
@@ -123,8 +127,12 @@ def test_concurrent_same_media_stores_one_file(logged_in, emu, post_json, app):
     media_id = emu.upload_media(image_bytes(size=(300, 300)))
     emu.fault(protocol.MEDIA_GET, stall=0.3, count=2)
     answers = []
-    threads = [threading.Thread(target=lambda: answers.append(post_json("/upload", {"server_ids": [media_id]}).json()))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(
+            target=lambda: answers.append(post_json("/upload", {"server_ids": [media_id]}).json())
+        )
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -133,14 +141,18 @@ def test_concurrent_same_media_stores_one_file(logged_in, emu, post_json, app):
     assert len(ids) == 1 and len(stored_files(app)) == 1
 
 
-@pytest.mark.parametrize("media_id", ["../../app.db", "%2e%2e%2f", "x&access_token=abc", "a/b", "", "x" * 200, 42, None])
+@pytest.mark.parametrize(
+    "media_id", ["../../app.db", "%2e%2e%2f", "x&access_token=abc", "a/b", "", "x" * 200, 42, None]
+)
 def test_bad_media_ids_never_reach_wechat(logged_in, emu, post_json, media_id):
     item = post_json("/upload", {"server_ids": [media_id]}).json()["items"][0]
     assert item["error"] == "invalid_media_id"
     assert emu.count(protocol.MEDIA_GET) == 0
 
 
-@pytest.mark.parametrize("body", [{}, {"server_ids": []}, {"server_ids": "abc"}, {"server_ids": ["a"] * 10}, [1, 2]])
+@pytest.mark.parametrize(
+    "body", [{}, {"server_ids": []}, {"server_ids": "abc"}, {"server_ids": ["a"] * 10}, [1, 2]]
+)
 def test_bad_request_bodies_are_400_json(post_json, body):
     response = post_json("/upload", body)
     assert response.status_code == 400 and response.json()["error"] == "bad_request"
@@ -153,7 +165,9 @@ def test_post_without_csrf_is_refused(logged_in, live, emu):
 
 
 def test_only_the_owner_sees_an_upload(logged_in, live, emu, post_json):
-    item = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()["items"][0]
+    item = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()["items"][
+        0
+    ]
     other = requests.Session()
     other.headers["User-Agent"] = WECHAT_UA
     wechat_login(other, live, user="lisi")
@@ -163,7 +177,9 @@ def test_only_the_owner_sees_an_upload(logged_in, live, emu, post_json):
 
 
 def test_delete_needs_csrf_and_removes_the_file(logged_in, live, emu, post_json, app):
-    item = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()["items"][0]
+    item = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()["items"][
+        0
+    ]
     url = live.url(f"/uploads/{item['id']}/delete")
     assert logged_in.post(url).status_code == 400
     token = csrf_token(logged_in.get(live.url("/upload")).text)
@@ -187,11 +203,15 @@ def test_disk_full_stores_nothing_and_retry_succeeds(tmp_path, emu, phone):
         wechat_login(phone, live)
         token = csrf_token(phone.get(live.url("/upload")).text)
         big = emu.upload_media(image_bytes("PNG", size=(200, 200)) + os.urandom(100_000))
-        item = phone.post(live.url("/upload"), json={"server_ids": [big]}, headers={"X-CSRFToken": token}).json()["items"][0]
+        item = phone.post(
+            live.url("/upload"), json={"server_ids": [big]}, headers={"X-CSRFToken": token}
+        ).json()["items"][0]
         assert item["error"] == "save_failed" and "保存失败" in item["message"]
         assert os.listdir(uploads / "images") == []
         small = emu.upload_media(image_bytes())
-        again = phone.post(live.url("/upload"), json={"server_ids": [small]}, headers={"X-CSRFToken": token}).json()
+        again = phone.post(
+            live.url("/upload"), json={"server_ids": [small]}, headers={"X-CSRFToken": token}
+        ).json()
         assert again["items"][0]["status"] == "ok"
         live.shutdown()
     finally:

@@ -63,10 +63,23 @@ def test_wechat_down_is_503(post_json, emu):
 
 def test_duplicate_voice(post_json, emu, app):
     data = amr_bytes(1)
-    first = post_json("/voice", {"server_id": emu.upload_media(data, "audio/amr", kind="voice")}).json()["item"]
-    second = post_json("/voice", {"server_id": emu.upload_media(data, "audio/amr", kind="voice")}).json()["item"]
+    first = post_json(
+        "/voice", {"server_id": emu.upload_media(data, "audio/amr", kind="voice")}
+    ).json()["item"]
+    second = post_json(
+        "/voice", {"server_id": emu.upload_media(data, "audio/amr", kind="voice")}
+    ).json()["item"]
     assert second["status"] == "duplicate" and second["id"] == first["id"]
-    assert len([f for f in os.listdir(os.path.join(app.config["WXSITE_UPLOADS"], "voice")) if f.endswith(".amr")]) == 1
+    assert (
+        len(
+            [
+                f
+                for f in os.listdir(os.path.join(app.config["WXSITE_UPLOADS"], "voice"))
+                if f.endswith(".amr")
+            ]
+        )
+        == 1
+    )
 
 
 def test_bad_bodies(post_json):

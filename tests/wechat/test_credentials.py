@@ -192,8 +192,11 @@ def test_busy_is_retried_with_backoff(db_path, emu):
 
 @pytest.mark.parametrize(
     "fault",
-    [{"status": 502}, {"body": '{"access_token": "abc', "content_type": "application/json"},
-     {"body": '{"errcode": "x"}', "content_type": "application/json"}],
+    [
+        {"status": 502},
+        {"body": '{"access_token": "abc', "content_type": "application/json"},
+        {"body": '{"errcode": "x"}', "content_type": "application/json"},
+    ],
 )
 def test_broken_answers_are_wechat_errors_not_crashes(db_path, emu, fault):
     emu.fault(protocol.STABLE_TOKEN, count=-1, **fault)
@@ -206,8 +209,12 @@ def test_broken_answers_are_wechat_errors_not_crashes(db_path, emu, fault):
 def test_timeouts_are_bounded(db_path, emu):
     emu.fault(protocol.STABLE_TOKEN, stall=5, count=-1)
     client = WeChatClient(
-        APPID, SECRET, store.CredentialStore(db_path), api_base=emu.base_url,
-        read_timeout=0.3, deadline=1.5,
+        APPID,
+        SECRET,
+        store.CredentialStore(db_path),
+        api_base=emu.base_url,
+        read_timeout=0.3,
+        deadline=1.5,
     )
     with pytest.raises(WeChatError) as info:
         client.access_token()

@@ -36,8 +36,13 @@ def test_emulator_imports_only_protocol_from_the_site():
                     node.module == "wechat" and all(a.name == "protocol" for a in node.names)
                 ), f"{path.name} imports ..{node.module}"
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                assert not node.module.startswith("wxsite") or node.module in (
-                    "wxsite.wechat.protocol",
-                    "wxsite.wechat",
-                    "wxsite.emulator",
-                ) or node.module.startswith("wxsite.emulator"), f"{path.name} imports {node.module}"
+                assert (
+                    not node.module.startswith("wxsite")
+                    or node.module
+                    in (
+                        "wxsite.wechat.protocol",
+                        "wxsite.wechat",
+                        "wxsite.emulator",
+                    )
+                    or node.module.startswith("wxsite.emulator")
+                ), f"{path.name} imports {node.module}"

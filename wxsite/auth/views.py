@@ -13,7 +13,16 @@ import re
 import time
 
 from authlib.common.security import generate_token
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
 
 from .. import accounts, store, wx
@@ -91,7 +100,9 @@ def callback():
         if attempt["scope"] == protocol.SCOPE_USERINFO:
             session["userinfo_declined"] = True
         retry = url_for("auth.login", next=next_path, scope=attempt["scope"])
-        return error_response(403, "您已取消授权", "需要授权才能继续。", code="cancelled", retry_url=retry)
+        return error_response(
+            403, "您已取消授权", "需要授权才能继续。", code="cancelled", retry_url=retry
+        )
     if not CODE_RE.fullmatch(code):
         return _restart(400, "登录链接无效，请重新进入", next_path)
     return _exchange(db, attempt, code)
@@ -190,7 +201,11 @@ def bind():
 
 def _try_bind(username, password):
     db = store.get_db()
-    keys = [f"account:{username.lower()}", f"person:{current_user.person_id}", f"ip:{request.remote_addr}"]
+    keys = [
+        f"account:{username.lower()}",
+        f"person:{current_user.person_id}",
+        f"ip:{request.remote_addr}",
+    ]
     limits = [MAX_ACCOUNT_FAILURES, MAX_CLIENT_FAILURES, MAX_CLIENT_FAILURES * 3]
     if any(store.failures(db, k, FAIL_WINDOW) >= n for k, n in zip(keys, limits)):
         return "尝试次数过多，请 15 分钟后再试", 429

@@ -6,7 +6,7 @@ from wxsite.wechat import protocol
 
 from . import media as media_bytes
 from .state import DATA_FORMAT_ERROR, INVALID_ARGS, ApiError
-from .web import external_url, request_json, state, wx_json
+from .web import external_url, state, wx_json
 
 bp = Blueprint("api", __name__)
 

@@ -17,9 +17,22 @@ SHARE_APIS = ["updateAppMessageShareData", "updateTimelineShareData"]
 #: What /jssdk/config may sign for (pages that change their URL with pushState).
 KNOWN_APIS = frozenset(
     SHARE_APIS
-    + ["chooseImage", "previewImage", "uploadImage", "getLocalImgData", "startRecord",
-       "stopRecord", "onVoiceRecordEnd", "playVoice", "stopVoice", "onVoicePlayEnd",
-       "uploadVoice", "closeWindow", "hideMenuItems", "showMenuItems"]
+    + [
+        "chooseImage",
+        "previewImage",
+        "uploadImage",
+        "getLocalImgData",
+        "startRecord",
+        "stopRecord",
+        "onVoiceRecordEnd",
+        "playVoice",
+        "stopVoice",
+        "onVoicePlayEnd",
+        "uploadVoice",
+        "closeWindow",
+        "hideMenuItems",
+        "showMenuItems",
+    ]
 )
 REF_RE = re.compile(r"[A-Za-z0-9]{8,32}")
 
@@ -29,7 +42,9 @@ def config():
     """Sign ``wx.config`` for ``?url=`` — only URLs of this site."""
     url = request.args.get("url", "")
     if len(url) > 4096 or not same_site(url):
-        return error_response(400, "只能为本站页面签名", "url 必须是本站的完整地址。", code="foreign_url")
+        return error_response(
+            400, "只能为本站页面签名", "url 必须是本站的完整地址。", code="foreign_url"
+        )
     apis = [a for a in request.args.get("apis", ",".join(SHARE_APIS)).split(",") if a]
     if not apis or any(a not in KNOWN_APIS for a in apis):
         return error_response(400, "未知的接口", "apis 含有不支持的接口。", code="unknown_api")

@@ -48,8 +48,14 @@ def reencode(src_path, dest_path, head):
             with Image.open(src_path) as image:
                 image.load()
                 _save(image, dest_path, fmt)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         if isinstance(exc, NotAnImage):
             raise
         if isinstance(exc, OSError) and exc.errno is not None:

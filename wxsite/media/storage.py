@@ -92,10 +92,18 @@ def save_image(db, person_id, media_id):
                 if os.path.exists(clean):
                     os.unlink(clean)
         except images.NotAnImage:
-            raise ItemError("not_an_image", "不是有效的图片（仅支持 JPEG、PNG、GIF、WebP）") from None
+            raise ItemError(
+                "not_an_image", "不是有效的图片（仅支持 JPEG、PNG、GIF、WebP）"
+            ) from None
         row, created = store.add_upload(
-            db, person_id, "image", media_id, f"images/{name}", download.sha256,
-            os.path.getsize(final), content_type,
+            db,
+            person_id,
+            "image",
+            media_id,
+            f"images/{name}",
+            download.sha256,
+            os.path.getsize(final),
+            content_type,
         )
         if not created:  # the same image was stored by a concurrent request
             os.unlink(final)
@@ -141,9 +149,17 @@ def save_voice(db, person_id, media_id):
             paths["playable_path"] = f"voice/{base}.mp3"
             written.append(paths["playable_path"])
         row, created = store.add_upload(
-            db, person_id, "voice", media_id, paths["path"], amr.sha256, amr.size, "audio/amr",
+            db,
+            person_id,
+            "voice",
+            media_id,
+            paths["path"],
+            amr.sha256,
+            amr.size,
+            "audio/amr",
             duration=voice.amr_duration(absolute(paths["path"])),
-            hq_path=paths.get("hq_path"), playable_path=paths.get("playable_path"),
+            hq_path=paths.get("hq_path"),
+            playable_path=paths.get("playable_path"),
         )
         if not created:
             _unlink(written)

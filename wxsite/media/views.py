@@ -2,7 +2,17 @@
 
 import os
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user
 
 from .. import store
@@ -14,8 +24,15 @@ from .storage import ItemError, absolute, remove_files, save_image, save_voice
 bp = Blueprint("media", __name__)
 
 IMAGE_APIS = ["chooseImage", "previewImage", "uploadImage", "getLocalImgData"]
-VOICE_APIS = ["startRecord", "stopRecord", "onVoiceRecordEnd", "playVoice", "stopVoice",
-              "onVoicePlayEnd", "uploadVoice"]
+VOICE_APIS = [
+    "startRecord",
+    "stopRecord",
+    "onVoiceRecordEnd",
+    "playVoice",
+    "stopVoice",
+    "onVoicePlayEnd",
+    "uploadVoice",
+]
 MAX_BATCH = 9
 
 
@@ -33,16 +50,27 @@ def upload_post():
     body = request.get_json(silent=True)
     ids = body.get("server_ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
-        return error_response(400, "请求无效", f"server_ids 须为 1–{MAX_BATCH} 个媒体编号。", code="bad_request")
+        return error_response(
+            400, "请求无效", f"server_ids 须为 1–{MAX_BATCH} 个媒体编号。", code="bad_request"
+        )
     db = store.get_db()
     results = []
     for server_id in ids:
         try:
             row, created = save_image(db, current_user.person_id, server_id)
         except ItemError as exc:
-            results.append({"server_id": server_id, "status": "error", "error": exc.code, "message": exc.message})
+            results.append(
+                {
+                    "server_id": server_id,
+                    "status": "error",
+                    "error": exc.code,
+                    "message": exc.message,
+                }
+            )
             continue
-        results.append({**_describe(row), "server_id": server_id, "status": "ok" if created else "duplicate"})
+        results.append(
+            {**_describe(row), "server_id": server_id, "status": "ok" if created else "duplicate"}
+        )
     return jsonify({"items": results})
 
 
@@ -117,8 +145,12 @@ def _own(upload_id):
 
 def _send(relative, mimetype, download_name=None, attachment=False):
     response = send_file(
-        absolute(relative), mimetype=mimetype, as_attachment=attachment,
-        download_name=download_name, max_age=0, conditional=True,
+        absolute(relative),
+        mimetype=mimetype,
+        as_attachment=attachment,
+        download_name=download_name,
+        max_age=0,
+        conditional=True,
     )
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -128,5 +160,7 @@ def _describe(row):
     item = {"id": row["id"], "size": row["size"], "url": url_for("media.file", upload_id=row["id"])}
     if row["kind"] == "voice":
         item["duration"] = row["duration"]
-        item["play_url"] = url_for("media.play", upload_id=row["id"]) if row["playable_path"] else None
+        item["play_url"] = (
+            url_for("media.play", upload_id=row["id"]) if row["playable_path"] else None
+        )
     return item

@@ -39,8 +39,23 @@ def transcode(src, dest, timeout=30):
     tmp = dest + ".part.mp3"
     try:
         subprocess.run(
-            [ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", src, "-ac", "1", "-b:a", "48k", tmp],
-            check=True, timeout=timeout, capture_output=True,
+            [
+                ffmpeg,
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                src,
+                "-ac",
+                "1",
+                "-b:a",
+                "48k",
+                tmp,
+            ],
+            check=True,
+            timeout=timeout,
+            capture_output=True,
         )
         os.replace(tmp, dest)
         return True

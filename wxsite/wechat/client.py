@@ -135,7 +135,9 @@ class WeChatClient:
     def check_web_token(self, web_access_token, openid):
         """Return True if WeChat still accepts this web access_token."""
         try:
-            self.http.get_json(protocol.SNS_AUTH, {"access_token": web_access_token, "openid": openid})
+            self.http.get_json(
+                protocol.SNS_AUTH, {"access_token": web_access_token, "openid": openid}
+            )
         except WeChatError as exc:
             if exc.unavailable:
                 raise

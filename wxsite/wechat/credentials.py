@@ -121,7 +121,11 @@ class CredentialManager:
                 return self._remember(kind, row)
             value, expires_in = self.fetchers[kind]()
         except WeChatError as exc:
-            until = self.clock() + self.error_backoff if exc.misconfigured or exc.errcode == 45009 else 0
+            until = (
+                self.clock() + self.error_backoff
+                if exc.misconfigured or exc.errcode == 45009
+                else 0
+            )
             self.store.fail(self.appid, kind, self._owner, exc.errcode, until)
             if exc.hint:
                 log.error("fetching %s failed: %s", kind, exc.hint)

@@ -71,7 +71,9 @@ CREDENTIAL_ERRCODES = frozenset({INVALID_CREDENTIAL, INVALID_ACCESS_TOKEN, ACCES
 #: Worth a bounded retry with backoff.
 RETRY_ERRCODES = frozenset({SYSTEM_BUSY})
 #: Misconfiguration: retrying cannot help; an operator must act.
-CONFIG_ERRCODES = frozenset({INVALID_APPID, INVALID_APPSECRET, IP_NOT_WHITELISTED, API_UNAUTHORIZED})
+CONFIG_ERRCODES = frozenset(
+    {INVALID_APPID, INVALID_APPSECRET, IP_NOT_WHITELISTED, API_UNAUTHORIZED}
+)
 
 ERRMSG = {
     SYSTEM_BUSY: "system error",
