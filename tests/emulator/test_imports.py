@@ -7,7 +7,7 @@ import sys
 import wxsite.emulator
 
 PACKAGE = pathlib.Path(wxsite.emulator.__file__).parent
-ALLOWED_THIRD_PARTY = {"flask", "werkzeug"}
+ALLOWED_THIRD_PARTY = {"flask", "werkzeug", "cryptography"}  # cryptography: WeChat Pay
 
 
 def _imports(path):

@@ -8,7 +8,7 @@ from flask import Flask, redirect
 
 from wxsite.wechat import protocol
 
-from . import api, control, hooks, jssdk, oauth
+from . import api, control, hooks, jssdk, oauth, pay
 from .state import EmulatorState
 from .users import DEFAULT_USERS
 
@@ -31,6 +31,8 @@ DEFAULTS = {
     "EMU_FIXED_TICKET": None,
     #: Base of absolute URLs it hands out (headimgurl); None uses the request's host.
     "EMU_PUBLIC_URL": None,
+    #: The fake merchant's APIv3 key (notifications are encrypted with it).
+    "EMU_PAY_APIV3_KEY": protocol.EMULATOR_APIV3_KEY,
     #: The fake users (FakeUser instances).
     "EMU_USERS": DEFAULT_USERS,
 }
@@ -51,8 +53,9 @@ def create_emulator(config=None):
         grace=app.config["EMU_CLASSIC_GRACE"],
         fixed_ticket=app.config["EMU_FIXED_TICKET"],
     )
+    app.extensions["wxemu.pay"] = pay.PayState(app.config["EMU_PAY_APIV3_KEY"])
     hooks.init_app(app)
-    for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp):
+    for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp, pay.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", "home", lambda: redirect("/_emu/"))
     return app

@@ -2,7 +2,7 @@
 
 import math
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import current_app, Blueprint, Response, abort, render_template, request
 
 from wxsite.wechat import protocol
 
@@ -112,8 +112,9 @@ def set_clock():
 
 @bp.post("/reset")
 def reset():
-    """Forget every token, ticket, code, media, fault, counter, event and clock change."""
+    """Forget every token, ticket, code, media, fault, counter, event, clock change and payment."""
     state().reset()
+    current_app.extensions["wxemu.pay"].reset()
     return wx_json({"ok": True})
 
 

@@ -12,7 +12,7 @@ from .web import state, wx_json
 
 _FAULT_PATHS = frozenset(FAULT_PATHS)
 # Called from the site's pages (another origin): the fake JS-SDK and what it talks to.
-_CORS_PREFIXES = ("/_emu/jssdk/", "/_emu/events", "/_emu/avatar/", "/_emu/static/")
+_CORS_PREFIXES = ("/_emu/jssdk/", "/_emu/events", "/_emu/avatar/", "/_emu/static/", "/_emu/pay/confirm")
 
 
 def _gateway_page(status):

@@ -109,3 +109,17 @@ EMULATOR_SECRET_2 = "emu0secret0000000000000000000002"
 EMULATOR_ACCOUNTS = {EMULATOR_APPID: EMULATOR_SECRET, EMULATOR_APPID_2: EMULATOR_SECRET_2}
 #: Where the emulator serves its fake JS-SDK, relative to its base.
 EMULATOR_JSSDK_PATH = "/open/js/jweixin-1.6.0.js"
+
+# WeChat Pay API v3 (paths relative to PAY_API_BASE).
+PAY_API_BASE = "https://api.mch.weixin.qq.com"
+PAY_JSAPI = "/v3/pay/transactions/jsapi"
+PAY_QUERY = "/v3/pay/transactions/out-trade-no/{out_trade_no}"
+PAY_REFUNDS = "/v3/refund/domestic/refunds"
+PAY_AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
+#: Notifications and responses older than this (seconds) are refused.
+PAY_MAX_SKEW = 300
+#: The emulator's fake merchant (keys in wxsite/emulator/pay_keys/, emulator only).
+EMULATOR_MCHID = "1900000109"
+EMULATOR_MERCHANT_SERIAL = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
+EMULATOR_PLATFORM_KEY_ID = "PUB_KEY_ID_0119000001092025010100000000000001"
+EMULATOR_APIV3_KEY = "emu0apiv3key00000000000000000001"

@@ -1,0 +1,256 @@
+"""WeChat Pay API v3: signed requests, verified responses and notifications. No Flask.
+
+A thin client on ``cryptography`` rather than ``wechatpayv3``: that library fixes the
+API host and fetches platform certificates itself, so it cannot be pointed at the
+emulator or given a private CA bundle; what it does beyond this file is not needed here.
+"""
+
+import base64
+import json
+import logging
+import secrets
+import time
+
+import requests
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from . import protocol
+from .errors import WeChatError
+
+log = logging.getLogger("wxsite.wechat")
+
+
+class PayError(WeChatError):
+    """WeChat Pay refused or could not be reached; ``code`` is its error code (e.g. NOT_ENOUGH)."""
+
+    def __init__(self, code, message, status=None, path=None):
+        super().__init__(None if code is None else code, message, path)
+        self.code = code
+        self.status = status
+
+    @property
+    def unavailable(self):
+        return self.code is None
+
+
+class BadNotification(ValueError):
+    """A notification whose signature, age or content does not check out."""
+
+
+def load_private_key(pem):
+    """Parse a PEM private key (bytes)."""
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+def load_public_key(pem):
+    """Parse a PEM public key (bytes), or the public key of a PEM certificate."""
+    if b"CERTIFICATE" in pem:
+        from cryptography import x509
+
+        return x509.load_pem_x509_certificate(pem).public_key()
+    return serialization.load_pem_public_key(pem)
+
+
+def sign(private_key, message):
+    """Return base64(RSA-SHA256(message)), WeChat Pay's signature."""
+    raw = private_key.sign(message.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return base64.b64encode(raw).decode()
+
+
+def verify(public_key, message, signature):
+    """Return True if ``signature`` is a valid RSA-SHA256 signature of ``message``."""
+    try:
+        public_key.verify(
+            base64.b64decode(signature), message.encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def decrypt(apiv3_key, resource):
+    """Decrypt a notification's AES-256-GCM ``resource``; return the JSON it holds."""
+    try:
+        plain = AESGCM(apiv3_key.encode()).decrypt(
+            resource["nonce"].encode(),
+            base64.b64decode(resource["ciphertext"]),
+            (resource.get("associated_data") or "").encode(),
+        )
+        return json.loads(plain)
+    except (InvalidTag, KeyError, TypeError, ValueError) as exc:
+        raise BadNotification(f"cannot decrypt resource ({type(exc).__name__})") from None
+
+
+class PayClient:
+    """One merchant's Pay API v3 client; TLS is always verified (``ca_bundle`` or system CAs)."""
+
+    def __init__(
+        self,
+        mchid,
+        appid,
+        private_key,
+        serial,
+        apiv3_key,
+        platform_key,
+        platform_key_id,
+        api_base=protocol.PAY_API_BASE,
+        ca_bundle=None,
+        timeout=(3.05, 10),
+        clock=time.time,
+    ):
+        self.mchid = mchid
+        self.appid = appid
+        self._key = private_key
+        self.serial = serial
+        self._apiv3_key = apiv3_key
+        self._platform_key = platform_key
+        self.platform_key_id = platform_key_id
+        self.api_base = api_base.rstrip("/")
+        self.verify_tls = ca_bundle or True
+        self.timeout = timeout
+        self.clock = clock
+        self.http = requests.Session()
+
+    def __repr__(self):
+        return f"<PayClient {self.mchid}>"
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def jsapi_order(self, description, out_trade_no, total, openid, notify_url):
+        """Create a JSAPI order; return its prepay_id."""
+        body = {
+            "appid": self.appid,
+            "mchid": self.mchid,
+            "description": description,
+            "out_trade_no": out_trade_no,
+            "notify_url": notify_url,
+            "amount": {"total": total, "currency": "CNY"},
+            "payer": {"openid": openid},
+        }
+        return self._request("POST", protocol.PAY_JSAPI, body)["prepay_id"]
+
+    def page_params(self, prepay_id):
+        """Return what the page hands to ``wx.chooseWXPay`` (signed with the merchant key)."""
+        timestamp, nonce = str(int(self.clock())), secrets.token_hex(16)
+        package = f"prepay_id={prepay_id}"
+        message = f"{self.appid}\n{timestamp}\n{nonce}\n{package}\n"
+        return {
+            "appId": self.appid,
+            "timeStamp": timestamp,
+            "nonceStr": nonce,
+            "package": package,
+            "signType": "RSA",
+            "paySign": sign(self._key, message),
+        }
+
+    def query(self, out_trade_no):
+        """Return WeChat's view of an order (covers lost notifications)."""
+        path = protocol.PAY_QUERY.format(out_trade_no=out_trade_no) + f"?mchid={self.mchid}"
+        return self._request("GET", path)
+
+    def refund(
+        self, out_trade_no, out_refund_no, refund, total, notify_url=None, funds_account=None
+    ):
+        """Ask for a refund; ``out_refund_no`` makes a repeated request the same refund."""
+        body = {
+            "out_trade_no": out_trade_no,
+            "out_refund_no": out_refund_no,
+            "amount": {"refund": refund, "total": total, "currency": "CNY"},
+        }
+        if notify_url:
+            body["notify_url"] = notify_url
+        if funds_account:
+            body["funds_account"] = funds_account
+        return self._request("POST", protocol.PAY_REFUNDS, body)
+
+    # -- notifications --------------------------------------------------------------------
+
+    def parse_notification(self, headers, body):
+        """Verify a notification (signature, key id, age) and return it with its resource decrypted."""
+        self._check_signed(headers, body, BadNotification)
+        try:
+            data = json.loads(body)
+            resource = data["resource"]
+        except (ValueError, KeyError, TypeError):
+            raise BadNotification("not a notification") from None
+        data["resource"] = decrypt(self._apiv3_key, resource)
+        return data
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def _request(self, method, path, body=None):
+        text = "" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        headers = {
+            "Authorization": self._authorization(method, path, text),
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": "wxsite",
+            "Wechatpay-Serial": self.platform_key_id,
+        }
+        t0 = time.monotonic()
+        try:
+            response = self.http.request(
+                method,
+                self.api_base + path,
+                data=text.encode() if text else None,
+                headers=headers,
+                timeout=self.timeout,
+                verify=self.verify_tls,
+            )
+        except requests.exceptions.SSLError:
+            log.error("wechat pay %s: TLS certificate not trusted", path.split("?")[0])
+            raise PayError(None, "WeChat Pay's TLS certificate is not trusted", path=path) from None
+        except requests.RequestException as exc:
+            raise PayError(
+                None, f"WeChat Pay unreachable ({type(exc).__name__})", path=path
+            ) from None
+        log.info(
+            "wechat pay %s %s %.0fms",
+            path.split("?")[0],
+            response.status_code,
+            (time.monotonic() - t0) * 1000,
+        )
+        if response.status_code >= 500:
+            raise PayError(
+                None, f"WeChat Pay answered HTTP {response.status_code}", response.status_code, path
+            )
+        self._check_signed(response.headers, response.content, PayError)
+        try:
+            data = response.json() if response.content else {}
+        except ValueError:
+            raise PayError(
+                None, "WeChat Pay answered something that is not JSON", path=path
+            ) from None
+        if response.status_code >= 400:
+            raise PayError(
+                data.get("code", "ERROR"), data.get("message", ""), response.status_code, path
+            )
+        return data
+
+    def _authorization(self, method, path, body):
+        timestamp, nonce = str(int(self.clock())), secrets.token_hex(16)
+        signature = sign(self._key, f"{method}\n{path}\n{timestamp}\n{nonce}\n{body}\n")
+        return (
+            f'{protocol.PAY_AUTH_SCHEMA} mchid="{self.mchid}",nonce_str="{nonce}",'
+            f'signature="{signature}",timestamp="{timestamp}",serial_no="{self.serial}"'
+        )
+
+    def _check_signed(self, headers, body, error):
+        timestamp = headers.get("Wechatpay-Timestamp", "")
+        nonce = headers.get("Wechatpay-Nonce", "")
+        signature = headers.get("Wechatpay-Signature", "")
+        serial = headers.get("Wechatpay-Serial", "")
+        if serial != self.platform_key_id:
+            raise _error(error, "signed with an unknown platform key")
+        if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > protocol.PAY_MAX_SKEW:
+            raise _error(error, "stale or missing timestamp")
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        if not verify(self._platform_key, f"{timestamp}\n{nonce}\n{text}\n", signature):
+            raise _error(error, "bad signature")
+
+
+def _error(kind, message):
+    return PayError("SIGN_ERROR", message) if kind is PayError else kind(message)
