@@ -58,7 +58,9 @@ def test_doctor_passes_against_the_emulator_and_fails_on_bad_secret(runner, emu)
 
 
 def test_every_command_has_help_with_an_example_and_is_in_the_readme(runner):
-    for group in (cli.wx_cli, cli.account_cli):
+    from wxsite.pay.cli import pay_cli
+
+    for group in (cli.wx_cli, cli.account_cli, pay_cli):
         for name, command in group.commands.items():
             assert "Example: flask --app wsgi" in (command.help or ""), name
             assert f"{group.name} {name}" in README, f"README does not document {group.name} {name}"

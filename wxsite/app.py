@@ -24,6 +24,7 @@ def create_app(test_config=None):
     _register_proxy_fix(app)
     store.init_app(app)
     wx.init_app(app)
+    wx.init_pay(app)
     extensions.init_app(app)
     errors.init_app(app)
     security.init_app(app)
@@ -95,8 +96,10 @@ def _register_blueprints(app):
     from .jssdk import bp as jssdk_bp
     from .media import bp as media_bp
     from .pages import bp as pages_bp
+    from .pay import bp as pay_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(jssdk_bp)
     app.register_blueprint(media_bp)
+    app.register_blueprint(pay_bp)

@@ -136,3 +136,6 @@ def init_app(app):
     """Add the command groups to ``app.cli``."""
     app.cli.add_command(wx_cli)
     app.cli.add_command(account_cli)
+    from .pay.cli import pay_cli
+
+    app.cli.add_command(pay_cli)

@@ -62,6 +62,21 @@ SETTINGS = (
         "WXSITE_DEADLINE", 15.0, "total budget of a WeChat call with retries, seconds", "float"
     ),
     Setting("WXSITE_MEDIA_MAX_BYTES", 10 * 1024 * 1024, "largest media download accepted", "int"),
+    Setting("WXPAY_MCHID", None, "WeChat Pay merchant id (商户号); unset → pay off (emulator: on)"),
+    Setting("WXPAY_PRIVATE_KEY_FILE", None, "merchant API private key (apiclient_key.pem)"),
+    Setting("WXPAY_CERT_SERIAL", None, "serial number of the merchant API certificate"),
+    Setting("WXPAY_APIV3_KEY", None, "APIv3 key (32 characters) that decrypts notifications"),
+    Setting("WXPAY_PUBLIC_KEY_FILE", None, "WeChat Pay public key (or platform certificate) PEM"),
+    Setting(
+        "WXPAY_PUBLIC_KEY_ID", None, "its id (PUB_KEY_ID_…) or the platform certificate serial"
+    ),
+    Setting("WXPAY_API_BASE", protocol.PAY_API_BASE, "base of the WeChat Pay API", "url"),
+    Setting(
+        "WXPAY_CA_BUNDLE", None, "CA bundle to verify WeChat Pay's TLS with (private test setups)"
+    ),
+    Setting(
+        "WXSITE_PUBLIC_URL", None, "public base URL, for links made outside requests (CLI)", "url"
+    ),
     Setting("WXSITE_LOG_LEVEL", "INFO", "log level of the wxsite loggers"),
     Setting("WXSITE_NAME", "微站", "the site's name in page titles and headers"),
 )
@@ -80,6 +95,7 @@ def load(environ):
             continue
         out[setting.name] = _parse(setting, raw.strip() if isinstance(raw, str) else raw)
     _check_pairs(out, environ)
+    _check_pay(out, environ)
     return out
 
 
@@ -120,6 +136,46 @@ def _parse(setting, raw):
         if setting.name.endswith("_BASE"):
             raw = raw.rstrip("/")
     return raw
+
+
+PAY_SETTINGS = (
+    "WXPAY_MCHID",
+    "WXPAY_PRIVATE_KEY_FILE",
+    "WXPAY_CERT_SERIAL",
+    "WXPAY_APIV3_KEY",
+    "WXPAY_PUBLIC_KEY_FILE",
+    "WXPAY_PUBLIC_KEY_ID",
+)
+#: The emulator's fake merchant: public test keys, emulator mode only.
+EMULATOR_PAY_KEYS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "emulator", "pay_keys")
+
+
+def _check_pay(out, environ):
+    given = [name for name in PAY_SETTINGS if out[name]]
+    if not given and out["WX_EMULATOR"]:
+        out.update(
+            WXPAY_MCHID=protocol.EMULATOR_MCHID,
+            WXPAY_PRIVATE_KEY_FILE=os.path.join(EMULATOR_PAY_KEYS, "merchant.key.pem"),
+            WXPAY_CERT_SERIAL=protocol.EMULATOR_MERCHANT_SERIAL,
+            WXPAY_APIV3_KEY=protocol.EMULATOR_APIV3_KEY,
+            WXPAY_PUBLIC_KEY_FILE=os.path.join(EMULATOR_PAY_KEYS, "platform.pub.pem"),
+            WXPAY_PUBLIC_KEY_ID=protocol.EMULATOR_PLATFORM_KEY_ID,
+        )
+        if not environ.get("WXPAY_API_BASE"):
+            out["WXPAY_API_BASE"] = out["WX_API_BASE"]
+        return
+    if not given:
+        return
+    for name in PAY_SETTINGS:
+        if not out[name]:
+            raise ConfigError(
+                f"{name} is not set: WeChat Pay needs all of {', '.join(PAY_SETTINGS)}"
+            )
+    if len(out["WXPAY_APIV3_KEY"]) != 32:
+        raise ConfigError("WXPAY_APIV3_KEY must be exactly 32 characters")
+    for name in ("WXPAY_PRIVATE_KEY_FILE", "WXPAY_PUBLIC_KEY_FILE", "WXPAY_CA_BUNDLE"):
+        if out[name] and not os.path.isfile(out[name]):
+            raise ConfigError(f"{name} is not a readable file: {out[name]}")
 
 
 def _check_pairs(out, environ):

@@ -8,6 +8,7 @@ from .store import CredentialStore
 from .wechat import WeChatClient
 
 EXTENSION = "wxsite.wechat"
+PAY_EXTENSION = "wxsite.pay"
 
 
 def init_app(app):
@@ -35,3 +36,40 @@ def init_app(app):
 def client():
     """Return the current app's ``WeChatClient``."""
     return current_app.extensions[EXTENSION]
+
+
+def init_pay(app):
+    """Build the app's WeChat Pay client when a merchant is configured (keys read once)."""
+    from .config import ConfigError
+    from .wechat import pay
+
+    cfg = app.config
+    app.extensions[PAY_EXTENSION] = None
+    if not cfg["WXPAY_MCHID"]:
+        return
+    keys = {}
+    for name, load in (
+        ("WXPAY_PRIVATE_KEY_FILE", pay.load_private_key),
+        ("WXPAY_PUBLIC_KEY_FILE", pay.load_public_key),
+    ):
+        try:
+            with open(cfg[name], "rb") as f:
+                keys[name] = load(f.read())
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{name} is not a usable PEM key ({type(exc).__name__})") from None
+    app.extensions[PAY_EXTENSION] = pay.PayClient(
+        cfg["WXPAY_MCHID"],
+        cfg["WX_APPID"],
+        keys["WXPAY_PRIVATE_KEY_FILE"],
+        cfg["WXPAY_CERT_SERIAL"],
+        cfg["WXPAY_APIV3_KEY"],
+        keys["WXPAY_PUBLIC_KEY_FILE"],
+        cfg["WXPAY_PUBLIC_KEY_ID"],
+        api_base=cfg["WXPAY_API_BASE"],
+        ca_bundle=cfg["WXPAY_CA_BUNDLE"],
+    )
+
+
+def pay_client():
+    """Return the app's ``PayClient``, or None when WeChat Pay is not configured."""
+    return current_app.extensions.get(PAY_EXTENSION)

@@ -167,3 +167,22 @@ def test_refusing_consent_shows_the_friendly_page(page, stack, shot):
     assert page.locator("text=重试").count() == 1
     shot(page, "10-refused")
     assert page.problems == []
+
+
+def test_buy_a_coffee(page, stack, shot):
+    page.goto(stack.url("/pay/"))
+    pick_user(page, "zhaoliu")
+    page.wait_for_url(re.compile(r".*/pay/(#.*)?$"))
+    shot(page, "11-shop")
+    page.click('button[data-product="coffee"]')
+    page.wait_for_url(re.compile(r".*/pay/orders/WX\w+"))
+    wait_ready(page)
+    assert page.get_attribute("#order-state", "data-state") == "NOTPAY"
+    page.click("#pay")
+    page.wait_for_function(
+        "() => document.getElementById('order-state').dataset.state === 'SUCCESS'"
+    )
+    shot(page, "12-paid")
+    page.goto(stack.url("/orders"))
+    assert "已支付" in page.inner_text("main")
+    assert page.problems == []

@@ -12,7 +12,13 @@ from .web import state, wx_json
 
 _FAULT_PATHS = frozenset(FAULT_PATHS)
 # Called from the site's pages (another origin): the fake JS-SDK and what it talks to.
-_CORS_PREFIXES = ("/_emu/jssdk/", "/_emu/events", "/_emu/avatar/", "/_emu/static/", "/_emu/pay/confirm")
+_CORS_PREFIXES = (
+    "/_emu/jssdk/",
+    "/_emu/events",
+    "/_emu/avatar/",
+    "/_emu/static/",
+    "/_emu/pay/confirm",
+)
 
 
 def _gateway_page(status):

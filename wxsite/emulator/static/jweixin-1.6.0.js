@@ -567,6 +567,21 @@
     return {};
   }
 
+  // chooseWXPay: the "person" pays at once; the emulator checks paySign against the
+  // merchant key, marks the order paid and notifies the merchant's notify_url.
+  function chooseWXPay(args) {
+    var body = {
+      appId: appId, timeStamp: String(args.timestamp), nonceStr: args.nonceStr,
+      package: args.package, signType: args.signType, paySign: args.paySign
+    };
+    return post('/_emu/pay/confirm', body).then(function (response) {
+      return response.json();
+    }).then(function (data) {
+      if (!data.ok) throw fail('fail');
+      return {};
+    });
+  }
+
   function menuItems(hide) {
     return function (args) {
       var list = Array.isArray(args.menuList) ? args.menuList : [];
@@ -604,6 +619,7 @@
     uploadVoice: function (args) { return upload('voice', args); },
     downloadVoice: downloadVoice,
     closeWindow: closeWindow,
+    chooseWXPay: chooseWXPay,
     hideMenuItems: menuItems(true),
     showMenuItems: menuItems(false),
     hideAllNonBaseMenuItem: flag('nonBaseMenuHidden', true),

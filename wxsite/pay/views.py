@@ -1,0 +1,192 @@
+"""/pay/ (shop), /pay/orders/<no> (pay), /orders (mine), and WeChat Pay's notifications."""
+
+import logging
+import time
+
+from authlib.common.security import generate_token
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+
+from .. import store, wx
+from ..auth.decorators import wechat_required
+from ..errors import error_response, wechat_failure
+from ..extensions import csrf
+from ..jssdk.signing import signed_config
+from ..wechat.pay import BadNotification, PayError
+from .products import PRODUCTS, yuan
+
+log = logging.getLogger("wxsite.pay")
+bp = Blueprint("pay", __name__)
+PAY_APIS = ["chooseWXPay"]
+
+
+@bp.app_template_filter("yuan")
+def yuan_filter(fen):
+    """Show an amount in fen as yuan."""
+    return yuan(fen or 0)
+
+
+def _client():
+    client = wx.pay_client()
+    if client is None:
+        abort(
+            make_response(
+                *error_response(503, "支付未开通", "本站尚未配置微信支付。", code="pay_disabled")
+            )
+        )
+    return client
+
+
+@bp.get("/pay/")
+@wechat_required
+def shop():
+    """List what there is to buy."""
+    _client()
+    return render_template("pay/shop.html", products=PRODUCTS)
+
+
+@bp.post("/pay/orders")
+@wechat_required
+def create_order():
+    """Create the order here, then at WeChat (payer: this openid); go to its page."""
+    client = _client()
+    product_id = request.form.get("product", "")
+    product = PRODUCTS.get(product_id)
+    if product is None:
+        return error_response(400, "商品不存在", "", code="unknown_product")
+    db = store.get_db()
+    out_trade_no = "WX" + time.strftime("%Y%m%d%H%M%S") + generate_token(10)
+    store.create_order(
+        db,
+        out_trade_no,
+        current_user.person_id,
+        current_user.appid,
+        current_user.openid,
+        product_id,
+        product["name"],
+        product["price"],
+    )
+    try:
+        prepay_id = client.jsapi_order(
+            product["name"],
+            out_trade_no,
+            product["price"],
+            current_user.openid,
+            url_for("pay.notify", _external=True),
+        )
+    except PayError as exc:
+        store.close_order(db, out_trade_no)
+        status, title, detail = wechat_failure(exc)
+        return error_response(status, "下单失败", detail or title, code="order_failed")
+    store.set_order_prepay(db, out_trade_no, prepay_id)
+    return redirect(url_for("pay.order", out_trade_no=out_trade_no))
+
+
+@bp.get("/pay/orders/<out_trade_no>")
+@wechat_required
+def order(out_trade_no):
+    """Show an order; while unpaid, with the button that opens WeChat's payment sheet."""
+    row = _own_order(out_trade_no)
+    params = wx_config = None
+    if row["state"] == "NOTPAY" and row["prepay_id"]:
+        params = _client().page_params(row["prepay_id"])
+        wx_config = signed_config(PAY_APIS)
+    return render_template("pay/order.html", order=row, params=params, wx_config=wx_config)
+
+
+@bp.get("/pay/orders/<out_trade_no>/status")
+@wechat_required
+def status(out_trade_no):
+    """Answer the order's state; an unpaid one is asked of WeChat (lost notifications)."""
+    row = _own_order(out_trade_no)
+    if row["state"] == "NOTPAY":
+        try:
+            _apply_transaction(_client().query(out_trade_no))
+        except PayError as exc:
+            log.warning("order query failed: %s", exc.code)
+        row = _own_order(out_trade_no)
+    return jsonify({"out_trade_no": out_trade_no, "state": row["state"]})
+
+
+@bp.get("/orders")
+@wechat_required
+def orders():
+    """The person's orders and refunds."""
+    return render_template(
+        "pay/orders.html", orders=store.list_orders(store.get_db(), current_user.person_id)
+    )
+
+
+@bp.post("/pay/notify")
+@csrf.exempt
+def notify():
+    """Payment notifications: verified, decrypted, applied once."""
+    return _notification(("TRANSACTION.SUCCESS",), _apply_transaction)
+
+
+@bp.post("/pay/refund-notify")
+@csrf.exempt
+def refund_notify():
+    """Refund notifications: verified, decrypted, applied once."""
+    return _notification(("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"), _apply_refund)
+
+
+def _notification(events, apply):
+    client = wx.pay_client()
+    if client is None:
+        return jsonify({"code": "FAIL", "message": "pay disabled"}), 404
+    try:
+        data = client.parse_notification(request.headers, request.get_data())
+    except BadNotification as exc:
+        log.warning("refused a pay notification: %s", exc)
+        return jsonify({"code": "FAIL", "message": "签名验证失败"}), 401
+    if data.get("event_type") not in events:
+        return jsonify({"code": "FAIL", "message": "unexpected event"}), 400
+    db = store.get_db()
+    if store.seen_notification(db, str(data.get("id", "")), data["event_type"]):
+        return "", 204  # a repeat: already applied, nothing changes twice
+    apply(data["resource"])
+    return "", 204
+
+
+def _apply_transaction(tx):
+    db = store.get_db()
+    row = store.get_order(db, tx.get("out_trade_no", ""))
+    cfg = current_app.config
+    if row is None or tx.get("mchid") != cfg["WXPAY_MCHID"] or tx.get("appid") != row["appid"]:
+        log.warning("transaction for an unknown order or another merchant ignored")
+        return
+    if tx.get("trade_state") != "SUCCESS":
+        return
+    if (tx.get("amount") or {}).get("total") != row["amount"] or (tx.get("payer") or {}).get(
+        "openid"
+    ) != row["openid"]:
+        log.error("transaction %s does not match its order (amount or payer)", row["out_trade_no"])
+        return
+    store.mark_paid(db, row["out_trade_no"], tx.get("transaction_id"), tx.get("success_time"))
+
+
+def _apply_refund(resource):
+    db = store.get_db()
+    status = resource.get("refund_status") or resource.get("status")
+    if resource.get("mchid") != current_app.config["WXPAY_MCHID"] or not status:
+        return
+    if store.get_refund(db, resource.get("out_refund_no", "")):
+        store.update_refund(db, resource["out_refund_no"], status, resource.get("refund_id"))
+
+
+def _own_order(out_trade_no):
+    row = store.get_order(store.get_db(), out_trade_no, current_user.person_id)
+    if row is None:
+        abort(404)
+    return row
