@@ -11,8 +11,7 @@ from flask_login import current_user
 from wsgi import app
 from wxsite import store
 from wxsite.auth.decorators import wechat_required
-from wxsite.jssdk.signing import public_base
-from wxsite.jssdk.views import SHARE_APIS
+from wxsite.jssdk.signing import SHARE_APIS, public_base
 
 FIXED_CONFIG = {
     "appId": app.config["WX_APPID"],

@@ -102,16 +102,19 @@ def check_merchant_signature():
     target = request.full_path.rstrip("?")
     body = request.get_data(as_text=True)
     message = f"{request.method}\n{target}\n{timestamp}\n{fields.get('nonce_str', '')}\n{body}\n"
-    try:
-        pay_state().merchant_key.verify(
-            base64.b64decode(fields.get("signature", "")),
-            message.encode(),
-            padding.PKCS1v15(),
-            hashes.SHA256(),
-        )
-    except (InvalidSignature, ValueError):
+    if not _merchant_signed(message, fields.get("signature", "")):
         return fail(401, "SIGN_ERROR", "签名错误")
     return None
+
+
+def _merchant_signed(message, signature):
+    try:
+        pay_state().merchant_key.verify(
+            base64.b64decode(signature), message.encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def _body():
@@ -296,14 +299,7 @@ def confirm():
     """The person pays in chooseWXPay: check paySign, mark paid, notify the merchant."""
     data = request.get_json(force=True, silent=True) or {}
     message = f"{data.get('appId')}\n{data.get('timeStamp')}\n{data.get('nonceStr')}\n{data.get('package')}\n"
-    try:
-        pay_state().merchant_key.verify(
-            base64.b64decode(data.get("paySign", "")),
-            message.encode(),
-            padding.PKCS1v15(),
-            hashes.SHA256(),
-        )
-    except (InvalidSignature, ValueError):
+    if not _merchant_signed(message, data.get("paySign", "")):
         return jsonify({"ok": False, "errMsg": "chooseWXPay:fail invalid paySign"})
     prepay_id = str(data.get("package", "")).removeprefix("prepay_id=")
     state = pay_state()

@@ -8,6 +8,24 @@ from .. import wx
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
+# jsApiList per page: only what the page uses.
+SHARE_APIS = ["updateAppMessageShareData", "updateTimelineShareData"]
+IMAGE_APIS = ["chooseImage", "previewImage", "uploadImage", "getLocalImgData"]
+VOICE_APIS = [
+    "startRecord",
+    "stopRecord",
+    "onVoiceRecordEnd",
+    "playVoice",
+    "stopVoice",
+    "onVoicePlayEnd",
+    "uploadVoice",
+]
+PAY_APIS = ["chooseWXPay"]
+#: What /jssdk/config may sign for (pages that change their URL with pushState).
+KNOWN_APIS = frozenset(
+    SHARE_APIS + IMAGE_APIS + VOICE_APIS + ["closeWindow", "hideMenuItems", "showMenuItems"]
+)
+
 
 def public_base():
     """Return ``scheme://host[:port]`` as the browser sees it (after trusted proxies)."""

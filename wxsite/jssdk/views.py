@@ -9,31 +9,10 @@ from flask_login import current_user
 from .. import store
 from ..auth.decorators import wechat_required
 from ..errors import error_response
-from .signing import public_base, same_site, signed_config
+from .signing import KNOWN_APIS, SHARE_APIS, public_base, same_site, signed_config
 
 bp = Blueprint("jssdk", __name__)
 
-SHARE_APIS = ["updateAppMessageShareData", "updateTimelineShareData"]
-#: What /jssdk/config may sign for (pages that change their URL with pushState).
-KNOWN_APIS = frozenset(
-    SHARE_APIS
-    + [
-        "chooseImage",
-        "previewImage",
-        "uploadImage",
-        "getLocalImgData",
-        "startRecord",
-        "stopRecord",
-        "onVoiceRecordEnd",
-        "playVoice",
-        "stopVoice",
-        "onVoicePlayEnd",
-        "uploadVoice",
-        "closeWindow",
-        "hideMenuItems",
-        "showMenuItems",
-    ]
-)
 REF_RE = re.compile(r"[A-Za-z0-9]{8,32}")
 
 

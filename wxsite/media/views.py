@@ -18,21 +18,11 @@ from flask_login import current_user
 from .. import store
 from ..auth.decorators import wechat_required
 from ..errors import error_response
-from ..jssdk.signing import signed_config
+from ..jssdk.signing import IMAGE_APIS, VOICE_APIS, signed_config
 from .storage import ItemError, absolute, remove_files, save_image, save_voice
 
 bp = Blueprint("media", __name__)
 
-IMAGE_APIS = ["chooseImage", "previewImage", "uploadImage", "getLocalImgData"]
-VOICE_APIS = [
-    "startRecord",
-    "stopRecord",
-    "onVoiceRecordEnd",
-    "playVoice",
-    "stopVoice",
-    "onVoicePlayEnd",
-    "uploadVoice",
-]
 MAX_BATCH = 9
 
 

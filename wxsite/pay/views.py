@@ -21,13 +21,12 @@ from .. import store, wx
 from ..auth.decorators import wechat_required
 from ..errors import error_response, wechat_failure
 from ..extensions import csrf
-from ..jssdk.signing import signed_config
+from ..jssdk.signing import PAY_APIS, signed_config
 from ..wechat.pay import BadNotification, PayError
 from .products import PRODUCTS, yuan
 
 log = logging.getLogger("wxsite.pay")
 bp = Blueprint("pay", __name__)
-PAY_APIS = ["chooseWXPay"]
 
 
 @bp.app_template_filter("yuan")
