@@ -72,6 +72,11 @@ SETTINGS = (
     ),
     Setting("WXPAY_API_BASE", protocol.PAY_API_BASE, "base of the WeChat Pay API", "url"),
     Setting(
+        "WXPAY_ADMINS",
+        "",
+        "site accounts (comma-separated usernames) allowed to refund on /pay/admin",
+    ),
+    Setting(
         "WXPAY_CA_BUNDLE", None, "CA bundle to verify WeChat Pay's TLS with (private test setups)"
     ),
     Setting(

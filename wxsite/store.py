@@ -689,6 +689,19 @@ def list_orders(db, person_id):
     return orders
 
 
+def list_paid_orders(db, limit=100):
+    """Return the latest paid (or refunded) orders of everyone, with what is refundable."""
+    rows = list(
+        db.query(
+            "SELECT * FROM orders WHERE state IN ('SUCCESS', 'REFUND') ORDER BY created_at DESC LIMIT ?",
+            [limit],
+        )
+    )
+    for row in rows:
+        row["refundable"] = refundable(db, row["out_trade_no"])
+    return rows
+
+
 def mark_paid(db, out_trade_no, transaction_id, paid_at):
     """NOTPAY → SUCCESS; return True if this call changed it (repeats change nothing)."""
     with transaction(db):
@@ -757,12 +770,12 @@ def refundable(db, out_trade_no):
 
 
 def update_refund(db, out_refund_no, status, refund_id=None, funds_account=None):
-    """Record WeChat's answer about a refund (later answers never go back to PENDING)."""
+    """Record WeChat's word on a refund; a SUCCESS is never taken back by a later answer."""
     with transaction(db):
         db.execute(
-            "UPDATE refunds SET status = ?, refund_id = COALESCE(?, refund_id), "
-            "funds_account = COALESCE(?, funds_account), updated_at = ? "
-            "WHERE out_refund_no = ? AND status != 'SUCCESS'",
+            "UPDATE refunds SET status = CASE WHEN status = 'SUCCESS' THEN status ELSE ? END, "
+            "refund_id = COALESCE(?, refund_id), funds_account = COALESCE(?, funds_account), "
+            "updated_at = ? WHERE out_refund_no = ?",
             [status, refund_id, funds_account, time.time(), out_refund_no],
         )
         if status == "SUCCESS":

@@ -223,3 +223,64 @@ def test_secrets_never_in_logs(logged_in, live, emu, caplog):
     pay(emu, params)
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("wxsite"))
     assert protocol.EMULATOR_APIV3_KEY not in ours and params["paySign"] not in ours
+
+
+def test_admin_page_refunds_for_admins_only(tmp_path, emu, phone):
+    from support import LiveServer, wechat_login
+    from wxsite import accounts, store
+
+    app = create_app(site_config(tmp_path, emu, WXPAY_ADMINS="boss"))
+    with app.app_context():
+        accounts.create(store.get_db(), "boss", "a long password")
+    live = LiveServer(app)
+    try:
+        wechat_login(phone, live)
+        no, params, _ = buy(phone, live)
+        pay(emu, params)
+        assert phone.get(live.url("/pay/admin")).url.endswith("/auth/bind?next=/pay/admin")
+        bind_page = phone.get(live.url("/auth/bind"))
+        phone.post(
+            live.url("/auth/bind"),
+            data={
+                "csrf_token": csrf_token(bind_page.text),
+                "username": "boss",
+                "password": "a long password",
+            },
+        )
+        requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 5000})
+        page = phone.get(live.url("/pay/admin"))
+        assert no in page.text and "可退 ¥12.00" in page.text
+        form = {
+            "csrf_token": csrf_token(page.text),
+            "out_trade_no": no,
+            "amount": "500",
+            "request_id": "RFadmin000001",
+        }
+        first = phone.post(live.url("/pay/admin"), data=form)
+        toast = re.findall(r"<div class=\"toast[^>]*>([^<]*)<", first.text)
+        assert "已退款 ¥5.00（可用余额）" in first.text, toast
+        again = phone.post(live.url("/pay/admin"), data=form)  # a double submit: the same refund
+        assert "已退款 ¥5.00" in again.text and "可退 ¥7.00" in again.text
+        assert requests.get(emu.base_url + "/_emu/pay/balance").json()["available"] == 4500
+        assert (
+            phone.post(live.url("/pay/admin"), data={**form, "csrf_token": ""}).status_code == 400
+        )
+    finally:
+        live.shutdown()
+
+
+def test_admin_page_is_404_for_everyone_else(logged_in, live, emu, app):
+    from wxsite import accounts, store
+
+    with app.app_context():
+        accounts.create(store.get_db(), "alice", "a long password")
+    bind_page = logged_in.get(live.url("/auth/bind"))
+    logged_in.post(
+        live.url("/auth/bind"),
+        data={
+            "csrf_token": csrf_token(bind_page.text),
+            "username": "alice",
+            "password": "a long password",
+        },
+    )
+    assert logged_in.get(live.url("/pay/admin")).status_code == 404

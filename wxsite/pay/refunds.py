@@ -36,9 +36,11 @@ def refund(db, client, out_trade_no, amount=None, out_refund_no=None, notify_url
     try:
         row, _ = store.start_refund(db, out_refund_no or new_refund_no(), out_trade_no, amount)
     except ValueError as exc:
-        raise RefundError(
-            {"order not paid": "订单未支付，不能退款"}.get(str(exc), "退款金额超过可退金额")
-        ) from None
+        messages = {
+            "order not paid": "订单未支付，不能退款",
+            "out_refund_no already used for another refund": "该退款单号已用于另一笔退款",
+        }
+        raise RefundError(messages.get(str(exc), "退款金额超过可退金额")) from None
     if row["status"] == "SUCCESS":
         return row
     try:

@@ -8,6 +8,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     jsonify,
     make_response,
     redirect,
@@ -18,12 +19,13 @@ from flask import (
 from flask_login import current_user
 
 from .. import store, wx
-from ..auth.decorators import wechat_required
+from ..auth.decorators import account_required, wechat_required
 from ..errors import error_response, wechat_failure
 from ..extensions import csrf
 from ..jssdk.signing import PAY_APIS, signed_config
 from ..wechat.pay import BadNotification, PayError
 from .products import PRODUCTS, yuan
+from .refunds import RefundError, refund
 
 log = logging.getLogger("wxsite.pay")
 bp = Blueprint("pay", __name__)
@@ -126,6 +128,38 @@ def orders():
     )
 
 
+@bp.route("/pay/admin", methods=["GET", "POST"])
+@account_required
+def admin():
+    """Refund paid orders (site accounts listed in WXPAY_ADMINS only; others see 404)."""
+    admins = {a.strip().lower() for a in current_app.config["WXPAY_ADMINS"].split(",") if a.strip()}
+    if (current_user.account_username or "").lower() not in admins:
+        abort(404)
+    client = _client()
+    db = store.get_db()
+    if request.method == "POST":
+        try:
+            amount = int(request.form.get("amount", ""))
+        except ValueError:
+            amount = 0
+        try:
+            row = refund(
+                db,
+                client,
+                request.form.get("out_trade_no", ""),
+                amount,
+                request.form.get("request_id") or None,
+                url_for("pay.refund_notify", _external=True),
+            )
+        except RefundError as exc:
+            flash(str(exc), "error")
+        else:
+            label = "可用余额" if row["funds_account"] == "AVAILABLE" else "未结算资金"
+            flash(f"已退款 ¥{yuan(row['amount'])}（{label}）", "success")
+        return redirect(url_for("pay.admin"))
+    return render_template("pay/admin.html", orders=store.list_paid_orders(db))
+
+
 @bp.post("/pay/notify")
 @csrf.exempt
 def notify():
@@ -181,7 +215,13 @@ def _apply_refund(resource):
     if resource.get("mchid") != current_app.config["WXPAY_MCHID"] or not status:
         return
     if store.get_refund(db, resource.get("out_refund_no", "")):
-        store.update_refund(db, resource["out_refund_no"], status, resource.get("refund_id"))
+        store.update_refund(
+            db,
+            resource["out_refund_no"],
+            status,
+            resource.get("refund_id"),
+            resource.get("funds_account"),
+        )
 
 
 def _own_order(out_trade_no):
