@@ -25,14 +25,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(url, timeout=30.0, proc=None):
+def wait_for(url, timeout=30.0, proc=None, verify=True):
     """Poll ``url`` until it answers (any status below 500)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
-            if requests.get(url, timeout=1).status_code < 500:
+            if requests.get(url, timeout=1, verify=verify).status_code < 500:
                 return
         except requests.RequestException:
             pass
@@ -144,7 +144,7 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{tls};
         server_name _;
         client_max_body_size 2m;
         location / {{
@@ -171,24 +171,64 @@ def nginx_binary():
     )
 
 
-class Nginx(Process):
-    """nginx in front of ``upstream_port``, like a tunnel or a TLS-less reverse proxy."""
+def self_signed_cert(directory):
+    """Write a certificate for 127.0.0.1 (its own CA) and its key; return (cert, key) paths."""
+    cert, key = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
-    def __init__(self, workdir, upstream_port, port=None, forward=True):
+
+class Nginx(Process):
+    """nginx in front of ``upstream_port``, like a tunnel: with ``tls=True`` it terminates
+    https (self-signed) as ngrok or cloudflared would."""
+
+    def __init__(self, workdir, upstream_port, port=None, forward=True, tls=False):
         self.port = port or free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
         conf_dir = os.path.join(workdir, "nginx")
         os.makedirs(conf_dir, exist_ok=True)
+        self.cert = None
+        tls_conf = ""
+        if tls:
+            self.cert, key = self_signed_cert(conf_dir)
+            tls_conf = (
+                f" ssl;\n        ssl_certificate {self.cert};\n        ssl_certificate_key {key}"
+            )
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         conf = os.path.join(conf_dir, "nginx.conf")
         with open(conf, "w") as f:
             # forward=False: nginx's default, Host becomes the upstream's — a misconfigured tunnel.
             forwarding = FORWARDING if forward else ""
             f.write(
                 NGINX_CONF.format(
-                    dir=conf_dir, port=self.port, upstream=upstream_port, forwarding=forwarding
+                    dir=conf_dir,
+                    port=self.port,
+                    upstream=upstream_port,
+                    forwarding=forwarding,
+                    tls=tls_conf,
                 )
             )
         super().__init__(
             [nginx_binary(), "-e", os.path.join(conf_dir, "error.log"), "-c", conf, "-p", conf_dir]
         )
-        wait_for(self.base_url + "/healthz", proc=self.proc)
+        wait_for(self.base_url + "/healthz", proc=self.proc, verify=self.cert or True)

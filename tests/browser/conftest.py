@@ -53,7 +53,8 @@ class Stack:
         self.emulator = Emulator()
         env = {"WX_PROXY_HOPS": "1"} if variant == "nginx" else {}
         self.site = Gunicorn(str(workdir), self.emulator.base_url, workers=4, env=env)
-        self.proxy = Nginx(str(workdir), self.site.port) if variant == "nginx" else None
+        # Behind nginx the browser speaks https, as through a tunnel (self-signed certificate).
+        self.proxy = Nginx(str(workdir), self.site.port, tls=True) if variant == "nginx" else None
         self.base_url = (self.proxy or self.site).base_url
         self.emu = requests.Session()
 
@@ -90,6 +91,7 @@ def context(browser, stack):
         is_mobile=True,
         has_touch=True,
         locale="zh-CN",
+        ignore_https_errors=True,  # the nginx variant's self-signed certificate
     )
     yield ctx
     ctx.close()

@@ -40,6 +40,9 @@ def test_a_day_in_wechat(page, stack, shot, tmp_path):
     pick_user(page)
     page.wait_for_url(re.compile(r".*/share(#.*)?$"))
     wait_ready(page)
+    session = {c["name"]: c for c in page.context.cookies()}["wxsite_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Lax"
+    assert session["secure"] == stack.base_url.startswith("https://")  # https behind the tunnel
     page.wait_for_selector("#share-status.toast")
     shot(page, "02-share")
     shares = [
