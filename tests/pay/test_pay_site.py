@@ -225,6 +225,12 @@ def test_secrets_never_in_logs(logged_in, live, emu, caplog):
     assert protocol.EMULATOR_APIV3_KEY not in ours and params["paySign"] not in ours
 
 
+def bind(phone, live, username, password="a long password"):
+    page = phone.get(live.url("/auth/bind"))
+    data = {"csrf_token": csrf_token(page.text), "username": username, "password": password}
+    return phone.post(live.url("/auth/bind"), data=data)
+
+
 def test_admin_page_refunds_for_admins_only(tmp_path, emu, phone):
     from support import LiveServer, wechat_login
     from wxsite import accounts, store
@@ -238,15 +244,7 @@ def test_admin_page_refunds_for_admins_only(tmp_path, emu, phone):
         no, params, _ = buy(phone, live)
         pay(emu, params)
         assert phone.get(live.url("/pay/admin")).url.endswith("/auth/bind?next=/pay/admin")
-        bind_page = phone.get(live.url("/auth/bind"))
-        phone.post(
-            live.url("/auth/bind"),
-            data={
-                "csrf_token": csrf_token(bind_page.text),
-                "username": "boss",
-                "password": "a long password",
-            },
-        )
+        bind(phone, live, "boss")
         requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 5000})
         page = phone.get(live.url("/pay/admin"))
         assert no in page.text and "可退 ¥12.00" in page.text
@@ -274,13 +272,5 @@ def test_admin_page_is_404_for_everyone_else(logged_in, live, emu, app):
 
     with app.app_context():
         accounts.create(store.get_db(), "alice", "a long password")
-    bind_page = logged_in.get(live.url("/auth/bind"))
-    logged_in.post(
-        live.url("/auth/bind"),
-        data={
-            "csrf_token": csrf_token(bind_page.text),
-            "username": "alice",
-            "password": "a long password",
-        },
-    )
+    bind(logged_in, live, "alice")
     assert logged_in.get(live.url("/pay/admin")).status_code == 404
