@@ -200,6 +200,25 @@ MIGRATIONS = [
         );
         """,
     ),
+    (
+        "0005_auth_authlib",
+        """
+        -- Authorization attempts become Authlib's server-side state cache: key and value are
+        -- Authlib's (the value is its JSON: redirect_uri, next, scope), the browser holds
+        -- the matching marker in its session. claimed_at and wechat_user_id let a second
+        -- delivery of the callback finish the same login instead of failing. Attempts in
+        -- flight during the upgrade are dropped (they live ten minutes).
+        DROP TABLE auth_states;
+        CREATE TABLE auth_states (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            claimed_at REAL,
+            wechat_user_id INTEGER REFERENCES wechat_users(id)
+        );
+        CREATE INDEX auth_states_expires ON auth_states(expires_at);
+        """,
+    ),
 ]
 
 
@@ -287,50 +306,61 @@ def _one(db, sql, params=()):
 
 # -- authorization state ----------------------------------------------------------------
 
+#: Finished or abandoned attempts are kept this long past their expiry, then pruned.
+AUTH_STATE_KEEP = 86400
 
-def create_auth_state(db, state, session_key, next_path, scope, now=None):
-    """Record a new authorization attempt."""
+
+def put_auth_state(db, key, value, expires_at, now=None):
+    """Record a new authorization attempt (Authlib's state data, JSON)."""
     with transaction(db):
         db.execute(
-            "INSERT INTO auth_states (state, session_key, next, scope, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [state, session_key, next_path, scope, now or time.time()],
+            "INSERT OR REPLACE INTO auth_states (key, value, expires_at) VALUES (?, ?, ?)",
+            [key, value, expires_at],
         )
-        # Old attempts are worthless after their TTL; prune a few on the way.
-        db.execute("DELETE FROM auth_states WHERE created_at < ?", [(now or time.time()) - 86400])
+        # Prune old attempts on the way (an index keeps this cheap).
+        db.execute(
+            "DELETE FROM auth_states WHERE expires_at < ?",
+            [(now or time.time()) - AUTH_STATE_KEEP],
+        )
 
 
-def get_auth_state(db, state):
-    """Return the authorization attempt for ``state``, or None."""
-    return _one(db, "SELECT * FROM auth_states WHERE state = ?", [state])
+def get_auth_state(db, key):
+    """Return the authorization attempt stored under ``key``, or None."""
+    return _one(db, "SELECT * FROM auth_states WHERE key = ?", [key])
 
 
-def claim_auth_state(db, state, now=None):
-    """Mark the attempt as being finished; return True for the one caller that wins."""
+def delete_auth_state(db, key):
+    """Forget an authorization attempt."""
+    with transaction(db):
+        db.execute("DELETE FROM auth_states WHERE key = ?", [key])
+
+
+def claim_auth_state(db, key, now, stale_before):
+    """Mark the attempt as being finished; return True for the one caller that wins.
+
+    A claim older than ``stale_before`` (its request died mid-exchange) may be taken over.
+    """
     with transaction(db):
         cursor = db.execute(
-            "UPDATE auth_states SET claimed_at = ?, failed_errcode = NULL "
-            "WHERE state = ? AND claimed_at IS NULL AND wechat_user_id IS NULL",
-            [now or time.time(), state],
+            "UPDATE auth_states SET claimed_at = ? WHERE key = ? AND wechat_user_id IS NULL "
+            "AND (claimed_at IS NULL OR claimed_at < ?)",
+            [now, key, stale_before],
         )
     return cursor.rowcount == 1
 
 
-def finish_auth_state(db, state, wechat_user_id):
+def finish_auth_state(db, key, wechat_user_id):
     """Record who the attempt logged in."""
     with transaction(db):
-        db.execute(
-            "UPDATE auth_states SET wechat_user_id = ? WHERE state = ?", [wechat_user_id, state]
-        )
+        db.execute("UPDATE auth_states SET wechat_user_id = ? WHERE key = ?", [wechat_user_id, key])
 
 
-def release_auth_state(db, state, errcode):
+def release_auth_state(db, key):
     """Give the attempt back after a failed exchange, so a second delivery may try."""
     with transaction(db):
         db.execute(
-            "UPDATE auth_states SET claimed_at = NULL, failed_errcode = ? "
-            "WHERE state = ? AND wechat_user_id IS NULL",
-            [errcode, state],
+            "UPDATE auth_states SET claimed_at = NULL WHERE key = ? AND wechat_user_id IS NULL",
+            [key],
         )
 
 

@@ -2,6 +2,7 @@
 
 import re
 import threading
+import time
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -154,13 +155,12 @@ def test_double_delivery_with_two_codes_logs_in_once(phone, live, emu):
     assert phone.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200
 
 
-def test_expired_state(phone, live, emu, monkeypatch):
+def test_expired_state(app, phone, live, emu):
     url = callback_url(emu, phone, live)
-    import wxsite.auth.views as views
-
-    monkeypatch.setattr(views, "STATE_TTL", -1)
+    app.config["WXSITE_CLOCK"] = lambda: time.time() + 601  # ten minutes and a second later
     response = phone.get(url)
     assert response.status_code == 400 and "链接已过期" in response.text
+    assert "重试" in response.text
     assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
 
 

@@ -1,11 +1,10 @@
 """Routes: /auth/login, /auth/callback, /auth/bind, /auth/unbind, /auth/logout, /me.
 
-Authorization is hand-written over ``wxsite.wechat`` rather than Authlib's Flask client:
-WeChat matches its authorize link byte for byte (parameter order, ``appid``,
-``#wechat_redirect``), trades codes on a GET with ``appid``/``secret``, answers errors as
-HTTP 200 with an errcode, and delivers callbacks twice — which needs the one-time state
-kept server-side (``auth_states``), not in the cookie where Authlib keeps it. Authlib
-still generates the state and the login ids.
+Authorization goes through Authlib's Flask OAuth client (``wxsite.auth.oauth``: state,
+its storage and validation, the code exchange) with WeChat's dialect in
+``wxsite.wechat.oauth``. The callback is written out here rather than calling Authlib's
+``authorize_access_token``, because WeChat delivers callbacks twice and people press Back:
+see ``wxsite.auth.oauth`` for the reasons and the split.
 """
 
 import logging
@@ -27,7 +26,8 @@ from flask_login import current_user, login_user, logout_user
 
 from .. import accounts, store, wx
 from ..errors import error_response, wechat_failure
-from ..wechat import WeChatError, protocol
+from ..wechat import WeChatError, WebToken, protocol
+from . import oauth
 from .decorators import in_wechat, open_in_wechat, wechat_required
 from .forms import BindForm
 from .nexturl import safe_next
@@ -37,10 +37,6 @@ from .users import load_user
 log = logging.getLogger("wxsite.auth")
 bp = Blueprint("auth", __name__)
 
-#: An authorization attempt older than this is refused (codes live 5 minutes).
-STATE_TTL = 600
-#: How long a second delivery of the callback waits for the first one to finish.
-RACE_WAIT = 5.0
 STATE_RE = re.compile(protocol.STATE_PATTERN)
 CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,512}")
 #: Bind attempts: failures per account and per client within the window.
@@ -49,6 +45,14 @@ MAX_ACCOUNT_FAILURES = 5
 MAX_CLIENT_FAILURES = 10
 #: Codes that mean "this code is no good" (used, invalid, expired): restart once.
 BAD_CODE = (protocol.INVALID_CODE, protocol.CODE_USED, protocol.CODE_EXPIRED)
+
+INVALID_LINK = "登录链接无效，请重新进入"
+
+
+@bp.record_once
+def _init_oauth(state):
+    # Authlib's registry is per app (created here, when the blueprint is registered).
+    oauth.init_app(state.app)
 
 
 @bp.after_request
@@ -67,10 +71,8 @@ def login():
     next_path = safe_next(request.args.get("next"))
     if not in_wechat():
         return open_in_wechat(request.host_url.rstrip("/") + next_path)
-    state = generate_token(32)
-    store.create_auth_state(store.get_db(), state, _browser_key(), next_path, scope)
     redirect_uri = url_for("auth.callback", _external=True)
-    return redirect(wx.client().authorize_url(redirect_uri, scope, state))
+    return redirect(oauth.start(redirect_uri, scope, next_path))
 
 
 @bp.get("/auth/callback")
@@ -79,74 +81,82 @@ def callback():
     state = request.args.get("state", "")
     code = request.args.get("code")
     if not STATE_RE.fullmatch(state):
-        return _restart(400, "登录链接无效，请重新进入")
-    db = store.get_db()
-    attempt = store.get_auth_state(db, state)
+        return _restart(400, INVALID_LINK)  # before any upstream call (no state: login CSRF)
+    attempt = oauth.attempt(state)
     if attempt is None:
-        return _restart(400, "登录链接无效，请重新进入")
-    next_path = attempt["next"]
-    done = attempt["wechat_user_id"]
-    if done and current_user.is_authenticated and current_user.wechat_user_id == done:
-        return redirect(next_path)  # Back/refresh onto the callback after success
-    if attempt["session_key"] != session.get("auth_key"):
-        # Started in another browser: the login-CSRF that would bind the victim to the
+        return _restart(400, INVALID_LINK)
+    user_id = attempt.wechat_user_id
+    if user_id and current_user.is_authenticated and current_user.wechat_user_id == user_id:
+        return redirect(attempt.next)  # Back/refresh onto the callback after success
+    if attempt.expired:
+        return _restart(400, "链接已过期，请重新进入", attempt.next)
+    if not oauth.started_here(state):
+        # Started in another browser: the login CSRF that would bind the victim to the
         # attacker's WeChat. No upstream call, no session change.
         return _restart(403, "登录已失效，请重试")
-    if done:
-        return _log_in(done, next_path)  # second delivery; the first response was lost
-    if time.time() - attempt["created_at"] > STATE_TTL:
-        return _restart(400, "链接已过期，请重新进入", next_path)
+    if user_id:
+        return _log_in(user_id, attempt.next)  # second delivery; the first response was lost
     if code is None:
-        if attempt["scope"] == protocol.SCOPE_USERINFO:
+        if attempt.scope == protocol.SCOPE_USERINFO:
             session["userinfo_declined"] = True
-        retry = url_for("auth.login", next=next_path, scope=attempt["scope"])
+        retry = url_for("auth.login", next=attempt.next, scope=attempt.scope)
         return error_response(
             403, "您已取消授权", "需要授权才能继续。", code="cancelled", retry_url=retry
         )
     if not CODE_RE.fullmatch(code):
-        return _restart(400, "登录链接无效，请重新进入", next_path)
-    return _exchange(db, attempt, code)
+        return _restart(400, INVALID_LINK, attempt.next)
+    return _exchange(state, attempt, code)
 
 
-def _exchange(db, attempt, code):
-    state, next_path = attempt["state"], attempt["next"]
-    deadline = time.monotonic() + RACE_WAIT
-    while not store.claim_auth_state(db, state):
+def _exchange(state, attempt, code):
+    db = store.get_db()
+    budget = current_app.config["WXSITE_DEADLINE"] + 2
+    deadline = time.monotonic() + budget
+    while not store.claim_auth_state(db, attempt.key, oauth.now(), oauth.now() - budget):
         # WeChat delivered the callback twice: the other request is trading its code.
-        row = store.get_auth_state(db, state)
-        if row["wechat_user_id"]:
-            return _log_in(row["wechat_user_id"], next_path)
+        finished = oauth.attempt(state).wechat_user_id
+        if finished:
+            return _log_in(finished, attempt.next)
         if time.monotonic() > deadline:
-            return _restart(503, "登录处理中，请稍后重试", next_path)
+            return _restart(503, "登录处理中，请稍后重试", attempt.next)
         time.sleep(0.1)
     try:
-        token = wx.client().exchange_code(code)
+        token = WebToken.from_response(oauth.client().fetch_access_token(code=code))
     except WeChatError as exc:
-        store.release_auth_state(db, state, exc.errcode)
+        store.release_auth_state(db, attempt.key)
         return _exchange_failed(exc, attempt)
     user_id = store.save_wechat_login(db, current_app.config["WX_APPID"], token)
     declined = session.get("userinfo_declined", False)
+    reauth = False
     if token.scope == protocol.SCOPE_USERINFO:
         try:
-            declined = fetch_profile(db, user_id, token.openid, token.access_token) != "ok"
+            outcome = fetch_profile(db, user_id, token.openid, token.access_token)
         except WeChatError as exc:
             log.warning("userinfo after login failed: errcode=%s", exc.errcode)
-    store.finish_auth_state(db, state, user_id)
-    return _log_in(user_id, next_path, declined)
+            outcome = "unavailable"
+        # Anything but a profile stops automatic escalation for this session (no loops);
+        # /me offers a 去授权 link instead.
+        declined = outcome != "ok"
+        # A web token refused on its first use (40001/42001): authorize again, once.
+        reauth = outcome == "stale-token" and not session.get("auth_retried")
+    store.finish_auth_state(db, attempt.key, user_id)
+    if reauth:
+        response = _log_in(user_id, url_for("auth.login", next=attempt.next, scope=token.scope))
+        session["auth_retried"] = True
+        return response
+    return _log_in(user_id, attempt.next, declined)
 
 
 def _exchange_failed(exc, attempt):
-    next_path = attempt["next"]
+    next_path = attempt.next
     if exc.errcode in BAD_CODE:
-        if current_user.is_authenticated:
-            return redirect(next_path)
         if not session.get("auth_retried"):
             # One automatic fresh start (e.g. Back onto an old callback); never a loop.
             session["auth_retried"] = True
-            return redirect(url_for("auth.login", next=next_path, scope=attempt["scope"]))
+            return redirect(url_for("auth.login", next=next_path, scope=attempt.scope))
         return _restart(400, "授权失败，请重试", next_path)
     status, title, detail = wechat_failure(exc)
-    retry = url_for("auth.login", next=next_path, scope=attempt["scope"])
+    retry = url_for("auth.login", next=next_path, scope=attempt.scope)
     return error_response(status, title, detail, code=f"wechat_{exc.errcode}", retry_url=retry)
 
 
@@ -154,21 +164,18 @@ def _log_in(wechat_user_id, next_path, declined=None):
     """Start a fresh session for ``wechat_user_id``: nothing from the old one survives."""
     if declined is None:
         declined = session.get("userinfo_declined")
+    previous = current_user.login_id if current_user.is_authenticated else None
     session.clear()
+    db = store.get_db()
+    if previous:
+        store.revoke_login(db, previous)  # the pre-rotation cookie stops working too
     login_id = generate_token(40)
-    store.create_login(store.get_db(), login_id, wechat_user_id)
+    store.create_login(db, login_id, wechat_user_id)
     login_user(load_user(login_id))
     session.permanent = True
     if declined:
         session["userinfo_declined"] = True
     return redirect(next_path)
-
-
-def _browser_key():
-    # Binds an authorization attempt to this browser's session.
-    if not session.get("auth_key"):
-        session["auth_key"] = generate_token(24)
-    return session["auth_key"]
 
 
 def _restart(status, title, next_path="/"):

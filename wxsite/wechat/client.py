@@ -7,7 +7,7 @@ from .credentials import CredentialManager
 from .errors import WeChatError
 from .http import Transport
 from .media import save_stream
-from .oauth import WebToken, authorize_url
+from .oauth import WebToken, WeChatOAuth2Session
 
 ACCESS_TOKEN = "access_token"
 JSAPI_TICKET = "jsapi_ticket"
@@ -100,30 +100,43 @@ class WeChatClient:
 
     # -- web authorization --------------------------------------------------------------
 
-    def authorize_url(self, redirect_uri, scope, state):
-        """Return the link that starts web authorization."""
-        return authorize_url(self.open_base, self.appid, redirect_uri, scope, state)
+    def oauth_settings(self):
+        """Return the keyword arguments of Authlib's client for this account.
+
+        The site registers them with Authlib's Flask OAuth registry; ``oauth_session``
+        builds a plain session from the same values.
+        """
+        return {
+            "client_id": self.appid,
+            "client_secret": self._secret,
+            "authorize_url": self.open_base + protocol.AUTHORIZE,
+            "access_token_url": self.http.base + protocol.SNS_ACCESS_TOKEN,
+            "client_kwargs": {
+                "transport": self.http,
+                "refresh_token_endpoint": self.http.base + protocol.SNS_REFRESH_TOKEN,
+            },
+        }
+
+    def oauth_session(self):
+        """Return an Authlib OAuth 2 session speaking WeChat's web authorization."""
+        settings = self.oauth_settings()
+        return WeChatOAuth2Session(
+            settings["client_id"],
+            settings["client_secret"],
+            authorization_endpoint=settings["authorize_url"],
+            token_endpoint=settings["access_token_url"],
+            **settings["client_kwargs"],
+        )
 
     def exchange_code(self, code):
         """Trade an authorization code for the user's web token (single use, 5 minutes)."""
-        data = self.http.get_json(
-            protocol.SNS_ACCESS_TOKEN,
-            {
-                "appid": self.appid,
-                "secret": self._secret,
-                "code": code,
-                "grant_type": "authorization_code",
-            },
-        )
-        return WebToken.from_response(data)
+        with self.oauth_session() as session:
+            return WebToken.from_response(session.fetch_token(code=code))
 
     def refresh_web_token(self, refresh_token):
         """Get a new web access_token with the user's 30-day refresh_token."""
-        data = self.http.get_json(
-            protocol.SNS_REFRESH_TOKEN,
-            {"appid": self.appid, "grant_type": "refresh_token", "refresh_token": refresh_token},
-        )
-        return WebToken.from_response(data)
+        with self.oauth_session() as session:
+            return WebToken.from_response(session.refresh_token(refresh_token=refresh_token))
 
     def userinfo(self, web_access_token, openid):
         """Return the consented profile (needs scope snsapi_userinfo)."""

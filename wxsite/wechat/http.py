@@ -54,12 +54,29 @@ class Transport:
         """GET ``path`` streaming; return the open response (caller closes) or raise."""
         return self._call("GET", path, params=params, stream=True)
 
+    def send(self, path, send):
+        """Run ``send(timeout)`` (a requests call made elsewhere, e.g. by Authlib) like ours.
+
+        The same deadline, bounded retries, errcode check and path-only log line as every
+        other call; returns the checked ``requests.Response`` (its JSON is an answer, not an
+        errcode).
+        """
+        return self._retrying(path, send, stream=False, raw=True)
+
     def _call(self, method, path, stream=False, **kwargs):
+        def send(timeout):
+            return self.session.request(
+                method, self.base + path, timeout=timeout, stream=stream, **kwargs
+            )
+
+        return self._retrying(path, send, stream=stream, raw=False)
+
+    def _retrying(self, path, send, stream, raw):
         started = time.monotonic()
         attempt = 0
         while True:
             try:
-                return self._once(method, path, started, stream, **kwargs)
+                return self._once(path, send, started, stream, raw)
             except WeChatError as exc:
                 retryable = exc.unavailable or exc.errcode in protocol.RETRY_ERRCODES
                 pause = self.backoff * (2**attempt) * (0.5 + random.random())
@@ -69,15 +86,13 @@ class Transport:
                 attempt += 1
                 time.sleep(pause)
 
-    def _once(self, method, path, started, stream, **kwargs):
+    def _once(self, path, send, started, stream, raw):
         left = self.deadline - (time.monotonic() - started)
         timeout = (CONNECT_TIMEOUT, max(0.5, min(self.read_timeout, left)))
         t0 = time.monotonic()
         errcode = protocol.OK
         try:
-            response = self.session.request(
-                method, self.base + path, timeout=timeout, stream=stream, **kwargs
-            )
+            response = send(timeout)
         except requests.RequestException as exc:
             _log_call(path, "unreachable", t0, type(exc).__name__)
             raise WeChatError(None, f"WeChat unreachable ({type(exc).__name__})", path) from None
@@ -90,7 +105,7 @@ class Transport:
             errcode = data.get("errcode", 0)
             if errcode != protocol.OK:
                 raise WeChatError(errcode, str(data.get("errmsg", ""))[:200], path)
-            return data
+            return response if raw else data
         except WeChatError as exc:
             errcode = exc.errcode if exc.errcode is not None else response.status_code
             response.close()

@@ -1,9 +1,36 @@
-"""Web authorization (网页授权) URLs and the sns/* calls, without Flask."""
+"""Web authorization (网页授权): Authlib's OAuth 2 client taught WeChat's dialect. No Flask.
 
+Authlib's ``OAuth2Session`` does the OAuth part — state generation, the token request,
+parsing the token (``expires_at``), refresh — and this module is the compliance layer for
+what WeChat does differently:
+
+- the authorize link: ``appid`` instead of ``client_id``, parameters in WeChat's exact
+  order, ``connect_redirect=1`` and ``#wechat_redirect`` (``authorize_url``; Authlib's
+  ``prepare_grant_uri`` orders and names them its own way, so the session overrides
+  ``create_authorization_url``);
+- client authentication: ``appid`` and ``secret`` in the query string of a GET, registered
+  as Authlib client-auth methods (no Basic header, no POST body);
+- refresh: a GET to its own endpoint carrying ``appid`` only (Authlib refreshes with a
+  POST to the token endpoint, so ``refresh_token`` is a ``fetch_token`` with that grant);
+- errors: HTTP 200 with ``errcode``; every request goes through ``http.Transport.send``
+  (deadline, bounded retries on -1, errcode → ``WeChatError``, path-only logs);
+- the token carries ``openid`` / ``unionid`` (``WebToken``).
+"""
+
+import functools
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+from authlib.common.urls import add_params_to_uri
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
 
 from . import protocol
+from .errors import WeChatError
+
+#: Authlib client-auth method names (token endpoint and refresh endpoint).
+AUTH_APPID_SECRET = "wechat_appid_secret"
+AUTH_APPID = "wechat_appid"
 
 
 def authorize_url(open_base, appid, redirect_uri, scope, state):
@@ -23,6 +50,83 @@ def authorize_url(open_base, appid, redirect_uri, scope, state):
     )
 
 
+def _appid_and_secret(client, method, uri, headers, body):
+    # sns/oauth2/access_token: the credentials ride in the query string of a GET.
+    params = [("appid", client.client_id), ("secret", client.client_secret)]
+    return add_params_to_uri(uri, params), headers, body
+
+
+def _appid_only(client, method, uri, headers, body):
+    # sns/oauth2/refresh_token takes the appid and no secret: send no more than needed.
+    return add_params_to_uri(uri, [("appid", client.client_id)]), headers, body
+
+
+class WeChatOAuth2Session(OAuth2Session):
+    """Authlib's OAuth 2 session for one Official Account's web authorization.
+
+    ``transport`` (a ``wxsite.wechat.http.Transport``) carries every request, so token
+    calls get the same timeouts, retries, errcode handling and safe logging as the rest
+    of the client. ``refresh_token_endpoint`` is WeChat's separate refresh URL.
+    """
+
+    def __init__(
+        self,
+        client_id=None,
+        client_secret=None,
+        transport=None,
+        refresh_token_endpoint=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("token_endpoint_auth_method", AUTH_APPID_SECRET)
+        super().__init__(client_id, client_secret, **kwargs)
+        self.transport = transport
+        self.refresh_token_endpoint = refresh_token_endpoint
+        self.register_client_auth_method((AUTH_APPID_SECRET, _appid_and_secret))
+        self.register_client_auth_method((AUTH_APPID, _appid_only))
+
+    def create_authorization_url(self, url, state=None, code_verifier=None, **kwargs):
+        """Return ``(link, state)``; Authlib generates the state, WeChat's order builds the link."""
+        _, state = super().create_authorization_url(url, state=state, **kwargs)
+        if not url.endswith(protocol.AUTHORIZE):
+            raise ValueError("authorization endpoint must end with " + protocol.AUTHORIZE)
+        open_base = url[: -len(protocol.AUTHORIZE)]
+        redirect_uri = kwargs.get("redirect_uri") or self.redirect_uri
+        scope = kwargs.get("scope") or self.scope
+        return authorize_url(open_base, self.client_id, redirect_uri, scope, state), state
+
+    def fetch_token(self, url=None, method="GET", **kwargs):
+        """Trade a code (or, with ``grant_type="refresh_token"``, a refresh token) on a GET."""
+        try:
+            return super().fetch_token(url, method=method, **kwargs)
+        except OAuthError as exc:
+            # WeChat never answers OAuth's {"error": …}; anything Authlib refuses is garbage.
+            raise WeChatError(None, f"unexpected token answer ({exc.error})", _path(url)) from None
+
+    def refresh_token(self, url=None, refresh_token=None, **kwargs):
+        """Get a new web access_token with the 30-day refresh_token (GET, appid only)."""
+        return self.fetch_token(
+            url or self.refresh_token_endpoint,
+            grant_type="refresh_token",
+            refresh_token=refresh_token,
+            auth=self.client_auth(AUTH_APPID),
+            **kwargs,
+        )
+
+    def request(self, method, url, withhold_token=False, auth=None, **kwargs):
+        """Send through the WeChat transport (deadline, retries, errcode check, safe log)."""
+        send = functools.partial(
+            super().request, method, url, withhold_token=withhold_token, auth=auth, **kwargs
+        )
+        if self.transport is None:
+            return send()
+        return self.transport.send(_path(url), lambda timeout: send(timeout=timeout))
+
+
+def _path(url):
+    # Logs and errors name the path only: the query carries appid, secret and code.
+    return urlsplit(url or "").path
+
+
 @dataclass
 class WebToken:
     """What the code exchange (or a refresh) returns: a per-user web credential."""
@@ -36,10 +140,8 @@ class WebToken:
     is_snapshotuser: bool = False
 
     @classmethod
-    def from_response(cls, data, expected_appid=None):
-        """Build from WeChat's JSON, refusing answers that lack an openid or token."""
-        from .errors import WeChatError
-
+    def from_response(cls, data):
+        """Build from WeChat's token JSON (or Authlib's token), refusing one without openid."""
         if not data.get("openid") or not data.get("access_token"):
             raise WeChatError(None, "token response without openid", protocol.SNS_ACCESS_TOKEN)
         return cls(
