@@ -1,5 +1,6 @@
 """Web authorization through the real emulator over HTTP (RELIABILITY items 1–17)."""
 
+import json
 import re
 import threading
 import time
@@ -8,7 +9,17 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 import requests
 
-from support import DESKTOP_UA, WECHAT_UA, authorize_link, callback_url, wechat_login
+from support import (
+    DESKTOP_UA,
+    WECHAT_UA,
+    authorize_link,
+    callback_url,
+    csrf_token,
+    form_fields,
+    wechat_login,
+)
+from wxsite import store, wx
+from wxsite.auth import oauth
 from wxsite.wechat import protocol
 
 APPID = protocol.EMULATOR_APPID
@@ -25,6 +36,46 @@ def test_authorize_link_is_exactly_what_wechat_matches(phone, live, emu):
     state = parse_qs(query)["state"][0]
     assert re.fullmatch(r"[A-Za-z0-9]{1,128}", state)
     assert "next" not in query and "/me" not in query  # next stays server-side
+
+
+def consent(phone, response, user="zhangsan", action="allow", limit=3):
+    """Answer the emulator's pages (picker, consent) until the phone is back on the site."""
+    for _ in range(limit):
+        if "/connect/oauth2/authorize" not in response.url:
+            return response
+        fields = form_fields(response.text)
+        fields.update(user=user, action=action)
+        confirm = response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm"
+        response = phone.post(confirm, data=fields)
+    raise AssertionError(f"still authorizing after {limit} pages: a loop")
+
+
+def here(response):
+    """Return where the phone ended (requests carries #wechat_redirect along redirects)."""
+    return response.url.split("#")[0]
+
+
+def is_logged_in(phone, live):
+    return phone.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200
+
+
+def test_authlib_keeps_the_state_server_side_and_a_marker_in_the_session(app, phone, live, emu):
+    link = authorize_link(phone, live, next="/me", scope="snsapi_userinfo")
+    state = parse_qs(urlsplit(link.split("#")[0]).query)["state"][0]
+    with app.app_context():
+        row = store.get_auth_state(store.get_db(), oauth.state_key(state))
+    data = json.loads(row["value"])["data"]
+    assert data == {
+        "redirect_uri": live.url("/auth/callback"),
+        "next": "/me",
+        "scope": "snsapi_userinfo",
+    }
+    assert row["expires_at"] - time.time() == pytest.approx(oauth.STATE_TTL, abs=5)
+    # The cookie holds only Authlib's marker for the same key: no next, no data.
+    cookie = phone.cookies.get("wxsite_session")
+    payload = app.session_interface.get_signing_serializer(app).loads(cookie)
+    assert list(payload) == [oauth.state_key(state)]
+    assert list(payload[oauth.state_key(state)]) == ["exp"]
 
 
 def test_silent_login_lands_on_next(phone, live, emu):
@@ -172,12 +223,60 @@ def test_empty_code_is_400_locally(phone, live, emu):
     assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
 
 
-def test_invalid_code_restarts_once_then_friendly_page(phone, live, emu):
-    emu.fault(protocol.SNS_ACCESS_TOKEN, errcode=protocol.INVALID_CODE, count=-1)
+@pytest.mark.parametrize(
+    "errcode", [protocol.INVALID_CODE, protocol.CODE_USED, protocol.CODE_EXPIRED]
+)
+def test_bad_code_once_restarts_and_logs_in(phone, live, emu, errcode):
+    emu.fault(protocol.SNS_ACCESS_TOKEN, errcode=errcode)
+    response = wechat_login(phone, live, next="/healthz")
+    assert response.status_code == 200 and here(response) == live.url("/healthz")
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 2  # the refused code, then a fresh one
+    assert is_logged_in(phone, live)
+
+
+@pytest.mark.parametrize("errcode", [protocol.INVALID_CODE, protocol.CODE_USED])
+def test_bad_code_every_time_restarts_once_then_friendly_page(phone, live, emu, errcode):
+    emu.fault(protocol.SNS_ACCESS_TOKEN, errcode=errcode, count=-1)
     response = wechat_login(phone, live)
     assert response.status_code == 400
-    assert "授权失败，请重试" in response.text
+    assert "授权失败，请重试" in response.text and "重试" in response.text
     assert emu.count(protocol.SNS_ACCESS_TOKEN) == 2  # the first try and one fresh start
+    assert not is_logged_in(phone, live)
+
+
+def test_second_delivery_with_another_code_after_success_reuses_the_login(phone, live, emu):
+    link = authorize_link(phone, live, next="/healthz")
+    first, second = emu.authorize(link), emu.authorize(link)
+    jar = phone.cookies.copy()
+    assert phone.get(first, allow_redirects=False).status_code == 302
+    phone.cookies = jar  # the browser shows the second delivery: the first's cookie is lost
+    response = phone.get(second, allow_redirects=False)
+    assert response.status_code == 302 and response.headers["Location"] == "/healthz"
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 1  # one exchange per state
+    assert is_logged_in(phone, live)
+
+
+def test_second_delivery_succeeds_when_the_first_was_refused(phone, live, emu):
+    link = authorize_link(phone, live, next="/healthz")
+    first, second = emu.authorize(link), emu.authorize(link)
+    emu.fault(protocol.SNS_ACCESS_TOKEN, errcode=protocol.CODE_USED)
+    refused = phone.get(first, allow_redirects=False)
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/auth/login")
+    response = phone.get(second, allow_redirects=False)  # the state was given back
+    assert response.status_code == 302 and response.headers["Location"] == "/healthz"
+    assert is_logged_in(phone, live)
+
+
+def test_back_onto_the_callback_after_logout_is_a_friendly_page(phone, live, emu):
+    url = callback_url(emu, phone, live)
+    phone.get(url)
+    page = phone.get(live.url("/auth/bind"))
+    phone.post(live.url("/auth/logout"), data={"csrf_token": csrf_token(page.text)})
+    response = phone.get(url)
+    assert response.status_code == 403 and "登录已失效，请重试" in response.text
+    assert 'href="/auth/login?next=' in response.text  # the retry button
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 1
+    assert not is_logged_in(phone, live)
 
 
 @pytest.mark.parametrize(
@@ -216,26 +315,58 @@ def test_broken_exchange_answers_are_503(phone, live, emu, fault):
     assert phone.get(live.url("/auth/bind"), allow_redirects=False).status_code == 302
 
 
-def test_userinfo_unauthorized_degrades_to_openid_only(phone, live, emu):
+@pytest.mark.parametrize("errcode", [protocol.API_UNAUTHORIZED, protocol.USER_UNAUTHORIZED])
+def test_userinfo_refused_degrades_to_openid_only(phone, live, emu, errcode):
     wechat_login(phone, live)
-    emu.fault(protocol.SNS_USERINFO, errcode=protocol.API_UNAUTHORIZED)
+    emu.fault(protocol.SNS_USERINFO, errcode=errcode)
     response = wechat_login(phone, live, scope="snsapi_userinfo", next="/me")
-    assert response.status_code == 200 and response.url.split("#")[0] == live.url("/me")
+    assert response.status_code == 200 and here(response) == live.url("/me")
     assert "未授权昵称头像" in response.text
-    assert phone.get(live.url("/me")).url.split("#")[0] == live.url("/me")  # no loop
+    assert emu.users()["zhangsan"]["openids"][APPID] in response.text
+    again = phone.get(live.url("/me"))  # no loop: what we have, not another prompt
+    assert here(again) == live.url("/me") and len(again.history) == 0
 
 
-def test_web_token_errors_do_not_touch_the_global_token(app, phone, live, emu):
+@pytest.mark.parametrize(
+    "errcode",
+    [protocol.INVALID_CREDENTIAL, protocol.INVALID_ACCESS_TOKEN, protocol.ACCESS_TOKEN_EXPIRED],
+)
+@pytest.mark.parametrize("times", [1, -1])
+def test_stale_web_token_on_userinfo_reauthorizes_once(app, phone, live, emu, errcode, times):
     with app.app_context():
-        from wxsite import wx
-
-        token = wx.client().access_token()
+        global_token = wx.client().access_token()
     wechat_login(phone, live)
-    emu.fault(protocol.SNS_USERINFO, errcode=protocol.INVALID_CREDENTIAL)
+    emu.fault(protocol.SNS_USERINFO, errcode=errcode, count=times)
+    response = consent(phone, phone.get(live.url("/me")))
+    assert response.status_code == 200 and here(response) == live.url("/me")
+    # The base login, then snsapi_userinfo, then exactly one automatic re-authorization.
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 3
+    if times == 1:
+        assert "张三" in response.text and "未授权昵称头像" not in response.text
+    else:
+        assert "未授权昵称头像" in response.text  # degraded to openid-only, no loop
+    # A web token's errcode never touches the global access_token.
+    with app.app_context():
+        assert wx.client().access_token() == global_token
+    assert emu.count(protocol.STABLE_TOKEN) == 1
+
+
+def test_followers_from_the_menu_get_the_profile_silently(phone, live, emu):
+    wechat_login(phone, live)
+    phone.cookies.set("wxemu_from_menu", "1")
+    response = phone.get(live.url("/me"))
+    assert here(response) == live.url("/me") and "张三" in response.text
+    assert all("/connect/" not in r.url or r.status_code == 302 for r in response.history)
+
+
+def test_stored_profile_is_refreshed_without_a_prompt(app, phone, live, emu):
     wechat_login(phone, live, scope="snsapi_userinfo", next="/me")
     with app.app_context():
-        assert wx.client().access_token() == token
-    assert emu.count(protocol.STABLE_TOKEN) == 1
+        store.get_db().execute("UPDATE wechat_users SET profile_at = 0, web_token_expires = 0")
+    response = phone.get(live.url("/me"))
+    assert here(response) == live.url("/me") and "张三" in response.text
+    assert all("/connect/" not in r.url for r in response.history)  # no authorization
+    assert emu.count(protocol.SNS_REFRESH_TOKEN) == 1 and emu.count(protocol.SNS_USERINFO) == 2
 
 
 def test_non_wechat_browser_gets_qr_page(tmp_path, emu):
