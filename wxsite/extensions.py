@@ -1,5 +1,7 @@
 """Per-app-stateless extensions: login manager, CSRF, the session cookie policy."""
 
+from datetime import timedelta
+
 from flask import request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
@@ -26,8 +28,17 @@ def init_app(app):
     # Referer checks break behind tunnels that rewrite Host; the token is what protects us.
     app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    # No remember cookie is ever set (logins are permanent sessions bounded by the login
+    # record); should one appear, it gets the session cookie's flags and a short life.
+    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
+    app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=7))
     csrf.init_app(app)
-    # "basic", not "strong": a phone hops between Wi-Fi and 4G (new IP, same person);
-    # "strong" would log it out each time. Logins are revocable server-side instead.
+    # "basic", not "strong": a phone hops between Wi-Fi and 4G (new IP, same person), and
+    # behind a carrier NAT or a tunnel the address changes under people's feet; "strong"
+    # would log them out each time. With "basic" (and our permanent sessions) a changed
+    # IP/User-Agent only marks the session non-fresh, and nothing here asks for freshness.
+    # What protects a stolen cookie instead: logins are revocable server-side (logout,
+    # rotation on bind) and expire with their record (wxsite.auth.users.LOGIN_MAX_AGE).
     login_manager.session_protection = "basic"
     login_manager.init_app(app)

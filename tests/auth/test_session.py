@@ -255,11 +255,13 @@ def test_session_cookie_flags(client, app, emu, phone, live):
 
 
 def test_session_survives_network_change(logged_in, live):
-    # Same cookie, different client address (Wi-Fi → 4G): still logged in.
-    response = logged_in.get(
-        live.url("/auth/bind"), headers={"X-Forwarded-For": "10.9.8.7"}, allow_redirects=False
-    )
-    assert response.status_code == 200
+    # Flask-Login's session identifier hashes the client address (X-Forwarded-For first)
+    # and the User-Agent: change both, as Wi-Fi → 4G and a WeChat update would.
+    moved = {"X-Forwarded-For": "10.9.8.7", "User-Agent": WECHAT_UA.replace("8.0.47", "8.0.48")}
+    response = logged_in.get(live.url("/auth/bind"), headers=moved, allow_redirects=False)
+    assert response.status_code == 200  # still logged in ("basic" protection)
+    again = logged_in.get(live.url("/auth/bind"), allow_redirects=False)
+    assert again.status_code == 200  # and back on Wi-Fi too
 
 
 def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):

@@ -13,6 +13,9 @@ from ..wechat import protocol
 
 def in_wechat():
     """Return True inside WeChat's browser (or anywhere in emulator mode)."""
+    # Emulator mode goes straight to authorization in any browser instead of showing the
+    # QR page with a button: the emulator's own page (pick a fake user, allow or refuse)
+    # already is that step, and a developer gets the same hops a phone does.
     ua = request.headers.get("User-Agent", "")
     return "MicroMessenger" in ua or current_app.config["WX_EMULATOR"]
 

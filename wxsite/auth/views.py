@@ -110,6 +110,8 @@ def callback():
 
 def _exchange(state, attempt, code):
     db = store.get_db()
+    # A second delivery waits as long as the first one's exchange may take; a claim older
+    # than that belongs to a request that died, and is taken over.
     budget = current_app.config["WXSITE_DEADLINE"] + 2
     deadline = time.monotonic() + budget
     while not store.claim_auth_state(db, attempt.key, oauth.now(), oauth.now() - budget):
