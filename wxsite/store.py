@@ -6,6 +6,7 @@ front instead of failing halfway on an upgrade) and never keep it across an HTTP
 Only the glue at the bottom touches Flask.
 """
 
+import logging
 import os
 import sqlite3
 import time
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 import sqlite_utils
 
 from .wechat.credentials import Credential
+
+log = logging.getLogger("wxsite.store")
 
 #: How long a connection waits for another writer before "database is locked".
 BUSY_TIMEOUT = 5.0
@@ -32,7 +35,14 @@ def connect(path, busy_timeout=BUSY_TIMEOUT):
 
 @contextmanager
 def transaction(db):
-    """Run the block as one write transaction holding the write lock from the start."""
+    """Run the block as one write transaction holding the write lock from the start.
+
+    Inside another ``transaction`` it joins the outer one, so a caller can make several
+    store calls commit (or roll back) together.
+    """
+    if db.conn.in_transaction:
+        yield db
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
@@ -217,6 +227,25 @@ MIGRATIONS = [
             wechat_user_id INTEGER REFERENCES wechat_users(id)
         );
         CREATE INDEX auth_states_expires ON auth_states(expires_at);
+        """,
+    ),
+    (
+        "0006_reliability",
+        """
+        -- A merged person keeps its row so that links shared with its referral code still
+        -- count for the person it became.
+        ALTER TABLE people ADD COLUMN merged_into INTEGER REFERENCES people(id);
+        -- When the site last asked WeChat Pay about an unpaid order (polls share one query).
+        ALTER TABLE orders ADD COLUMN queried_at REAL;
+        -- Files whose rows are gone (deleted, merged away), written in the same transaction
+        -- as the deletion; the sweeper removes the file, then the entry.
+        CREATE TABLE orphan_files (
+            path TEXT PRIMARY KEY,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX logins_created ON logins(created_at);
+        CREATE INDEX pay_notifications_received ON pay_notifications(received_at);
+        CREATE INDEX login_failures_window ON login_failures(window_start);
         """,
     ),
 ]
@@ -410,7 +439,17 @@ def _person_for(db, unionid, row, now):
     if unionid:
         owner = _one(db, "SELECT * FROM people WHERE unionid = ?", [unionid])
         if owner and current and owner["id"] != current:
-            _merge_people(db, keep=owner, drop_id=current)
+            dropped = _one(db, "SELECT * FROM people WHERE id = ?", [current])
+            if owner["account_id"] and dropped["account_id"]:
+                # Both bound, to different accounts: merging would drop one binding.
+                log.warning(
+                    "people %s and %s share a unionid but are bound to different accounts; "
+                    "kept apart",
+                    owner["id"],
+                    current,
+                )
+                return current
+            _merge_people(db, keep=owner, dropped=dropped)
             return owner["id"]
         if owner:
             return owner["id"]
@@ -424,19 +463,57 @@ def _person_for(db, unionid, row, now):
     ).lastrowid
 
 
-def _merge_people(db, keep, drop_id):
-    dropped = _one(db, "SELECT * FROM people WHERE id = ?", [drop_id])
-    db.execute("UPDATE wechat_users SET person_id = ? WHERE person_id = ?", [keep["id"], drop_id])
-    db.execute(
-        "UPDATE OR IGNORE uploads SET person_id = ? WHERE person_id = ?", [keep["id"], drop_id]
+def _merge_people(db, keep, dropped):
+    """Move everything ``dropped`` owns to ``keep`` (one transaction, the caller's)."""
+    keep_id, drop_id = keep["id"], dropped["id"]
+    db.execute("UPDATE wechat_users SET person_id = ? WHERE person_id = ?", [keep_id, drop_id])
+    # Uploads ``keep`` already has (same content) go; their files are queued for removal.
+    duplicate = (
+        "FROM uploads d WHERE d.person_id = ? AND EXISTS (SELECT 1 FROM uploads k "
+        "WHERE k.person_id = ? AND k.kind = d.kind AND k.sha256 = d.sha256)"
     )
-    db.execute("DELETE FROM uploads WHERE person_id = ?", [drop_id])  # duplicates by sha256
-    if dropped and dropped["account_id"] and not keep["account_id"]:
-        db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [drop_id])
+    for column in ("path", "hq_path", "playable_path"):
         db.execute(
-            "UPDATE people SET account_id = ? WHERE id = ?", [dropped["account_id"], keep["id"]]
+            f"INSERT INTO orphan_files (path, created_at) SELECT d.{column}, ? {duplicate} "
+            f"AND d.{column} IS NOT NULL ON CONFLICT (path) DO NOTHING",
+            [time.time(), drop_id, keep_id],
         )
-    db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [drop_id])
+    db.execute(f"DELETE FROM uploads WHERE id IN (SELECT d.id {duplicate})", [drop_id, keep_id])
+    db.execute("UPDATE uploads SET person_id = ? WHERE person_id = ?", [keep_id, drop_id])
+    db.execute("UPDATE orders SET person_id = ? WHERE person_id = ?", [keep_id, drop_id])
+    _merge_share_visits(db, keep_id, drop_id)
+    if dropped["account_id"] and not keep["account_id"]:
+        db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [drop_id])
+        db.execute("UPDATE people SET account_id = ? WHERE id = ?", [dropped["account_id"], keep_id])
+    if dropped["referral_code"] and not keep["referral_code"]:
+        db.execute("UPDATE people SET referral_code = NULL WHERE id = ?", [drop_id])
+        db.execute(
+            "UPDATE people SET referral_code = ? WHERE id = ?", [dropped["referral_code"], keep_id]
+        )
+    # The dropped row stays: links shared with its own code keep counting for ``keep``.
+    db.execute("UPDATE people SET merged_into = ? WHERE merged_into = ?", [keep_id, drop_id])
+    db.execute("UPDATE people SET merged_into = ? WHERE id = ?", [keep_id, drop_id])
+    log.info("merged person %s into %s by unionid", drop_id, keep_id)
+
+
+def _merge_share_visits(db, keep_id, drop_id):
+    old, new = visitor_key(drop_id), visitor_key(keep_id)
+    # Visits the dropped person made: now made by ``keep`` (once per sharer).
+    db.execute(
+        "UPDATE share_visits SET visitor = ? WHERE visitor = ? AND NOT EXISTS "
+        "(SELECT 1 FROM share_visits s WHERE s.person_id = share_visits.person_id "
+        "AND s.visitor = ?)",
+        [new, old, new],
+    )
+    db.execute("DELETE FROM share_visits WHERE visitor = ?", [old])
+    # Visits the dropped person received: now ``keep``'s (once per visitor, never its own).
+    db.execute(
+        "UPDATE share_visits SET person_id = ? WHERE person_id = ? AND NOT EXISTS "
+        "(SELECT 1 FROM share_visits s WHERE s.person_id = ? AND s.visitor = share_visits.visitor)",
+        [keep_id, drop_id, keep_id],
+    )
+    db.execute("DELETE FROM share_visits WHERE person_id = ?", [drop_id])
+    db.execute("DELETE FROM share_visits WHERE person_id = ? AND visitor = ?", [keep_id, new])
 
 
 def save_profile(db, wechat_user_id, info, now=None):
@@ -535,29 +612,43 @@ def unbind_account(db, person_id):
         db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [person_id])
 
 
-def failures(db, key, window, now=None):
-    """Return how many failures ``key`` has in the current window."""
-    row = _one(db, "SELECT * FROM login_failures WHERE key = ?", [key])
-    if not row or row["window_start"] < (now or time.time()) - window:
+def take_attempt(db, limits, window, now=None):
+    """Count one attempt against each key of ``limits`` (``{key: limit}``), all or none.
+
+    Returns the keys already at their limit in the current window (then nothing is
+    counted), or an empty list when the attempt was counted. Check and count are one write
+    transaction, taken before the attempt is made, so parallel attempts from any number of
+    workers never get more than ``limit`` tries.
+    """
+    now = now or time.time()
+    with transaction(db):
+        spent = [
+            key
+            for key, limit in limits.items()
+            if _count_in_window(db, key, window, now) >= limit
+        ]
+        if spent:
+            return spent
+        for key in limits:
+            db.execute(
+                "INSERT INTO login_failures (key, failures, window_start) VALUES (?, 1, ?) "
+                "ON CONFLICT(key) DO UPDATE SET "
+                "failures = CASE WHEN window_start < ? THEN 1 ELSE failures + 1 END, "
+                "window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END",
+                [key, now, now - window, now - window, now],
+            )
+    return []
+
+
+def _count_in_window(db, key, window, now):
+    row = _one(db, "SELECT failures, window_start FROM login_failures WHERE key = ?", [key])
+    if not row or row["window_start"] < now - window:
         return 0
     return row["failures"]
 
 
-def record_failure(db, key, window, now=None):
-    """Count one failure for ``key`` (a new window starts when the old one is over)."""
-    now = now or time.time()
-    with transaction(db):
-        db.execute(
-            "INSERT INTO login_failures (key, failures, window_start) VALUES (?, 1, ?) "
-            "ON CONFLICT(key) DO UPDATE SET "
-            "failures = CASE WHEN window_start < ? THEN 1 ELSE failures + 1 END, "
-            "window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END",
-            [key, now, now - window, now - window, now],
-        )
-
-
 def clear_failures(db, key):
-    """Forget the failures of ``key`` after a success."""
+    """Forget the attempts counted for ``key`` (after a success)."""
     with transaction(db):
         db.execute("DELETE FROM login_failures WHERE key = ?", [key])
 
@@ -578,17 +669,27 @@ def referral_code(db, person_id, new_code):
 
 
 def person_by_referral(db, code):
-    """Return the id of the person who shares with ``code``, or None."""
-    row = db.execute("SELECT id FROM people WHERE referral_code = ?", [code]).fetchone()
+    """Return the id of the person who shares with ``code`` (after merges), or None."""
+    row = db.execute(
+        "SELECT COALESCE(merged_into, id) FROM people WHERE referral_code = ?", [code]
+    ).fetchone()
     return row[0] if row else None
 
 
-def record_share_visit(db, person_id, visitor, now=None):
-    """Count one visit through a person's shared link (once per visitor)."""
+def visitor_key(person_id):
+    """Return how a person is recorded as the visitor of someone's shared link."""
+    return f"person:{person_id}"
+
+
+def record_share_visit(db, person_id, visitor_person_id, now=None):
+    """Count one visit through a person's shared link (once per visiting person)."""
+    if person_id == visitor_person_id:
+        return
     with transaction(db):
         db.execute(
-            "INSERT OR IGNORE INTO share_visits (person_id, visitor, created_at) VALUES (?, ?, ?)",
-            [person_id, visitor, now or time.time()],
+            "INSERT INTO share_visits (person_id, visitor, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (person_id, visitor) DO NOTHING",
+            [person_id, visitor_key(visitor_person_id), now or time.time()],
         )
 
 
@@ -666,7 +767,19 @@ def delete_upload(db, upload_id, person_id):
 # -- WeChat Pay ----------------------------------------------------------------------------
 
 #: Refund states that hold (or may still hold) money: they count against the order.
-LIVE_REFUNDS = ("PENDING", "PROCESSING", "SUCCESS")
+#: ABNORMAL is one of them: WeChat accepted it and the money left the merchant, but the
+#: payer's account could not take it; it is settled by hand, never by a second refund.
+LIVE_REFUNDS = ("PENDING", "PROCESSING", "SUCCESS", "ABNORMAL")
+#: Where a refund can go from each state; anything else is an older word arriving late.
+#: (FAILED: WeChat refused the request; the same out_refund_no may be sent again.)
+REFUND_MOVES = {
+    "PENDING": ("PROCESSING", "SUCCESS", "CLOSED", "ABNORMAL", "FAILED"),
+    "FAILED": ("PROCESSING", "SUCCESS", "CLOSED", "ABNORMAL", "FAILED"),
+    "PROCESSING": ("SUCCESS", "CLOSED", "ABNORMAL"),
+    "ABNORMAL": ("SUCCESS", "CLOSED"),
+    "SUCCESS": (),
+    "CLOSED": (),
+}
 
 
 def create_order(db, out_trade_no, person_id, appid, openid, product, description, amount):
@@ -729,6 +842,9 @@ def list_paid_orders(db, limit=100):
     )
     for row in rows:
         row["refundable"] = refundable(db, row["out_trade_no"])
+        row["refund_count"] = db.execute(
+            "SELECT COUNT(*) FROM refunds WHERE out_trade_no = ?", [row["out_trade_no"]]
+        ).fetchone()[0]
     return rows
 
 
@@ -800,12 +916,16 @@ def refundable(db, out_trade_no):
 
 
 def update_refund(db, out_refund_no, status, refund_id=None, funds_account=None):
-    """Record WeChat's word on a refund; a SUCCESS is never taken back by a later answer."""
+    """Record WeChat's word on a refund; a state never moves back (see ``REFUND_MOVES``)."""
     with transaction(db):
+        row = _one(db, "SELECT status FROM refunds WHERE out_refund_no = ?", [out_refund_no])
+        if row is None:
+            return
+        if status not in REFUND_MOVES.get(row["status"], ()):
+            status = row["status"]
         db.execute(
-            "UPDATE refunds SET status = CASE WHEN status = 'SUCCESS' THEN status ELSE ? END, "
-            "refund_id = COALESCE(?, refund_id), funds_account = COALESCE(?, funds_account), "
-            "updated_at = ? WHERE out_refund_no = ?",
+            "UPDATE refunds SET status = ?, refund_id = COALESCE(?, refund_id), "
+            "funds_account = COALESCE(?, funds_account), updated_at = ? WHERE out_refund_no = ?",
             [status, refund_id, funds_account, time.time(), out_refund_no],
         )
         if status == "SUCCESS":
@@ -814,6 +934,18 @@ def update_refund(db, out_refund_no, status, refund_id=None, funds_account=None)
                 "(SELECT out_trade_no FROM refunds WHERE out_refund_no = ?)",
                 [out_refund_no],
             )
+
+
+def claim_order_query(db, out_trade_no, interval, now=None):
+    """Return True for the one caller per ``interval`` seconds that may ask WeChat Pay."""
+    now = now or time.time()
+    with transaction(db):
+        cursor = db.execute(
+            "UPDATE orders SET queried_at = ? WHERE out_trade_no = ? "
+            "AND (queried_at IS NULL OR queried_at <= ?)",
+            [now, out_trade_no, now - interval],
+        )
+    return cursor.rowcount == 1
 
 
 # -- credentials (the single-flight store behind wechat.credentials) ----------------------

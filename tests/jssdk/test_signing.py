@@ -7,8 +7,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from support import LiveServer, site_config, wechat_login
-from wxsite import create_app
+from support import DESKTOP_UA, WECHAT_UA, LiveServer, site_config, wechat_login
+from wxsite import create_app, store
 from wxsite.wechat import jssdk, protocol
 
 
@@ -167,8 +167,25 @@ def test_referral_visits_are_counted_once_per_visitor_not_for_the_sharer(logged_
     link = re.search(r'"link": "([^"]+)"', page).group(1)
     assert link.startswith(live.url("/?ref="))
     logged_in.get(link)  # the sharer's own click
-    for _ in range(2):
+    ref_path = link[len(live.base_url) :]
+    for user in ("lisi", "wangwu"):
         visitor = requests.Session()
-        visitor.get(link)
+        visitor.headers["User-Agent"] = WECHAT_UA
+        # In WeChat an anonymous visitor goes through silent authorization and comes back.
+        assert "/connect/oauth2/authorize" in visitor.get(link).url
+        wechat_login(visitor, live, user=user, next=ref_path)
         visitor.get(link)
     assert re.search(r'id="share-visits">2 人', logged_in.get(live.url("/share")).text)
+
+
+def test_anonymous_requests_cannot_inflate_a_share_count(logged_in, live, emu, app):
+    page = logged_in.get(live.url("/share")).text
+    link = re.search(r'"link": "([^"]+)"', page).group(1)
+    for _ in range(30):  # cookieless, outside WeChat: nothing to count, nothing written
+        requests.get(link, headers={"User-Agent": DESKTOP_UA}, allow_redirects=False)
+    for _ in range(30):  # cookieless, in WeChat: sent to authorize, nothing written
+        answer = requests.get(link, headers={"User-Agent": WECHAT_UA}, allow_redirects=False)
+        assert answer.status_code == 302
+    with app.app_context():
+        db = store.get_db()
+        assert db.execute("SELECT COUNT(*) FROM share_visits").fetchone()[0] == 0

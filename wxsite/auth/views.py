@@ -39,7 +39,7 @@ bp = Blueprint("auth", __name__)
 
 STATE_RE = re.compile(protocol.STATE_PATTERN)
 CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,512}")
-#: Bind attempts: failures per account and per client within the window.
+#: Bind attempts allowed per account, per person and per IP within the window.
 FAIL_WINDOW = 900
 MAX_ACCOUNT_FAILURES = 5
 MAX_CLIENT_FAILURES = 10
@@ -210,21 +210,20 @@ def bind():
 
 def _try_bind(username, password):
     db = store.get_db()
-    keys = [
-        f"account:{username.lower()}",
-        f"person:{current_user.person_id}",
-        f"ip:{request.remote_addr}",
-    ]
-    limits = [MAX_ACCOUNT_FAILURES, MAX_CLIENT_FAILURES, MAX_CLIENT_FAILURES * 3]
-    if any(store.failures(db, k, FAIL_WINDOW) >= n for k, n in zip(keys, limits)):
+    limits = {
+        f"account:{username.lower()}": MAX_ACCOUNT_FAILURES,
+        f"person:{current_user.person_id}": MAX_CLIENT_FAILURES,
+        f"ip:{request.remote_addr}": MAX_CLIENT_FAILURES * 3,
+    }
+    # Counted before the password is checked: parallel guesses cannot slip in between a
+    # read of the count and its increment.
+    if store.take_attempt(db, limits, FAIL_WINDOW):
         return "尝试次数过多，请 15 分钟后再试", 429
     account = accounts.authenticate(db, username, password)
     if account is None:
-        for key in keys:
-            store.record_failure(db, key, FAIL_WINDOW)
         # The same words whether the username exists or not.
         return "用户名或密码错误", 400
-    store.clear_failures(db, keys[0])
+    store.clear_failures(db, f"account:{username.lower()}")
     try:
         store.bind_account(db, current_user.person_id, account["id"])
     except store.BindingConflict as exc:

@@ -7,8 +7,8 @@ from flask import Blueprint, jsonify, render_template, request, session, url_for
 from flask_login import current_user
 
 from .. import store
-from ..auth.decorators import wechat_required
-from ..errors import error_response
+from ..auth.decorators import in_wechat, login_redirect, wechat_required
+from ..errors import error_response, wants_json
 from .signing import KNOWN_APIS, SHARE_APIS, public_base, same_site, signed_config
 
 bp = Blueprint("jssdk", __name__)
@@ -54,19 +54,23 @@ def share():
 
 @bp.before_app_request
 def count_referral():
-    """Count a visit that arrived through someone's shared link (once per visitor)."""
+    """Count a visit that arrived through someone's shared link (once per visiting person).
+
+    Only a WeChat identity counts, so anonymous requests write nothing and nobody can
+    inflate a count with cookieless requests. In WeChat an anonymous visitor is first sent
+    through silent snsapi_base authorization (no prompt), which brings them back here.
+    """
     code = request.args.get("ref")
     if request.method != "GET" or not code or not REF_RE.fullmatch(code):
-        return
+        return None
+    if not current_user.is_authenticated:
+        return login_redirect() if in_wechat() and not wants_json() else None
     seen = session.get("ref_seen", [])
     if code in seen:
-        return
+        return None
     db = store.get_db()
     sharer = store.person_by_referral(db, code)
-    if sharer is None:
-        return
-    if current_user.is_authenticated and current_user.person_id == sharer:
-        return  # the sharer's own clicks don't count
-    visitor = session.setdefault("visitor", generate_token(16))
-    store.record_share_visit(db, sharer, visitor)
+    if sharer is not None:
+        store.record_share_visit(db, sharer, current_user.person_id)  # never the sharer's own
     session["ref_seen"] = (seen + [code])[-20:]
+    return None

@@ -1,5 +1,7 @@
 """/pay/ (shop), /pay/orders/<no> (pay), /orders (mine), and WeChat Pay's notifications."""
 
+import hashlib
+import json
 import logging
 import time
 
@@ -29,6 +31,8 @@ from .refunds import RefundError, refund
 
 log = logging.getLogger("wxsite.pay")
 bp = Blueprint("pay", __name__)
+#: Seconds between two WeChat Pay queries of one unpaid order.
+QUERY_INTERVAL = 5
 
 
 @bp.app_template_filter("yuan")
@@ -110,7 +114,10 @@ def order(out_trade_no):
 def status(out_trade_no):
     """Answer the order's state; an unpaid one is asked of WeChat (lost notifications)."""
     row = _own_order(out_trade_no)
-    if row["state"] == "NOTPAY":
+    # Pages poll every few seconds; one WeChat Pay query per order per interval, shared by
+    # every worker, keeps a poll loop from spending the merchant's quota.
+    db = store.get_db()
+    if row["state"] == "NOTPAY" and store.claim_order_query(db, out_trade_no, QUERY_INTERVAL):
         try:
             _apply_transaction(_client().query(out_trade_no))
         except PayError as exc:
@@ -186,10 +193,22 @@ def _notification(events, apply):
     if data.get("event_type") not in events:
         return jsonify({"code": "FAIL", "message": "unexpected event"}), 400
     db = store.get_db()
-    if store.seen_notification(db, str(data.get("id", "")), data["event_type"]):
-        return "", 204  # a repeat: already applied, nothing changes twice
-    apply(data["resource"])
+    # The record that it was applied commits with the change itself: a failure in between
+    # leaves neither, so WeChat's retry applies it.
+    with store.transaction(db):
+        if store.seen_notification(db, _notification_key(data), data["event_type"]):
+            return "", 204  # a repeat: already applied, nothing changes twice
+        apply(data["resource"])
     return "", 204
+
+
+def _notification_key(data):
+    # WeChat gives every notification an id; one without (never seen, but not ours to
+    # trust) is keyed by what it says, so two such notifications never share a key.
+    if data.get("id"):
+        return str(data["id"])
+    digest = hashlib.sha256(json.dumps(data["resource"], sort_keys=True).encode()).hexdigest()
+    return f"{data['event_type']}:{digest}"
 
 
 def _apply_transaction(tx):
@@ -213,15 +232,20 @@ def _apply_refund(resource):
     db = store.get_db()
     status = resource.get("refund_status") or resource.get("status")
     if resource.get("mchid") != current_app.config["WXPAY_MCHID"] or not status:
+        log.warning("refund notification for another merchant, or without a status, ignored")
         return
-    if store.get_refund(db, resource.get("out_refund_no", "")):
-        store.update_refund(
-            db,
-            resource["out_refund_no"],
-            status,
-            resource.get("refund_id"),
-            resource.get("funds_account"),
-        )
+    row = store.get_refund(db, str(resource.get("out_refund_no", "")))
+    amount = resource.get("amount") if isinstance(resource.get("amount"), dict) else {}
+    if (
+        row is None
+        or resource.get("out_trade_no") != row["out_trade_no"]
+        or amount.get("refund") != row["amount"]
+    ):
+        log.error("refund notification does not match a refund of ours (number, order or amount)")
+        return
+    store.update_refund(
+        db, row["out_refund_no"], status, resource.get("refund_id"), resource.get("funds_account")
+    )
 
 
 def _own_order(out_trade_no):
