@@ -140,16 +140,26 @@ def test_malformed_state_is_400(client, emu, state):
     assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
 
 
-def test_code_with_missing_state_is_rejected_before_exchange(phone, live, emu):
+def session_of(app, cookie):
+    """Decode a session cookie of ``app``, without what any page may add (CSRF, freshness)."""
+    data = app.session_interface.get_signing_serializer(app).loads(cookie)
+    data.pop("csrf_token", None)
+    data.pop("_fresh", None)
+    return data
+
+
+def test_code_with_missing_state_is_rejected_before_exchange(app, phone, live, emu):
     url = callback_url(emu, phone, live)
     code = parse_qs(urlsplit(url).query)["code"][0]
+    before = phone.cookies.get("wxsite_session")
+    assert before  # the attempt's marker lives in this session
     response = phone.get(live.url("/auth/callback"), params={"code": code})
     assert response.status_code == 400
     assert emu.count(protocol.SNS_ACCESS_TOKEN) == 0
-    assert (
-        "wxsite_session" not in response.headers.get("Set-Cookie", "")
-        or "_user_id" not in phone.cookies
-    )
+    # Session unchanged (the attempt's marker still there, no login), and still logged out.
+    assert session_of(app, phone.cookies.get("wxsite_session")) == session_of(app, before)
+    assert "_user_id" not in session_of(app, before)
+    assert phone.get(live.url("/auth/bind"), allow_redirects=False).status_code == 302
 
 
 def test_state_from_another_browser_is_refused(phone, live, emu):

@@ -1,0 +1,76 @@
+"""The bind throttle under parallel guesses across gunicorn workers (RELIABILITY 29, 58)."""
+
+import threading
+
+import pytest
+import requests
+
+from support import WECHAT_UA, csrf_token, wechat_login
+from stack import Gunicorn
+from wxsite.auth.views import MAX_ACCOUNT_FAILURES
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def site(tmp_path, emulator_server):
+    running = Gunicorn(str(tmp_path), emulator_server.base_url, workers=2, threads=8)
+    running.flask("account", "create", "alice", input=PASSWORD + "\n")
+    yield running
+    running.stop()
+
+
+class Site:
+    def __init__(self, base_url):
+        self.base_url = base_url
+
+    def url(self, path):
+        return self.base_url + path
+
+
+def burst(live, cookie, token, passwords):
+    """POST every password to /auth/bind at once, each from its own connection."""
+    barrier = threading.Barrier(len(passwords))
+    answers = [None] * len(passwords)
+
+    def attempt(i, password):
+        session = requests.Session()
+        session.headers["User-Agent"] = WECHAT_UA
+        session.cookies.set("wxsite_session", cookie)
+        barrier.wait()
+        answers[i] = session.post(
+            live.url("/auth/bind"),
+            data={"csrf_token": token, "username": "alice", "password": password},
+            headers={"Referer": live.url("/auth/bind")},
+            allow_redirects=False,
+        )
+
+    threads = [threading.Thread(target=attempt, args=(i, p)) for i, p in enumerate(passwords)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+def test_parallel_guesses_get_no_more_checks_than_the_limit(site):
+    live = Site(site.base_url)
+    phone = requests.Session()
+    phone.headers["User-Agent"] = WECHAT_UA
+    wechat_login(phone, live, user="lisi")
+    cookie = phone.cookies.get("wxsite_session")
+    token = csrf_token(phone.get(live.url("/auth/bind")).text)
+
+    answers = burst(live, cookie, token, ["wrong password"] * 50)
+    checked = [a for a in answers if a.status_code == 400]
+    refused = [a for a in answers if a.status_code == 429]
+    assert len(checked) == MAX_ACCOUNT_FAILURES, [a.status_code for a in answers]
+    assert len(checked) + len(refused) == 50
+    assert all("用户名或密码错误" in a.text for a in checked)
+
+    # A second burst with the right password among the guesses binds nothing.
+    answers = burst(live, cookie, token, ["wrong password"] * 19 + [PASSWORD])
+    assert {a.status_code for a in answers} == {429}
+    assert "alice\t0 WeChat" in site.flask("account", "list").stdout
