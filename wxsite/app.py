@@ -6,7 +6,7 @@ import secrets
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, config, errors, extensions, logs, security, store, wx
+from . import cli, config, errors, extensions, logs, maintenance, security, store, wx
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,6 +23,7 @@ def create_app(test_config=None):
     logs.init_app(app)
     _register_proxy_fix(app)
     store.init_app(app)
+    maintenance.init_app(app)
     wx.init_app(app)
     wx.init_pay(app)
     extensions.init_app(app)

@@ -62,6 +62,12 @@ SETTINGS = (
         "WXSITE_DEADLINE", 15.0, "total budget of a WeChat call with retries, seconds", "float"
     ),
     Setting("WXSITE_MEDIA_MAX_BYTES", 10 * 1024 * 1024, "largest media download accepted", "int"),
+    Setting(
+        "WXSITE_LOGIN_STARTS_PER_IP",
+        120,
+        "logins one IP address may start per 10 minutes (each keeps a row for a day)",
+        "int",
+    ),
     Setting("WXPAY_MCHID", None, "WeChat Pay merchant id (商户号); unset → pay off (emulator: on)"),
     Setting("WXPAY_PRIVATE_KEY_FILE", None, "merchant API private key (apiclient_key.pem)"),
     Setting("WXPAY_CERT_SERIAL", None, "serial number of the merchant API certificate"),

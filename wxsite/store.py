@@ -18,6 +18,9 @@ from .wechat.credentials import Credential
 
 log = logging.getLogger("wxsite.store")
 
+#: What a failing database raises (callers catch this, not the driver's types).
+Error = sqlite3.Error
+
 #: How long a connection waits for another writer before "database is locked".
 BUSY_TIMEOUT = 5.0
 
@@ -472,7 +475,7 @@ def _merge_people(db, keep, dropped):
         "FROM uploads d WHERE d.person_id = ? AND EXISTS (SELECT 1 FROM uploads k "
         "WHERE k.person_id = ? AND k.kind = d.kind AND k.sha256 = d.sha256)"
     )
-    for column in ("path", "hq_path", "playable_path"):
+    for column in UPLOAD_FILES:
         db.execute(
             f"INSERT INTO orphan_files (path, created_at) SELECT d.{column}, ? {duplicate} "
             f"AND d.{column} IS NOT NULL ON CONFLICT (path) DO NOTHING",
@@ -756,12 +759,77 @@ def list_uploads(db, person_id, kind):
 
 
 def delete_upload(db, upload_id, person_id):
-    """Delete the person's upload; return the deleted row (to remove its files) or None."""
+    """Delete the person's upload; return the deleted row (to remove its files) or None.
+
+    Its files are queued in ``orphan_files`` in the same transaction, so a process killed
+    before it removes them leaves them to the sweeper, not on disk for ever.
+    """
     with transaction(db):
         row = get_upload(db, upload_id, person_id)
         if row:
             db.execute("DELETE FROM uploads WHERE id = ?", [upload_id])
+            for column in UPLOAD_FILES:
+                if row[column]:
+                    queue_orphan_file(db, row[column])
     return row
+
+
+#: The columns of ``uploads`` that name a stored file.
+UPLOAD_FILES = ("path", "hq_path", "playable_path")
+
+
+def queue_orphan_file(db, path, now=None):
+    """Record a stored file whose row is gone, for the sweeper to remove."""
+    db.execute(
+        "INSERT INTO orphan_files (path, created_at) VALUES (?, ?) ON CONFLICT (path) DO NOTHING",
+        [path, now or time.time()],
+    )
+
+
+def orphan_files(db, limit=1000):
+    """Return queued orphan file paths (relative to the uploads folder)."""
+    return [r[0] for r in db.execute("SELECT path FROM orphan_files LIMIT ?", [limit])]
+
+
+def forget_orphan_files(db, paths):
+    """Drop queue entries whose files are gone."""
+    with transaction(db):
+        for path in paths:
+            db.execute("DELETE FROM orphan_files WHERE path = ?", [path])
+
+
+def upload_paths(db):
+    """Return every stored file path any upload row names."""
+    paths = set()
+    for row in db.execute("SELECT path, hq_path, playable_path FROM uploads"):
+        paths.update(p for p in row if p)
+    return paths
+
+
+# -- housekeeping ---------------------------------------------------------------------------
+
+#: How long rows are kept after they stop mattering.
+KEEP_NOTIFICATIONS = 30 * 86400  # WeChat retries for about a day; repeats beyond are ignored
+KEEP_REVOKED_LOGINS = 86400
+
+
+def purge_expired(db, login_max_age, now=None):
+    """Delete rows nobody will read again; return ``{table: rows deleted}``."""
+    now = now or time.time()
+    deleted = {}
+    with transaction(db):
+        for table, where, params in (
+            ("auth_states", "expires_at < ?", [now - AUTH_STATE_KEEP]),
+            (
+                "logins",
+                "created_at < ? OR revoked_at < ?",
+                [now - login_max_age, now - KEEP_REVOKED_LOGINS],
+            ),
+            ("pay_notifications", "received_at < ?", [now - KEEP_NOTIFICATIONS]),
+            ("login_failures", "window_start < ?", [now - 86400]),
+        ):
+            deleted[table] = db.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
+    return deleted
 
 
 # -- WeChat Pay ----------------------------------------------------------------------------

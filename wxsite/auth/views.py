@@ -43,6 +43,8 @@ CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,512}")
 FAIL_WINDOW = 900
 MAX_ACCOUNT_FAILURES = 5
 MAX_CLIENT_FAILURES = 10
+#: The window of WXSITE_LOGIN_STARTS_PER_IP.
+LOGIN_START_WINDOW = 600
 #: Codes that mean "this code is no good" (used, invalid, expired): restart once.
 BAD_CODE = (protocol.INVALID_CODE, protocol.CODE_USED, protocol.CODE_EXPIRED)
 
@@ -71,6 +73,10 @@ def login():
     next_path = safe_next(request.args.get("next"))
     if not in_wechat():
         return open_in_wechat(request.host_url.rstrip("/") + next_path)
+    # Each start keeps a row (the state) for a day: bound what one client can write.
+    limit = {f"login-start:{request.remote_addr}": current_app.config["WXSITE_LOGIN_STARTS_PER_IP"]}
+    if store.take_attempt(store.get_db(), limit, LOGIN_START_WINDOW):
+        return error_response(429, "操作太频繁", "请稍后再试。", code="too_many_logins")
     redirect_uri = url_for("auth.callback", _external=True)
     return redirect(oauth.start(redirect_uri, scope, next_path))
 

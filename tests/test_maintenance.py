@@ -1,0 +1,111 @@
+"""Housekeeping (issue 11 items 9, 10): half-written and unowned files, expired rows."""
+
+import os
+import time
+
+import pytest
+import requests
+
+from support import WECHAT_UA
+from wxsite import maintenance, store
+from wxsite.auth.users import LOGIN_MAX_AGE
+
+
+def age(path, seconds):
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+@pytest.fixture
+def uploads(app):
+    folder = app.config["WXSITE_UPLOADS"]
+    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
+    return folder
+
+
+def write(uploads, relative, old=True):
+    path = os.path.join(uploads, relative)
+    with open(path, "wb") as f:
+        f.write(b"x")
+    if old:
+        age(path, maintenance.GRACE + 60)
+    return path
+
+
+def test_sweep_removes_what_a_killed_worker_left(app, uploads):
+    with app.app_context():
+        db = store.get_db()
+        person = db.execute("INSERT INTO people (created_at) VALUES (0)").lastrowid
+        kept = write(uploads, "images/kept.jpg")
+        store.add_upload(db, person, "image", "m", "images/kept.jpg", "h", 1, "image/jpeg")
+        part = write(uploads, "images/.part-abc")
+        clean = write(uploads, "images/.clean-abc.jpg")
+        mp3 = write(uploads, "images/x.part.mp3")
+        unowned = write(uploads, "images/renamed-but-no-row.jpg")  # killed before the row
+        fresh = write(uploads, "images/.part-fresh", old=False)  # a download in progress
+        done = maintenance.sweep(db, uploads, LOGIN_MAX_AGE)
+    assert done["temporary_files"] == 3 and done["unowned_files"] == 1
+    assert os.path.exists(kept) and os.path.exists(fresh)
+    assert not any(os.path.exists(p) for p in (part, clean, mp3, unowned))
+
+
+def test_deleted_upload_files_are_removed_even_if_the_request_died(app, uploads):
+    with app.app_context():
+        db = store.get_db()
+        person = db.execute("INSERT INTO people (created_at) VALUES (0)").lastrowid
+        path = write(uploads, "images/gone.jpg", old=False)
+        row, _ = store.add_upload(db, person, "image", "m", "images/gone.jpg", "h", 1, "image/jpeg")
+        store.delete_upload(db, row["id"], person)  # ... and the worker dies before unlinking
+        assert os.path.exists(path)
+        maintenance.sweep(db, uploads, LOGIN_MAX_AGE)
+        assert not os.path.exists(path)
+        assert store.orphan_files(db) == []
+
+
+def test_expired_rows_are_purged(app):
+    now = time.time()
+    with app.app_context():
+        db = store.get_db()
+        db.execute("INSERT INTO auth_states (key, value, expires_at) VALUES ('old', '{}', 0)")
+        db.execute("INSERT INTO auth_states (key, value, expires_at) VALUES ('new', '{}', ?)", [now])
+        db.execute("INSERT INTO pay_notifications VALUES ('n-old', 'T', 0)")
+        db.execute("INSERT INTO pay_notifications VALUES ('n-new', 'T', ?)", [now])
+        db.execute("INSERT INTO login_failures VALUES ('k-old', 3, 0)")
+        person = db.execute("INSERT INTO people (created_at) VALUES (0)").lastrowid
+        user = db.execute(
+            "INSERT INTO wechat_users (appid, openid, person_id, created_at) VALUES ('a', 'o', ?, 0)",
+            [person],
+        ).lastrowid
+        db.execute("INSERT INTO logins (id, wechat_user_id, created_at) VALUES ('l-old', ?, 0)", [user])
+        db.execute(
+            "INSERT INTO logins (id, wechat_user_id, created_at, revoked_at) VALUES ('l-rev', ?, ?, 1)",
+            [user, now],
+        )
+        db.execute("INSERT INTO logins (id, wechat_user_id, created_at) VALUES ('l-live', ?, ?)", [user, now])
+        maintenance.sweep(db, app.config["WXSITE_UPLOADS"], LOGIN_MAX_AGE)
+
+        def keys(table, column):
+            return sorted(r[0] for r in db.execute(f"SELECT {column} FROM {table}"))
+
+        assert keys("auth_states", "key") == ["new"]
+        assert keys("pay_notifications", "id") == ["n-new"]
+        assert keys("logins", "id") == ["l-live"]
+        assert "k-old" not in keys("login_failures", "key")
+
+
+def test_one_process_sweeps_per_interval(app):
+    maintenance_state = app.extensions[maintenance.EXTENSION]
+    maintenance_state["thread"].join(10)  # the start-up sweep took this interval's turn
+    assert maintenance.sweep_if_due(app) is None
+
+
+def test_cookieless_login_starts_are_bounded_per_client(app, live, emu):
+    limit = app.config["WXSITE_LOGIN_STARTS_PER_IP"]
+    answers = [
+        requests.get(live.url("/auth/login"), headers={"User-Agent": WECHAT_UA}, allow_redirects=False)
+        for _ in range(limit + 5)
+    ]
+    assert [a.status_code for a in answers].count(302) == limit
+    assert answers[-1].status_code == 429 and "操作太频繁" in answers[-1].text
+    with app.app_context():
+        assert store.get_db().execute("SELECT COUNT(*) FROM auth_states").fetchone()[0] == limit
