@@ -192,6 +192,39 @@ def test_lost_first_response_does_not_lock_the_user_out(phone, live, emu):
     assert phone.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200
 
 
+def test_concurrent_deliveries_of_one_callback_all_end_logged_in_as_one_person(
+    app, phone, live, emu
+):
+    # WeChat's double redirect plus impatient refreshes: the same callback URL five times at
+    # once from one browser, none of which has seen another's Set-Cookie.
+    url = callback_url(emu, phone, live, user="lisi", next="/healthz")
+    jar = phone.cookies.copy()
+    emu.fault(protocol.SNS_ACCESS_TOKEN, stall=0.5)  # the exchange is slow: they overlap
+    barrier = threading.Barrier(5)
+    browsers = []
+
+    def deliver():
+        browser = requests.Session()
+        browser.headers["User-Agent"] = WECHAT_UA
+        browser.cookies = jar.copy()
+        barrier.wait()
+        browsers.append((browser, browser.get(url, allow_redirects=False)))
+
+    threads = [threading.Thread(target=deliver) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for _, r in browsers] == [302] * 5
+    assert {r.headers["Location"] for _, r in browsers} == {"/healthz"}
+    assert emu.count(protocol.SNS_ACCESS_TOKEN) == 1  # one request traded the code
+    openid = emu.users()["lisi"]["openids"][APPID]
+    with app.app_context():
+        for browser, _ in browsers:  # each one's cookie is a live login as lisi
+            login_id = session_of(app, browser.cookies.get("wxsite_session"))["_user_id"]
+            assert store.get_login(store.get_db(), login_id, 3600)["openid"] == openid
+
+
 def test_double_delivery_with_two_codes_logs_in_once(phone, live, emu):
     link = authorize_link(phone, live)
     first = emu.authorize(link, user="zhangsan")
