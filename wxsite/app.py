@@ -93,6 +93,7 @@ def _register_proxy_fix(app):
 
 
 def _register_blueprints(app):
+    from .account import bp as account_bp
     from .auth import bp as auth_bp
     from .jssdk import bp as jssdk_bp
     from .media import bp as media_bp
@@ -104,3 +105,4 @@ def _register_blueprints(app):
     app.register_blueprint(jssdk_bp)
     app.register_blueprint(media_bp)
     app.register_blueprint(pay_bp)
+    app.register_blueprint(account_bp)

@@ -313,6 +313,17 @@ def find_account(db, username):
     return _one(db, "SELECT * FROM accounts WHERE username = ?", [username])
 
 
+def account_identities(db, account_id):
+    """Return the WeChat identities (any appid) of the person bound to the account."""
+    return list(
+        db.query(
+            "SELECT w.id, w.appid, w.nickname, w.headimgurl, w.last_login_at FROM wechat_users w "
+            "JOIN people p ON p.id = w.person_id WHERE p.account_id = ? ORDER BY w.id",
+            [account_id],
+        )
+    )
+
+
 def list_accounts(db):
     """Return every account with the WeChat identities bound to it."""
     return list(

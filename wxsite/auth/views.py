@@ -133,6 +133,13 @@ def _exchange(state, attempt, code):
     except WeChatError as exc:
         store.release_auth_state(db, attempt.key)
         return _exchange_failed(exc, attempt)
+    if token.is_snapshotuser:
+        # WeChat's read-only snapshot page: the openid is virtual. Store nothing, log no one
+        # in; the attempt is given back so the full-service login that follows can finish.
+        store.release_auth_state(db, attempt.key)
+        log.info("snapshot-page identity not stored; asked to use the full service")
+        retry = url_for("auth.login", next=attempt.next, scope=attempt.scope)
+        return render_template("auth/snapshot.html", retry_url=retry), 200
     user_id = store.save_wechat_login(db, current_app.config["WX_APPID"], token)
     declined = session.get("userinfo_declined", False)
     reauth = False

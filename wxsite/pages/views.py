@@ -13,6 +13,7 @@ bp = Blueprint("pages", __name__)
 #: Home page entries: (endpoint, label, hint); shown when that blueprint is installed.
 FEATURES = (
     ("auth.me", "我的资料", "微信头像、昵称与绑定账号"),
+    ("account.page", "我的账号", "本站账号、绑定的微信与订单"),
     ("jssdk.share", "分享", "分享给朋友或朋友圈"),
     ("media.upload", "上传照片", "拍照或从相册选择"),
     ("media.voice", "语音留言", "录一段语音"),

@@ -1,0 +1,63 @@
+"""/account (the seed's 校验用户是否绑定已有账号): bound people only; unbound → bind → back."""
+
+import requests
+
+from support import WECHAT_UA, LiveServer, site_config, wechat_login
+from test_session import bind
+from wxsite import accounts, create_app, store
+from wxsite.wechat import protocol
+
+
+def test_unbound_goes_to_bind_and_comes_back(app, logged_in, live):
+    with app.app_context():
+        accounts.create(store.get_db(), "alice", "correct horse battery", "爱丽丝")
+    first = logged_in.get(live.url("/account"), allow_redirects=False)
+    assert first.status_code == 302 and first.headers["Location"] == "/auth/bind?next=/account"
+    page = logged_in.get(live.url(first.headers["Location"]))
+    assert 'name="next" value="/account"' in page.text
+    bound = bind(logged_in, live, next="/account")
+    assert bound.url == live.url("/account")
+    assert "爱丽丝" in bound.text and "账号 alice" in bound.text
+    assert "当前" in bound.text and "还没有订单" in bound.text
+
+
+def test_home_links_to_the_account_page(client):
+    assert 'href="/account"' in client.get("/").text
+
+
+def test_account_shows_identities_of_both_appids_and_orders(tmp_path, emu):
+    common = dict(WXSITE_DATABASE=str(tmp_path / "shared.sqlite3"))
+    site1 = create_app(site_config(tmp_path, emu, **common))
+    site2 = create_app(
+        site_config(
+            tmp_path,
+            emu,
+            WX_APPID=protocol.EMULATOR_APPID_2,
+            WX_SECRET=protocol.EMULATOR_SECRET_2,
+            WX_API_BASE=emu.base_url,
+            WX_OPEN_BASE=emu.base_url,
+            **common,
+        )
+    )
+    with site1.app_context():
+        accounts.create(store.get_db(), "carol", "a long password")
+    live1, live2 = LiveServer(site1), LiveServer(site2)
+    try:
+        phone = requests.Session()
+        phone.headers["User-Agent"] = WECHAT_UA
+        wechat_login(phone, live1, user="zhaoliu")
+        bind(phone, live1, username="carol", password="a long password")
+        other = requests.Session()
+        other.headers["User-Agent"] = WECHAT_UA
+        wechat_login(other, live2, user="zhaoliu")
+        with site1.app_context():
+            db = store.get_db()
+            person = db.execute("SELECT person_id FROM wechat_users LIMIT 1").fetchone()[0]
+            store.create_order(db, "WXACCOUNT1", person, "wx", "o", "coffee", "一杯咖啡", 1200)
+        page = other.get(live2.url("/account")).text
+        assert page.count('class="cell"') >= 2
+        assert "本公众号" in page and "其他公众号" in page
+        assert "一杯咖啡 · ¥12.00" in page and "待支付" in page
+    finally:
+        live1.shutdown()
+        live2.shutdown()
