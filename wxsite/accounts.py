@@ -1,7 +1,5 @@
 """Site accounts: password hashing and checks over the store."""
 
-import sqlite3
-
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import store
@@ -24,7 +22,7 @@ def create(db, username, password, display_name=None):
         raise AccountError(f"密码至少 {MIN_PASSWORD} 位")
     try:
         return store.create_account(db, username, generate_password_hash(password), display_name)
-    except sqlite3.IntegrityError:
+    except store.IntegrityError:
         raise AccountError(f"用户名 {username} 已被使用") from None
 
 

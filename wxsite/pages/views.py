@@ -1,7 +1,5 @@
 """Home, ``/healthz`` and ``/MP_verify_<code>.txt``."""
 
-import sqlite3
-
 from flask import Blueprint, abort, current_app, jsonify, render_template
 
 from .. import store, wx
@@ -61,7 +59,7 @@ def healthz():
     for kind in (ACCESS_TOKEN, JSAPI_TICKET):
         try:
             body["credentials"][kind] = client.credentials.status(kind)
-        except (WeChatError, sqlite3.Error):
+        except (WeChatError, store.Error):
             body["credentials"][kind] = {"cached": False, "error": "credential store unavailable"}
     return jsonify(body), 200 if database == "ok" else 503
 

@@ -34,7 +34,7 @@ class CredentialManager:
 
     ``fetchers`` maps a kind ("access_token", "jsapi_ticket") to a function returning
     ``(value, expires_in)``. ``store`` implements ``read``, ``acquire``, ``save``,
-    ``fail`` and ``invalidate`` (see ``wxsite.store.CredentialStore``).
+    ``fail`` and ``invalidate`` (see ``wxsite.store.credentials.CredentialStore``).
     """
 
     def __init__(

@@ -1,0 +1,133 @@
+"""All of wxsite's SQL, split by domain. Nothing else writes SQL.
+
+Functions take the database first, so they run without Flask (tests use a temporary
+file). Writers use ``transaction(db)`` (BEGIN IMMEDIATE: take the write lock up front
+instead of failing halfway on an upgrade) and never keep it across an HTTP call. Callers
+use the names re-exported here (``store.add_upload(db, …)``); only the glue at the bottom
+touches Flask.
+"""
+
+import os
+
+from .db import (  # noqa: F401
+    Error,
+    IntegrityError,
+    BUSY_TIMEOUT,
+    connect,
+    transaction,
+    ping,
+    one,
+)
+from .migrations import (  # noqa: F401
+    MIGRATIONS,
+    migrate,
+)
+from .accounts import (  # noqa: F401
+    create_account,
+    get_account,
+    find_account,
+    account_identities,
+    list_accounts,
+)
+from .auth_states import (  # noqa: F401
+    AUTH_STATE_KEEP,
+    put_auth_state,
+    get_auth_state,
+    delete_auth_state,
+    claim_auth_state,
+    finish_auth_state,
+    release_auth_state,
+)
+from .identities import (  # noqa: F401
+    PROFILE_FIELDS,
+    save_wechat_login,
+    save_profile,
+    save_web_token,
+    get_wechat_user,
+    create_login,
+    get_login,
+    revoke_login,
+    BindingConflict,
+    bind_account,
+    unbind_account,
+)
+from .throttle import (  # noqa: F401
+    take_attempt,
+    clear_failures,
+)
+from .sharing import (  # noqa: F401
+    referral_code,
+    person_by_referral,
+    visitor_key,
+    record_share_visit,
+    share_visits,
+)
+from .uploads import (  # noqa: F401
+    add_upload,
+    find_upload,
+    get_upload,
+    list_uploads,
+    delete_upload,
+    UPLOAD_FILES,
+    queue_orphan_file,
+    orphan_files,
+    forget_orphan_files,
+    upload_paths,
+)
+from .housekeeping import (  # noqa: F401
+    KEEP_NOTIFICATIONS,
+    KEEP_REVOKED_LOGINS,
+    purge_expired,
+)
+from .pay import (  # noqa: F401
+    LIVE_REFUNDS,
+    REFUND_MOVES,
+    create_order,
+    set_order_prepay,
+    close_order,
+    get_order,
+    list_orders,
+    list_paid_orders,
+    mark_paid,
+    seen_notification,
+    start_refund,
+    get_refund,
+    refundable,
+    update_refund,
+    claim_order_query,
+)
+from .credentials import (  # noqa: F401
+    CredentialStore,
+)
+
+# -- Flask glue ---------------------------------------------------------------------------
+
+
+def get_db():
+    """Return this request's connection, opening it on first use."""
+    from flask import current_app, g
+
+    if "db" not in g:
+        g.db = connect(current_app.config["WXSITE_DATABASE"])
+    return g.db
+
+
+def close_db(exc=None):
+    """Close this request's connection, if one was opened."""
+    from flask import g
+
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+def init_app(app):
+    """Create or migrate the database at start-up and close connections after requests."""
+    path = app.config["WXSITE_DATABASE"]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    db = connect(path)
+    try:
+        migrate(db)
+    finally:
+        db.close()
+    app.teardown_appcontext(close_db)

@@ -1,0 +1,29 @@
+"""Purging rows nobody will read again."""
+
+import time
+
+from .auth_states import AUTH_STATE_KEEP
+from .db import transaction
+
+#: How long rows are kept after they stop mattering.
+KEEP_NOTIFICATIONS = 30 * 86400  # WeChat retries for about a day; repeats beyond are ignored
+KEEP_REVOKED_LOGINS = 86400
+
+
+def purge_expired(db, login_max_age, now=None):
+    """Delete rows nobody will read again; return ``{table: rows deleted}``."""
+    now = now or time.time()
+    deleted = {}
+    with transaction(db):
+        for table, where, params in (
+            ("auth_states", "expires_at < ?", [now - AUTH_STATE_KEEP]),
+            (
+                "logins",
+                "created_at < ? OR revoked_at < ?",
+                [now - login_max_age, now - KEEP_REVOKED_LOGINS],
+            ),
+            ("pay_notifications", "received_at < ?", [now - KEEP_NOTIFICATIONS]),
+            ("login_failures", "window_start < ?", [now - 86400]),
+        ):
+            deleted[table] = db.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
+    return deleted

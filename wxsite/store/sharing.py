@@ -1,0 +1,49 @@
+"""Referral codes and the visits that came through a person's shared links."""
+
+import time
+
+from .db import transaction
+
+
+def referral_code(db, person_id, new_code):
+    """Return the person's referral code, storing ``new_code`` the first time."""
+    with transaction(db):
+        db.execute(
+            "UPDATE people SET referral_code = ? WHERE id = ? AND referral_code IS NULL",
+            [new_code, person_id],
+        )
+        return db.execute("SELECT referral_code FROM people WHERE id = ?", [person_id]).fetchone()[
+            0
+        ]
+
+
+def person_by_referral(db, code):
+    """Return the id of the person who shares with ``code`` (after merges), or None."""
+    row = db.execute(
+        "SELECT COALESCE(merged_into, id) FROM people WHERE referral_code = ?", [code]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def visitor_key(person_id):
+    """Return how a person is recorded as the visitor of someone's shared link."""
+    return f"person:{person_id}"
+
+
+def record_share_visit(db, person_id, visitor_person_id, now=None):
+    """Count one visit through a person's shared link (once per visiting person)."""
+    if person_id == visitor_person_id:
+        return
+    with transaction(db):
+        db.execute(
+            "INSERT INTO share_visits (person_id, visitor, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (person_id, visitor) DO NOTHING",
+            [person_id, visitor_key(visitor_person_id), now or time.time()],
+        )
+
+
+def share_visits(db, person_id):
+    """Return how many visitors arrived through the person's shared links."""
+    return db.execute(
+        "SELECT COUNT(*) FROM share_visits WHERE person_id = ?", [person_id]
+    ).fetchone()[0]

@@ -1,0 +1,105 @@
+"""Stored media rows, and the queue of files whose rows are gone."""
+
+import time
+
+from .db import one, transaction
+
+
+def add_upload(db, person_id, kind, media_id, path, sha256, size, content_type, **extra):
+    """Insert an upload; return ``(row, created)`` — an existing row if it is a duplicate."""
+    values = dict(
+        person_id=person_id,
+        kind=kind,
+        media_id=media_id,
+        path=path,
+        sha256=sha256,
+        size=size,
+        content_type=content_type,
+        created_at=time.time(),
+        **extra,
+    )
+    cols = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    with transaction(db):
+        cursor = db.execute(
+            f"INSERT OR IGNORE INTO uploads ({cols}) VALUES ({marks})", list(values.values())
+        )
+        created = cursor.rowcount == 1
+        row = one(
+            db,
+            "SELECT * FROM uploads WHERE person_id = ? AND kind = ? AND sha256 = ?",
+            [person_id, kind, sha256],
+        )
+    return row, created
+
+
+def find_upload(db, person_id, kind, sha256):
+    """Return the person's upload with this content, or None."""
+    return one(
+        db,
+        "SELECT * FROM uploads WHERE person_id = ? AND kind = ? AND sha256 = ?",
+        [person_id, kind, sha256],
+    )
+
+
+def get_upload(db, upload_id, person_id):
+    """Return the upload if it belongs to ``person_id``, else None."""
+    return one(db, "SELECT * FROM uploads WHERE id = ? AND person_id = ?", [upload_id, person_id])
+
+
+def list_uploads(db, person_id, kind):
+    """Return the person's uploads of ``kind``, newest first."""
+    return list(
+        db.query(
+            "SELECT * FROM uploads WHERE person_id = ? AND kind = ? ORDER BY id DESC",
+            [person_id, kind],
+        )
+    )
+
+
+def delete_upload(db, upload_id, person_id):
+    """Delete the person's upload; return the deleted row (to remove its files) or None.
+
+    Its files are queued in ``orphan_files`` in the same transaction, so a process killed
+    before it removes them leaves them to the sweeper, not on disk for ever.
+    """
+    with transaction(db):
+        row = get_upload(db, upload_id, person_id)
+        if row:
+            db.execute("DELETE FROM uploads WHERE id = ?", [upload_id])
+            for column in UPLOAD_FILES:
+                if row[column]:
+                    queue_orphan_file(db, row[column])
+    return row
+
+
+#: The columns of ``uploads`` that name a stored file.
+UPLOAD_FILES = ("path", "hq_path", "playable_path")
+
+
+def queue_orphan_file(db, path, now=None):
+    """Record a stored file whose row is gone, for the sweeper to remove."""
+    db.execute(
+        "INSERT INTO orphan_files (path, created_at) VALUES (?, ?) ON CONFLICT (path) DO NOTHING",
+        [path, now or time.time()],
+    )
+
+
+def orphan_files(db, limit=1000):
+    """Return queued orphan file paths (relative to the uploads folder)."""
+    return [r[0] for r in db.execute("SELECT path FROM orphan_files LIMIT ?", [limit])]
+
+
+def forget_orphan_files(db, paths):
+    """Drop queue entries whose files are gone."""
+    with transaction(db):
+        for path in paths:
+            db.execute("DELETE FROM orphan_files WHERE path = ?", [path])
+
+
+def upload_paths(db):
+    """Return every stored file path any upload row names."""
+    paths = set()
+    for row in db.execute("SELECT path, hq_path, playable_path FROM uploads"):
+        paths.update(p for p in row if p)
+    return paths
