@@ -78,7 +78,7 @@ def free_port():
 
 
 class PostgresServer:
-    """One PostgreSQL cluster in its own temp dir; ``start``/``stop`` may repeat, ``remove`` ends it."""
+    """One PostgreSQL cluster in its own temp dir: start/stop as often as needed, then remove."""
 
     def __init__(self, bindir):
         self.bindir = bindir

@@ -1,4 +1,4 @@
-"""One store, two engines: SQLite (sqlite-utils) by default, PostgreSQL 15+ (psycopg 3) for several hosts.
+"""One store, two engines: SQLite (sqlite-utils) by default, PostgreSQL 15+ (psycopg 3) for many hosts.
 
 The store writes each query once, in the SQL subset both engines accept, and runs it
 through the small adapter here, which owns the real differences:
@@ -111,7 +111,7 @@ _TOKENS = re.compile(
 
 @functools.lru_cache(maxsize=2048)
 def convert(sql):
-    """Return ``(psycopg_sql, names)`` for SQL with ``:name`` parameters, refusing what is not portable."""
+    """Return ``(psycopg_sql, names)`` for ``:name`` SQL, refusing what only one engine runs."""
     names = []
 
     def replace(m):
@@ -346,8 +346,24 @@ class Engine:
         self.close()
 
 
+#: PostgresEngine's tuning knobs; SQLite has nothing to tune them on and ignores them.
+PG_OPTIONS = frozenset(
+    {
+        "pool_size",
+        "pool_timeout",
+        "connect_timeout",
+        "statement_timeout",
+        "idle_in_transaction_timeout",
+        "reconnect_timeout",
+    }
+)
+
+
 def open_engine(url_or_path, busy_timeout=BUSY_TIMEOUT, **options):
     """Open the database WXSITE_DATABASE names: a SQLite path or a ``postgresql://`` URL."""
+    unknown = set(options) - PG_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown engine option(s): {', '.join(sorted(unknown))}")
     target = str(url_or_path or "").strip()
     if not target:
         raise ConfigError(f"{SETTING} is empty: give a SQLite file path or a postgresql:// URL")
@@ -359,14 +375,15 @@ def open_engine(url_or_path, busy_timeout=BUSY_TIMEOUT, **options):
                 "postgresql://user[:password]@host:port/db)"
             )
         return PostgresEngine(target, busy_timeout, **options)
-    return SqliteEngine(target, busy_timeout, **options)
+    return SqliteEngine(target, busy_timeout)
 
 
 # -- SQLite -----------------------------------------------------------------------------------
 
 # Primary result codes (extended code & 0xff), from sqlite3.h.
 _SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
-_SQLITE_UNAVAILABLE = {3, 8, 10, 11, 13, 14, 26}  # PERM READONLY IOERR CORRUPT FULL CANTOPEN NOTADB
+# PERM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, NOTADB: the file cannot be used at all.
+_SQLITE_UNAVAILABLE = {3, 8, 10, 11, 13, 14, 26}
 _SQLITE_CONFLICT = {1555: "unique", 2067: "unique", 787: "foreign_key"}
 
 
@@ -403,7 +420,7 @@ class SqliteConnection(Connection):
 
     @property
     def native(self):
-        """The ``sqlite_utils.Database`` (for tools such as a copy to PostgreSQL; not for the store)."""
+        """The ``sqlite_utils.Database``, for tools (a copy to PostgreSQL), not for store code."""
         return self.db
 
     def _errors(self):
@@ -565,7 +582,7 @@ class PostgresConnection(Connection):
 
     @property
     def native(self):
-        """The ``psycopg.Connection`` (for tools such as a copy from SQLite; not for the store)."""
+        """The ``psycopg.Connection``, for tools (a copy from SQLite), not for store code."""
         return self.raw
 
     def _errors(self):
@@ -630,20 +647,20 @@ class PostgresEngine(Engine):
                 ],
             )
         )
-        conninfo = make_conninfo(
-            "",
-            **params,
-            options=options,
-            connect_timeout=max(2, int(connect_timeout)),  # libpq's floor is 2 s
-            application_name=params.get("application_name", "wxsite"),
+        settings = {
+            "connect_timeout": max(2, int(connect_timeout)),  # libpq's floor is 2 s
+            "application_name": "wxsite",
             # A host that vanishes (no RST) must not hang a worker: the kernel gives up on
             # unacknowledged data, and keepalives find idle connections that died.
-            tcp_user_timeout=ms(statement_timeout + connect_timeout),
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=3,
-        )
+            "tcp_user_timeout": ms(statement_timeout + connect_timeout),
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+        settings.update(params)  # what the URL says explicitly wins
+        settings["options"] = options
+        conninfo = make_conninfo("", **settings)
         self._server_version = self._probe(conninfo)
         self.pool = psycopg_pool.ConnectionPool(
             conninfo,
@@ -680,7 +697,8 @@ class PostgresEngine(Engine):
             raise Unavailable(f"{SETTING}: cannot reach {self.where}: {cause}") from None
         if version < 150000:
             raise ConfigError(
-                f"{SETTING}: {self.where} runs PostgreSQL {_version(version)}; 15 or later is needed"
+                f"{SETTING}: {self.where} runs PostgreSQL {_version(version)}; "
+                "15 or later is needed"
             )
         return version
 
@@ -750,7 +768,7 @@ def _redact(url):
 
 
 def _parse_url(url):
-    """Return libpq parameters for a postgresql:// URL, or raise ConfigError naming what is wrong."""
+    """Return libpq parameters for a postgresql:// URL, or raise ConfigError saying what is wrong."""
     shown = _redact(url)
     try:
         parts = urlsplit(url)

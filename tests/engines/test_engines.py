@@ -1,4 +1,4 @@
-"""The engine adapter: one SQL text, the same behaviour and the same errors on SQLite and PostgreSQL."""
+"""The engine adapter: one SQL text, the same behaviour and errors on SQLite and PostgreSQL."""
 
 import multiprocessing
 import threading
@@ -117,6 +117,16 @@ def test_on_conflict_do_nothing_and_do_update(tables):
         assert conn.scalar(upsert, {"k": "new", "n": 10}) == 15
         assert conn.scalar(upsert, {"k": "fresh", "n": 1}) == 1
         assert conn.scalar("SELECT n FROM counters WHERE k = 'new'") == 15
+
+
+def test_executemany(tables):
+    with tables.connection() as conn:
+        conn.executemany(
+            "INSERT INTO counters (k, n) VALUES (:k, :n)", [{"k": "a", "n": 1}, {"k": "b", "n": 2}]
+        )
+        assert conn.scalar("SELECT SUM(n) FROM counters") == 3
+        with pytest.raises(Conflict):
+            conn.executemany("INSERT INTO counters (k, n) VALUES (:k, 0)", [{"k": "a"}])
 
 
 def test_value_types_round_trip(tables):
@@ -357,7 +367,8 @@ def own_pg_server():
     server.remove()
 
 
-def test_postgresql_down_is_unavailable_and_the_pool_reconnects_by_itself(own_pg_server):
+def test_postgresql_down_is_unavailable_and_the_pool_reconnects_by_itself(own_pg_server, caplog):
+    caplog.set_level("INFO", logger="psycopg")
     server = own_pg_server
     url = server.create_database("app")
     engine = open_engine(url, busy_timeout=0.5)
@@ -400,6 +411,24 @@ def test_postgresql_down_is_unavailable_and_the_pool_reconnects_by_itself(own_pg
         assert "error" not in engine.describe()
     finally:
         engine.close()
+    # The pool's own log lines about failed reconnects carry no password either.
+    assert "connect" in caplog.text and PASSWORD not in caplog.text
+
+
+def test_postgresql_statement_timeout_is_busy(pg_url):
+    with open_engine(pg_url, statement_timeout=0.2) as engine:
+        with pytest.raises(Busy, match="statement timeout"):
+            engine.query("SELECT pg_sleep(2)")
+        assert engine.scalar("SELECT 1") == 1
+
+
+def test_missing_server_binaries_skip_with_a_reason_when_not_installable(monkeypatch):
+    import pgserver
+
+    monkeypatch.setattr(pgserver, "find_bindir", lambda: None)
+    monkeypatch.setattr(pgserver.os, "geteuid", lambda: 1000)
+    bindir, reason = pgserver.ensure_binaries()
+    assert bindir is None and "apt-get install postgresql" in reason
 
 
 def test_postgresql_configuration_errors_name_the_setting_never_the_password(pg_server):
@@ -425,12 +454,26 @@ def test_postgresql_configuration_errors_name_the_setting_never_the_password(pg_
     assert issubclass(ConfigError, config.ConfigError)
 
 
+def test_postgresql_url_settings_win_over_the_engine_defaults(pg_server):
+    url = pg_server.create_database() + "?application_name=wx-host-2&connect_timeout=5"
+    with open_engine(url, pool_size=2) as engine:
+        assert engine.scalar("SHOW application_name") == "wx-host-2"
+        assert engine.scalar("SHOW lock_timeout") == "5s"
+        assert engine.describe()["pool"]["max"] == 2
+
+
 def test_sqlite_configuration_and_open_errors(tmp_path):
     with pytest.raises(Unavailable, match="WXSITE_DATABASE.*unable to open"):
         open_engine(str(tmp_path / "missing-dir" / "db.sqlite3"))
     for bad in ("", "   ", ":memory:"):
         with pytest.raises(ConfigError, match="WXSITE_DATABASE"):
             open_engine(bad)
+    # The PostgreSQL knobs are accepted (and ignored) for SQLite; typos are not.
+    path = str(tmp_path / "ok.sqlite3")
+    with open_engine(path, pool_size=8, statement_timeout=1) as engine:
+        assert engine.scalar("PRAGMA foreign_keys") == 1
+    with pytest.raises(TypeError):
+        open_engine(path, pool_szie=8)
 
 
 def test_closed_engine_is_unavailable(engine):
