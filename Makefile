@@ -19,8 +19,9 @@ run: $(STAMP)
 
 # Browser and proxy tests need Debian's chromium and nginx; CJK and emoji fonts make the
 # screenshots readable; ffmpeg makes voice notes playable; redis-server backs the
-# several-hosts credential store tests.
-SYSTEM_PACKAGES ?= chromium nginx ffmpeg redis-server fonts-noto-cjk fonts-noto-color-emoji
+# several-hosts credential store tests; postgresql gives the engine tests a real server
+# (initdb/pg_ctl in a temp dir, never the system cluster).
+SYSTEM_PACKAGES ?= chromium nginx ffmpeg redis-server postgresql fonts-noto-cjk fonts-noto-color-emoji
 system-deps:
 	@missing=""; \
 	for pkg in $(SYSTEM_PACKAGES); do \
