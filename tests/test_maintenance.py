@@ -35,7 +35,7 @@ def write(uploads, relative, old=True):
 def test_sweep_removes_what_a_killed_worker_left(app, uploads):
     with app.app_context():
         db = store.get_db()
-        person = db.execute("INSERT INTO people (created_at) VALUES (0)").lastrowid
+        person = db.scalar("INSERT INTO people (created_at) VALUES (0) RETURNING id")
         kept = write(uploads, "images/kept.jpg")
         store.add_upload(db, person, "image", "m", "images/kept.jpg", "h", 1, "image/jpeg")
         part = write(uploads, "images/.part-abc")
@@ -52,7 +52,7 @@ def test_sweep_removes_what_a_killed_worker_left(app, uploads):
 def test_deleted_upload_files_are_removed_even_if_the_request_died(app, uploads):
     with app.app_context():
         db = store.get_db()
-        person = db.execute("INSERT INTO people (created_at) VALUES (0)").lastrowid
+        person = db.scalar("INSERT INTO people (created_at) VALUES (0) RETURNING id")
         path = write(uploads, "images/gone.jpg", old=False)
         row, _ = store.add_upload(db, person, "image", "m", "images/gone.jpg", "h", 1, "image/jpeg")
         store.delete_upload(db, row["id"], person)  # ... and the worker dies before unlinking
@@ -66,26 +66,34 @@ def test_expired_rows_are_purged(app):
     now = time.time()
     with app.app_context():
         db = store.get_db()
-        db.execute("INSERT INTO auth_states (key, value, expires_at) VALUES ('old', '{}', 0)")
-        db.execute("INSERT INTO auth_states (key, value, expires_at) VALUES ('new', '{}', ?)", [now])
-        db.execute("INSERT INTO pay_notifications VALUES ('n-old', 'T', 0)")
-        db.execute("INSERT INTO pay_notifications VALUES ('n-new', 'T', ?)", [now])
-        db.execute("INSERT INTO login_failures VALUES ('k-old', 3, 0)")
-        person = db.execute("INSERT INTO people (created_at) VALUES (0)").lastrowid
-        user = db.execute(
-            "INSERT INTO wechat_users (appid, openid, person_id, created_at) VALUES ('a', 'o', ?, 0)",
-            [person],
-        ).lastrowid
-        db.execute("INSERT INTO logins (id, wechat_user_id, created_at) VALUES ('l-old', ?, 0)", [user])
-        db.execute(
-            "INSERT INTO logins (id, wechat_user_id, created_at, revoked_at) VALUES ('l-rev', ?, ?, 1)",
-            [user, now],
+        for sql in (
+            "INSERT INTO auth_states (key, value, expires_at) VALUES ('old', '{}', 0)",
+            "INSERT INTO auth_states (key, value, expires_at) VALUES ('new', '{}', :now)",
+            "INSERT INTO pay_notifications VALUES ('n-old', 'T', 0)",
+            "INSERT INTO pay_notifications VALUES ('n-new', 'T', :now)",
+            "INSERT INTO login_failures VALUES ('k-old', 3, 0)",
+        ):
+            db.execute(sql, {"now": now} if ":now" in sql else None)
+        person = db.scalar("INSERT INTO people (created_at) VALUES (0) RETURNING id")
+        user = db.scalar(
+            "INSERT INTO wechat_users (appid, openid, person_id, created_at) "
+            "VALUES ('a', 'o', :person, 0) RETURNING id",
+            {"person": person},
         )
-        db.execute("INSERT INTO logins (id, wechat_user_id, created_at) VALUES ('l-live', ?, ?)", [user, now])
+        for login_id, created, revoked in (
+            ("l-old", 0, None),
+            ("l-rev", now, 1),
+            ("l-live", now, None),
+        ):
+            db.execute(
+                "INSERT INTO logins (id, wechat_user_id, created_at, revoked_at) "
+                "VALUES (:id, :user, :created, :revoked)",
+                {"id": login_id, "user": user, "created": created, "revoked": revoked},
+            )
         maintenance.sweep(db, app.config["WXSITE_UPLOADS"], LOGIN_MAX_AGE)
 
         def keys(table, column):
-            return sorted(r[0] for r in db.execute(f"SELECT {column} FROM {table}"))
+            return sorted(r[column] for r in db.query(f"SELECT {column} FROM {table}"))
 
         assert keys("auth_states", "key") == ["new"]
         assert keys("pay_notifications", "id") == ["n-new"]
@@ -102,10 +110,12 @@ def test_one_process_sweeps_per_interval(app):
 def test_cookieless_login_starts_are_bounded_per_client(app, live, emu):
     limit = app.config["WXSITE_LOGIN_STARTS_PER_IP"]
     answers = [
-        requests.get(live.url("/auth/login"), headers={"User-Agent": WECHAT_UA}, allow_redirects=False)
+        requests.get(
+            live.url("/auth/login"), headers={"User-Agent": WECHAT_UA}, allow_redirects=False
+        )
         for _ in range(limit + 5)
     ]
     assert [a.status_code for a in answers].count(302) == limit
     assert answers[-1].status_code == 429 and "操作太频繁" in answers[-1].text
     with app.app_context():
-        assert store.get_db().execute("SELECT COUNT(*) FROM auth_states").fetchone()[0] == limit
+        assert store.get_db().scalar("SELECT COUNT(*) FROM auth_states") == limit

@@ -123,7 +123,7 @@ def test_database_locked_is_a_503(app, client):
         @app.get("/write")
         def write():
             db = store.get_db()
-            db.conn.execute("PRAGMA busy_timeout = 100")
+            db.execute("PRAGMA busy_timeout = 100")
             with store.transaction(db):
                 pass
             return "ok"
@@ -131,5 +131,6 @@ def test_database_locked_is_a_503(app, client):
         response = app.test_client().get("/write")
     finally:
         blocker.execute("ROLLBACK")
+        blocker.close()
     assert response.status_code == 503
     assert "服务繁忙" in response.get_data(as_text=True)

@@ -18,7 +18,7 @@ def test_migrations_are_idempotent(tmp_path):
     store.migrate(db)
     names = [r["name"] for r in db.query("SELECT name FROM _migrations")]
     assert names == [name for name, _ in store.MIGRATIONS]
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.scalar("PRAGMA journal_mode") == "wal"
 
 
 def test_concurrent_migrations_from_processes(tmp_path):
@@ -32,7 +32,7 @@ def test_concurrent_migrations_from_processes(tmp_path):
         p.join(30)
     assert [p.exitcode for p in procs] == [0] * 6
     db = store.connect(path)
-    assert db.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == len(store.MIGRATIONS)
+    assert db.scalar("SELECT COUNT(*) FROM _migrations") == len(store.MIGRATIONS)
 
 
 def test_accounts_and_case_insensitive_usernames(tmp_path):

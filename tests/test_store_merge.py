@@ -42,20 +42,24 @@ def test_everything_the_merged_person_owned_moves(db):
 
     assert login(db, "wxA", "o-a", unionid="U1") == keep
 
-    assert {r["person_id"] for r in db.query("SELECT person_id FROM wechat_users "
-                                             "WHERE openid IN ('o-a', 'o-b')")} == {keep}
+    def values(sql, **params):
+        return [next(iter(r.values())) for r in db.query(sql, params)]
+
+    assert set(values("SELECT person_id FROM wechat_users WHERE openid IN ('o-a', 'o-b')")) == {
+        keep
+    }
     assert store.get_order(db, "WX1", keep) is not None
-    assert sorted(r["path"] for r in db.query("SELECT path FROM uploads WHERE person_id = ?",
-                                              [keep])) == ["images/d.jpg", "images/k.jpg"]
-    assert db.execute("SELECT COUNT(*) FROM uploads WHERE person_id = ?", [dropped]).fetchone()[0] == 0
-    assert [r["path"] for r in db.query("SELECT path FROM orphan_files")] == ["images/d-dup.jpg"]
+    paths = values("SELECT path FROM uploads WHERE person_id = :p", p=keep)
+    assert sorted(paths) == ["images/d.jpg", "images/k.jpg"]
+    assert values("SELECT COUNT(*) FROM uploads WHERE person_id = :p", p=dropped) == [0]
+    assert values("SELECT path FROM orphan_files") == ["images/d-dup.jpg"]
     assert store.share_visits(db, keep) == 1
     assert store.share_visits(db, visitor) == 1
-    assert db.execute(
-        "SELECT visitor FROM share_visits WHERE person_id = ?", [visitor]
-    ).fetchone()[0] == store.visitor_key(keep)
+    assert values("SELECT visitor FROM share_visits WHERE person_id = :p", p=visitor) == [
+        store.visitor_key(keep)
+    ]
     assert store.person_by_referral(db, code) == keep
-    assert db.execute("SELECT account_id FROM people WHERE id = ?", [keep]).fetchone()[0] == account
+    assert values("SELECT account_id FROM people WHERE id = :p", p=keep) == [account]
 
 
 def test_both_codes_keep_counting_for_the_merged_person(db):
@@ -74,6 +78,6 @@ def test_people_bound_to_different_accounts_are_kept_apart(db, caplog):
     store.bind_account(db, keep, store.create_account(db, "carol", "hash"))
     store.bind_account(db, dropped, store.create_account(db, "dave", "hash"))
     assert login(db, "wxA", "o-a", unionid="U1") == dropped
-    bound = dict(db.execute("SELECT id, account_id FROM people WHERE account_id IS NOT NULL"))
-    assert set(bound) == {keep, dropped}  # no binding dropped
+    bound = db.query("SELECT id FROM people WHERE account_id IS NOT NULL")
+    assert {r["id"] for r in bound} == {keep, dropped}  # no binding dropped
     assert "kept apart" in caplog.text

@@ -24,7 +24,7 @@ class Check:
 def run(app, client, public_url=None):
     """Return the list of checks for ``app`` (and its public URL, when given)."""
     cfg = app.config
-    checks = [_mode(cfg), _secret_key(cfg), _database(cfg), _uploads(cfg)]
+    checks = [_mode(cfg), _secret_key(cfg), _database(app), _uploads(cfg)]
     checks += _credentials(client)
     if public_url:
         checks += _public(cfg, public_url)
@@ -71,19 +71,23 @@ def _secret_key(cfg):
     return Check(True, "SECRET_KEY", f"{len(key)} characters")
 
 
-def _database(cfg):
-    path = cfg["WXSITE_DATABASE"]
+def _database(app):
+    engine = store.engine(app)
+    info = engine.describe()
+    where = f"{info['engine']} {info.get('version', '?')} at {info['database']}"
+    if "error" in info:
+        return Check(False, "database", f"{where}: {info['error']}")
     try:
-        db = store.connect(path)
-        try:
-            store.migrate(db)
-            ok = store.ping(db)
-            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
-        finally:
-            db.close()
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        return Check(False, "database", f"{path}: {exc}")
-    return Check(ok, "database", f"{path} (journal {mode})")
+        with engine.connection() as db:
+            pending = [name for name, at in store.applied(db) if at is None]
+    except store.Error as exc:
+        return Check(False, "database", f"{where}: {exc}")
+    details = [f"migrations {len(store.MIGRATIONS) - len(pending)}/{len(store.MIGRATIONS)}"]
+    if "journal_mode" in info:
+        details.append(f"journal {info['journal_mode']}")
+    if "pool" in info:
+        details.append(f"pool {info['pool']['open']}/{info['pool']['max']} open")
+    return Check(not pending, "database", f"{where} ({', '.join(details)})")
 
 
 def _uploads(cfg):

@@ -1,12 +1,12 @@
 """App-wide error pages and JSON errors: a clear Chinese-first answer, never a traceback."""
 
 import logging
-import sqlite3
 
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from . import store
 from .wechat import MediaTooLarge, WeChatError
 from .wechat import protocol
 
@@ -79,10 +79,17 @@ def init_app(app):
         status, title, detail = wechat_failure(exc)
         return error_response(status, title, detail, code=f"wechat_{exc.errcode or 'unavailable'}")
 
-    @app.errorhandler(sqlite3.OperationalError)
+    @app.errorhandler(store.Busy)
     def database_busy(exc):
-        log.error("database error: %s", exc)
+        log.error("database busy: %s", exc)
         return error_response(503, "服务繁忙", "请稍后重试。", code="database_busy")
+
+    @app.errorhandler(store.Unavailable)
+    def database_unavailable(exc):
+        log.error("database unavailable: %s", exc)
+        return error_response(
+            503, "服务暂时不可用", "数据库暂时无法访问，请稍后重试。", code="database_unavailable"
+        )
 
     @app.errorhandler(Exception)
     def unexpected(exc):

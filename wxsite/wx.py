@@ -4,7 +4,7 @@ import time
 
 from flask import current_app
 
-from .store import CredentialStore
+from . import store
 from .wechat import WeChatClient
 
 EXTENSION = "wxsite.wechat"
@@ -19,7 +19,7 @@ def init_app(app):
 
         credential_store = RedisCredentialStore(cfg["WXSITE_REDIS_URL"])
     else:
-        credential_store = CredentialStore(cfg["WXSITE_DATABASE"])
+        credential_store = store.CredentialStore(store.engine(app))
     app.extensions[EXTENSION] = WeChatClient(
         cfg["WX_APPID"],
         cfg["WX_SECRET"],

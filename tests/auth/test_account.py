@@ -52,7 +52,7 @@ def test_account_shows_identities_of_both_appids_and_orders(tmp_path, emu):
         wechat_login(other, live2, user="zhaoliu")
         with site1.app_context():
             db = store.get_db()
-            person = db.execute("SELECT person_id FROM wechat_users LIMIT 1").fetchone()[0]
+            person = db.scalar("SELECT person_id FROM wechat_users LIMIT 1")
             store.create_order(db, "WXACCOUNT1", person, "wx", "o", "coffee", "一杯咖啡", 1200)
         page = other.get(live2.url("/account")).text
         assert page.count('class="cell"') >= 2

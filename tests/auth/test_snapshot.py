@@ -20,8 +20,9 @@ SNAPSHOT_ANSWER = {
 def counts(app):
     with app.app_context():
         db = store.get_db()
-        return {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                for t in ("people", "wechat_users", "logins")}
+        return {
+            t: db.scalar(f"SELECT COUNT(*) FROM {t}") for t in ("people", "wechat_users", "logins")
+        }
 
 
 def test_snapshot_login_is_not_stored_and_the_full_login_that_follows_works(app, phone, live, emu):
@@ -40,6 +41,6 @@ def test_snapshot_login_is_not_stored_and_the_full_login_that_follows_works(app,
     assert full.url.split("#")[0] == live.url("/me")
     assert counts(app)["wechat_users"] == 1
     with app.app_context():
-        row = store.get_db().execute("SELECT openid, unionid FROM wechat_users").fetchone()
-    assert row[0] == emu.users()["zhangsan"]["openids"][protocol.EMULATOR_APPID]
-    assert row[1] != "u-virtual-snapshot"
+        row = store.get_db().one("SELECT openid, unionid FROM wechat_users")
+    assert row["openid"] == emu.users()["zhangsan"]["openids"][protocol.EMULATOR_APPID]
+    assert row["unionid"] != "u-virtual-snapshot"

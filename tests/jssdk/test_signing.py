@@ -81,14 +81,15 @@ def test_signed_render_writes_nothing(logged_in, live, app, monkeypatch):
     from wxsite import store
 
     statements = []
-    original = store.connect
+    engine = store.engine(app)
+    original = engine.connect
 
-    def traced(*args, **kwargs):
-        db = original(*args, **kwargs)
-        db.conn.set_trace_callback(statements.append)
+    def traced():
+        db = original()
+        db.native.conn.set_trace_callback(statements.append)
         return db
 
-    monkeypatch.setattr(store, "connect", traced)
+    monkeypatch.setattr(engine, "connect", traced)
     assert logged_in.get(live.url("/share")).status_code == 200
     writes = [
         s for s in statements if re.match(r"\s*(INSERT|UPDATE|DELETE|BEGIN IMMEDIATE)", s, re.I)
@@ -188,4 +189,4 @@ def test_anonymous_requests_cannot_inflate_a_share_count(logged_in, live, emu, a
         assert answer.status_code == 302
     with app.app_context():
         db = store.get_db()
-        assert db.execute("SELECT COUNT(*) FROM share_visits").fetchone()[0] == 0
+        assert db.scalar("SELECT COUNT(*) FROM share_visits") == 0

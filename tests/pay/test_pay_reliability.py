@@ -31,8 +31,10 @@ def test_a_notification_that_fails_midway_is_applied_by_the_retry(logged_in, liv
     assert sent["status"] >= 500  # WeChat will deliver it again
     with app.app_context():
         store.get_db().execute("DROP TRIGGER fail_once")
-        assert store.get_db().execute("SELECT COUNT(*) FROM pay_notifications").fetchone()[0] == 0
-    retry = requests.post(live.url("/pay/notify"), data=sent["body"].encode(), headers=sent["headers"])
+        assert store.get_db().scalar("SELECT COUNT(*) FROM pay_notifications") == 0
+    retry = requests.post(
+        live.url("/pay/notify"), data=sent["body"].encode(), headers=sent["headers"]
+    )
     assert retry.status_code == 204
     assert order_state(app, no) == "SUCCESS"
 

@@ -15,6 +15,14 @@ class RefundError(Exception):
     """A refund that cannot be made; the message is for people."""
 
 
+#: What people read when the store refuses to reserve a refund.
+REFUSALS = {
+    store.RefundRefused.NOT_PAID: "订单未支付，不能退款",
+    store.RefundRefused.NUMBER_REUSED: "该退款单号已用于另一笔退款",
+    store.RefundRefused.TOO_MUCH: "退款金额超过可退金额",
+}
+
+
 def new_refund_no():
     """Return a fresh out_refund_no."""
     return "RF" + time.strftime("%Y%m%d%H%M%S") + generate_token(8)
@@ -35,12 +43,8 @@ def refund(db, client, out_trade_no, amount=None, out_refund_no=None, notify_url
         amount = store.refundable(db, out_trade_no)
     try:
         row, _ = store.start_refund(db, out_refund_no or new_refund_no(), out_trade_no, amount)
-    except ValueError as exc:
-        messages = {
-            "order not paid": "订单未支付，不能退款",
-            "out_refund_no already used for another refund": "该退款单号已用于另一笔退款",
-        }
-        raise RefundError(messages.get(str(exc), "退款金额超过可退金额")) from None
+    except store.RefundRefused as exc:
+        raise RefundError(REFUSALS[exc.reason]) from None
     if row["status"] == "SUCCESS":
         return row
     try:

@@ -10,16 +10,24 @@ touches Flask.
 import os
 
 from .db import (  # noqa: F401
+    BUSY_TIMEOUT,
+    Busy,
+    ConfigError,
+    Conflict,
     Error,
     IntegrityError,
-    BUSY_TIMEOUT,
+    StoreError,
+    Unavailable,
     connect,
-    transaction,
-    ping,
+    marks,
     one,
+    open_engine,
+    ping,
+    transaction,
 )
 from .migrations import (  # noqa: F401
     MIGRATIONS,
+    applied,
     migrate,
 )
 from .accounts import (  # noqa: F401
@@ -91,6 +99,7 @@ from .pay import (  # noqa: F401
     mark_paid,
     seen_notification,
     start_refund,
+    RefundRefused,
     get_refund,
     refundable,
     update_refund,
@@ -103,12 +112,22 @@ from .credentials import (  # noqa: F401
 # -- Flask glue ---------------------------------------------------------------------------
 
 
+EXTENSION = "wxsite.store"
+
+
+def engine(app=None):
+    """Return the app's database engine (one per process, shared by its threads)."""
+    from flask import current_app
+
+    return (app or current_app).extensions[EXTENSION]
+
+
 def get_db():
     """Return this request's connection, opening it on first use."""
-    from flask import current_app, g
+    from flask import g
 
     if "db" not in g:
-        g.db = connect(current_app.config["WXSITE_DATABASE"])
+        g.db = engine().connect()
     return g.db
 
 
@@ -122,12 +141,11 @@ def close_db(exc=None):
 
 
 def init_app(app):
-    """Create or migrate the database at start-up and close connections after requests."""
-    path = app.config["WXSITE_DATABASE"]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    db = connect(path)
-    try:
+    """Open the database, create or migrate it, and close connections after requests."""
+    target = app.config["WXSITE_DATABASE"]
+    if "://" not in target:
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    app.extensions[EXTENSION] = opened = open_engine(target)
+    with opened.connection() as db:
         migrate(db)
-    finally:
-        db.close()
     app.teardown_appcontext(close_db)

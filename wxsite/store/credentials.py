@@ -4,59 +4,67 @@ import time
 from contextlib import contextmanager
 
 from ..wechat.credentials import Credential
-from .db import BUSY_TIMEOUT, connect, transaction
+from .db import open_engine, transaction
 
 
 class CredentialStore:
-    """SQLite-backed shared store for global credentials and their fetch lease.
+    """Database-backed shared store for global credentials and their fetch lease.
 
-    Opens a short connection per operation: it is used from any thread of any worker,
-    outside request contexts, and must never hold a lock across WeChat's HTTP call.
+    Lends a connection per operation from the site's engine: it is used from any thread of
+    any worker, outside request contexts, and must never hold a lock across WeChat's HTTP
+    call. Every read-then-write is one conditional UPDATE, atomic on both engines.
     """
 
-    def __init__(self, path, busy_timeout=BUSY_TIMEOUT):
-        self.path = path
-        self.busy_timeout = busy_timeout
+    def __init__(self, engine):
+        # Tools and tests may pass the database's path or URL instead of an open engine.
+        self.engine = open_engine(engine) if isinstance(engine, str) else engine
 
     @contextmanager
     def _db(self):
-        db = connect(self.path, self.busy_timeout)
-        try:
+        with self.engine.connection() as db:
             yield db
-        finally:
-            db.close()
 
     def read(self, appid, kind):
         """Return the stored ``Credential`` or None."""
         with self._db() as db:
-            row = db.execute(
+            row = db.one(
                 "SELECT value, expires_at, error_code, error_until FROM credentials "
-                "WHERE appid = ? AND kind = ?",
-                [appid, kind],
-            ).fetchone()
-        return Credential(*row) if row else None
+                "WHERE appid = :appid AND kind = :kind",
+                {"appid": appid, "kind": kind},
+            )
+        return Credential(**row) if row else None
 
     def acquire(self, appid, kind, owner, now, until):
         """Take the fetch lease if nobody holds an unexpired one; return True if taken."""
+        key = {"appid": appid, "kind": kind}
         with self._db() as db, transaction(db):
             db.execute(
-                "INSERT OR IGNORE INTO credentials (appid, kind) VALUES (?, ?)", [appid, kind]
+                "INSERT INTO credentials (appid, kind) VALUES (:appid, :kind) "
+                "ON CONFLICT (appid, kind) DO NOTHING",
+                key,
             )
-            cursor = db.execute(
-                "UPDATE credentials SET lease_owner = ?, lease_until = ? "
-                "WHERE appid = ? AND kind = ? AND (lease_owner IS NULL OR lease_until < ?)",
-                [owner, until, appid, kind, now],
+            taken = db.execute(
+                "UPDATE credentials SET lease_owner = :owner, lease_until = :until "
+                "WHERE appid = :appid AND kind = :kind "
+                "AND (lease_owner IS NULL OR lease_until < :now)",
+                {**key, "owner": owner, "until": until, "now": now},
             )
-        return cursor.rowcount == 1
+        return taken == 1
 
     def save(self, appid, kind, owner, value, expires_at):
         """Store a fresh value and release the lease."""
         with self._db() as db, transaction(db):
             db.execute(
-                "UPDATE credentials SET value = ?, expires_at = ?, lease_owner = NULL, "
-                "lease_until = NULL, error_code = NULL, error_until = 0, updated_at = ? "
-                "WHERE appid = ? AND kind = ?",
-                [value, expires_at, time.time(), appid, kind],
+                "UPDATE credentials SET value = :value, expires_at = :expires, "
+                "lease_owner = NULL, lease_until = NULL, error_code = NULL, error_until = 0, "
+                "updated_at = :now WHERE appid = :appid AND kind = :kind",
+                {
+                    "value": value,
+                    "expires": expires_at,
+                    "now": time.time(),
+                    "appid": appid,
+                    "kind": kind,
+                },
             )
 
     def release(self, appid, kind, owner):
@@ -64,8 +72,8 @@ class CredentialStore:
         with self._db() as db, transaction(db):
             db.execute(
                 "UPDATE credentials SET lease_owner = NULL, lease_until = NULL "
-                "WHERE appid = ? AND kind = ? AND lease_owner = ?",
-                [appid, kind, owner],
+                "WHERE appid = :appid AND kind = :kind AND lease_owner = :owner",
+                {"appid": appid, "kind": kind, "owner": owner},
             )
 
     def fail(self, appid, kind, owner, error_code, error_until):
@@ -73,8 +81,15 @@ class CredentialStore:
         with self._db() as db, transaction(db):
             db.execute(
                 "UPDATE credentials SET lease_owner = NULL, lease_until = NULL, "
-                "error_code = ?, error_until = ? WHERE appid = ? AND kind = ? AND lease_owner = ?",
-                [error_code, error_until, appid, kind, owner],
+                "error_code = :code, error_until = :until "
+                "WHERE appid = :appid AND kind = :kind AND lease_owner = :owner",
+                {
+                    "code": error_code,
+                    "until": error_until,
+                    "appid": appid,
+                    "kind": kind,
+                    "owner": owner,
+                },
             )
 
     def invalidate(self, appid, kind, value):
@@ -82,14 +97,14 @@ class CredentialStore:
         with self._db() as db, transaction(db):
             db.execute(
                 "UPDATE credentials SET value = NULL, expires_at = 0 "
-                "WHERE appid = ? AND kind = ? AND value = ?",
-                [appid, kind, value],
+                "WHERE appid = :appid AND kind = :kind AND value = :value",
+                {"appid": appid, "kind": kind, "value": value},
             )
 
     def statuses(self):
         """Return ``{(appid, kind): expires_at}`` of stored values (never the values)."""
         with self._db() as db:
-            rows = db.execute(
+            rows = db.query(
                 "SELECT appid, kind, expires_at FROM credentials WHERE value IS NOT NULL"
-            ).fetchall()
-        return {(appid, kind): expires for appid, kind, expires in rows}
+            )
+        return {(r["appid"], r["kind"]): r["expires_at"] for r in rows}

@@ -1,58 +1,63 @@
-"""Connections and write transactions: the one place that knows the database engine."""
+"""Connections and write transactions over ``wxsite.engines`` (SQLite or PostgreSQL).
+
+Every query is written once with ``:name`` parameters; the engine adapter runs it on
+either database. A read-then-write appends ``db.for_update`` to its SELECT: a row lock on
+PostgreSQL, nothing on SQLite (where ``BEGIN IMMEDIATE`` already serializes writers).
+"""
 
 import logging
-import sqlite3
 from contextlib import contextmanager
 
-import sqlite_utils
+from ..engines import (  # noqa: F401 - the store's error types, re-exported
+    BUSY_TIMEOUT,
+    Busy,
+    ConfigError,
+    Conflict,
+    StoreError,
+    Unavailable,
+    open_engine,
+)
 
 log = logging.getLogger("wxsite.store")
 
-#: What a failing database raises (callers catch this, not the driver's types).
-Error = sqlite3.Error
+#: What any failing database raises (callers catch this, never a driver's types).
+Error = StoreError
 #: A unique or foreign key that refused a row.
-IntegrityError = sqlite3.IntegrityError
-
-#: How long a connection waits for another writer before "database is locked".
-BUSY_TIMEOUT = 5.0
+IntegrityError = Conflict
 
 
-def connect(path, busy_timeout=BUSY_TIMEOUT):
-    """Open the database at ``path`` in autocommit mode with WAL-friendly pragmas."""
-    conn = sqlite3.connect(
-        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return sqlite_utils.Database(conn, execute_plugins=False)
+def connect(url_or_path, busy_timeout=BUSY_TIMEOUT):
+    """Open one connection to ``url_or_path`` (tools and tests); closing it closes its engine."""
+    engine = open_engine(url_or_path, busy_timeout)
+    conn = engine.connect()
+    close = conn.close
+
+    def close_both():
+        close()
+        engine.close()
+
+    conn.close = close_both
+    return conn
 
 
 @contextmanager
 def transaction(db):
-    """Run the block as one write transaction holding the write lock from the start.
-
-    Inside another ``transaction`` it joins the outer one, so a caller can make several
-    store calls commit (or roll back) together.
-    """
-    if db.conn.in_transaction:
+    """Run the block as one write transaction (a savepoint inside another one)."""
+    with db.transaction():
         yield db
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.execute("COMMIT")
 
 
 def ping(db):
     """Return True if the database answers a trivial query."""
-    return db.execute("SELECT 1").fetchone()[0] == 1
+    return db.scalar("SELECT 1") == 1
 
 
-def one(db, sql, params=()):
+def one(db, sql, params=None):
     """Return the first row of a query as a dict, or None."""
-    rows = list(db.query(sql, params))
-    return rows[0] if rows else None
+    return db.one(sql, params)
+
+
+def marks(prefix, values):
+    """Return ``(":p0, :p1", {"p0": …})`` for an IN list of ``values``."""
+    params = {f"{prefix}{i}": v for i, v in enumerate(values)}
+    return ", ".join(f":{k}" for k in params), params

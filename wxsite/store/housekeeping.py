@@ -16,14 +16,14 @@ def purge_expired(db, login_max_age, now=None):
     deleted = {}
     with transaction(db):
         for table, where, params in (
-            ("auth_states", "expires_at < ?", [now - AUTH_STATE_KEEP]),
+            ("auth_states", "expires_at < :a", {"a": now - AUTH_STATE_KEEP}),
             (
                 "logins",
-                "created_at < ? OR revoked_at < ?",
-                [now - login_max_age, now - KEEP_REVOKED_LOGINS],
+                "created_at < :a OR revoked_at < :b",
+                {"a": now - login_max_age, "b": now - KEEP_REVOKED_LOGINS},
             ),
-            ("pay_notifications", "received_at < ?", [now - KEEP_NOTIFICATIONS]),
-            ("login_failures", "window_start < ?", [now - 86400]),
+            ("pay_notifications", "received_at < :a", {"a": now - KEEP_NOTIFICATIONS}),
+            ("login_failures", "window_start < :a", {"a": now - 86400}),
         ):
-            deleted[table] = db.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
+            deleted[table] = db.execute(f"DELETE FROM {table} WHERE {where}", params)
     return deleted

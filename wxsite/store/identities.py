@@ -2,55 +2,69 @@
 
 import time
 
-from .db import log, one, transaction
+from .db import Conflict, log, transaction
 from .sharing import visitor_key
 from .uploads import UPLOAD_FILES
 
 PROFILE_FIELDS = ("nickname", "headimgurl", "sex", "province", "city", "country")
+#: Tries of a first login that raced another one for the same row (PostgreSQL only).
+LOGIN_TRIES = 3
 
 
 def save_wechat_login(db, appid, token, now=None):
     """Create or update the WeChat identity of a code exchange; return its row id.
 
     One person per unionid: an identity arriving with a unionid joins the person who
-    already has it (from the other appid), moving its uploads along.
+    already has it (from the other appid), bringing along everything it owns.
     """
     now = now or time.time()
-    with transaction(db):
-        row = one(
-            db, "SELECT * FROM wechat_users WHERE appid = ? AND openid = ?", [appid, token.openid]
-        )
-        person_id = _person_for(db, token.unionid, row, now)
-        values = {
-            "person_id": person_id,
-            "unionid": token.unionid or (row or {}).get("unionid"),
-            "scope": token.scope,
-            "web_access_token": token.access_token,
-            "web_token_expires": now + token.expires_in,
-            "refresh_token": token.refresh_token,
-            "refresh_expires": now + 30 * 86400,
-            "last_login_at": now,
-        }
-        if row:
-            sets = ", ".join(f"{k} = ?" for k in values)
-            db.execute(
-                f"UPDATE wechat_users SET {sets} WHERE id = ?", [*values.values(), row["id"]]
-            )
-            return row["id"]
-        values.update(appid=appid, openid=token.openid, created_at=now)
-        cols = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        return db.execute(
-            f"INSERT INTO wechat_users ({cols}) VALUES ({marks})", list(values.values())
-        ).lastrowid
+    for attempt in range(LOGIN_TRIES):
+        try:
+            with transaction(db):
+                return _save_wechat_login(db, appid, token, now)
+        except Conflict:
+            # Another first login of the same identity or unionid committed the row we were
+            # about to insert (writers run side by side on PostgreSQL): start again, and
+            # this time find it.
+            if attempt == LOGIN_TRIES - 1:
+                raise
+
+
+def _save_wechat_login(db, appid, token, now):
+    row = db.one(
+        f"SELECT * FROM wechat_users WHERE appid = :appid AND openid = :openid{db.for_update}",
+        {"appid": appid, "openid": token.openid},
+    )
+    values = {
+        "person_id": _person_for(db, token.unionid, row, now),
+        "unionid": token.unionid or (row or {}).get("unionid"),
+        "scope": token.scope,
+        "web_access_token": token.access_token,
+        "web_token_expires": now + token.expires_in,
+        "refresh_token": token.refresh_token,
+        "refresh_expires": now + 30 * 86400,
+        "last_login_at": now,
+    }
+    if row:
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        db.execute(f"UPDATE wechat_users SET {sets} WHERE id = :id", {**values, "id": row["id"]})
+        return row["id"]
+    values.update(appid=appid, openid=token.openid, created_at=now)
+    cols = ", ".join(values)
+    names = ", ".join(f":{k}" for k in values)
+    return db.scalar(f"INSERT INTO wechat_users ({cols}) VALUES ({names}) RETURNING id", values)
+
+
+def _person(db, where, params):
+    return db.one(f"SELECT * FROM people WHERE {where}{db.for_update}", params)
 
 
 def _person_for(db, unionid, row, now):
     current = row["person_id"] if row else None
     if unionid:
-        owner = one(db, "SELECT * FROM people WHERE unionid = ?", [unionid])
+        owner = _person(db, "unionid = :unionid", {"unionid": unionid})
         if owner and current and owner["id"] != current:
-            dropped = one(db, "SELECT * FROM people WHERE id = ?", [current])
+            dropped = _person(db, "id = :id", {"id": current})
             if owner["account_id"] and dropped["account_id"]:
                 # Both bound, to different accounts: merging would drop one binding.
                 log.warning(
@@ -65,78 +79,86 @@ def _person_for(db, unionid, row, now):
         if owner:
             return owner["id"]
         if current:
-            db.execute("UPDATE people SET unionid = ? WHERE id = ?", [unionid, current])
+            db.execute(
+                "UPDATE people SET unionid = :unionid WHERE id = :id",
+                {"unionid": unionid, "id": current},
+            )
             return current
+        # Concurrent first logins of one unionid: the insert waits for the other one's
+        # commit, then does nothing, and the select finds that one row.
+        db.execute(
+            "INSERT INTO people (unionid, created_at) VALUES (:unionid, :now) "
+            "ON CONFLICT (unionid) DO NOTHING",
+            {"unionid": unionid, "now": now},
+        )
+        return _person(db, "unionid = :unionid", {"unionid": unionid})["id"]
     if current:
         return current
-    return db.execute(
-        "INSERT INTO people (unionid, created_at) VALUES (?, ?)", [unionid, now]
-    ).lastrowid
+    return db.scalar("INSERT INTO people (created_at) VALUES (:now) RETURNING id", {"now": now})
 
 
 def _merge_people(db, keep, dropped):
     """Move everything ``dropped`` owns to ``keep`` (one transaction, the caller's)."""
-    keep_id, drop_id = keep["id"], dropped["id"]
-    db.execute("UPDATE wechat_users SET person_id = ? WHERE person_id = ?", [keep_id, drop_id])
+    ids = {"keep": keep["id"], "drop": dropped["id"], "now": time.time()}
+    db.execute("UPDATE wechat_users SET person_id = :keep WHERE person_id = :drop", ids)
     # Uploads ``keep`` already has (same content) go; their files are queued for removal.
     duplicate = (
-        "FROM uploads d WHERE d.person_id = ? AND EXISTS (SELECT 1 FROM uploads k "
-        "WHERE k.person_id = ? AND k.kind = d.kind AND k.sha256 = d.sha256)"
+        "FROM uploads d WHERE d.person_id = :drop AND EXISTS (SELECT 1 FROM uploads k "
+        "WHERE k.person_id = :keep AND k.kind = d.kind AND k.sha256 = d.sha256)"
     )
     for column in UPLOAD_FILES:
         db.execute(
-            f"INSERT INTO orphan_files (path, created_at) SELECT d.{column}, ? {duplicate} "
+            f"INSERT INTO orphan_files (path, created_at) SELECT d.{column}, :now {duplicate} "
             f"AND d.{column} IS NOT NULL ON CONFLICT (path) DO NOTHING",
-            [time.time(), drop_id, keep_id],
+            ids,
         )
-    db.execute(f"DELETE FROM uploads WHERE id IN (SELECT d.id {duplicate})", [drop_id, keep_id])
-    db.execute("UPDATE uploads SET person_id = ? WHERE person_id = ?", [keep_id, drop_id])
-    db.execute("UPDATE orders SET person_id = ? WHERE person_id = ?", [keep_id, drop_id])
-    _merge_share_visits(db, keep_id, drop_id)
-    if dropped["account_id"] and not keep["account_id"]:
-        db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [drop_id])
-        db.execute(
-            "UPDATE people SET account_id = ? WHERE id = ?", [dropped["account_id"], keep_id]
-        )
-    if dropped["referral_code"] and not keep["referral_code"]:
-        db.execute("UPDATE people SET referral_code = NULL WHERE id = ?", [drop_id])
-        db.execute(
-            "UPDATE people SET referral_code = ? WHERE id = ?", [dropped["referral_code"], keep_id]
-        )
+    db.execute(f"DELETE FROM uploads WHERE id IN (SELECT d.id {duplicate})", ids)
+    db.execute("UPDATE uploads SET person_id = :keep WHERE person_id = :drop", ids)
+    db.execute("UPDATE orders SET person_id = :keep WHERE person_id = :drop", ids)
+    _merge_share_visits(db, ids)
+    for column in ("account_id", "referral_code"):
+        # A binding or a code moves when ``keep`` has none (both bound: never merged).
+        if dropped[column] and not keep[column]:
+            db.execute(f"UPDATE people SET {column} = NULL WHERE id = :drop", ids)
+            db.execute(
+                f"UPDATE people SET {column} = :value WHERE id = :keep",
+                {**ids, "value": dropped[column]},
+            )
     # The dropped row stays: links shared with its own code keep counting for ``keep``.
-    db.execute("UPDATE people SET merged_into = ? WHERE merged_into = ?", [keep_id, drop_id])
-    db.execute("UPDATE people SET merged_into = ? WHERE id = ?", [keep_id, drop_id])
-    log.info("merged person %s into %s by unionid", drop_id, keep_id)
+    db.execute("UPDATE people SET merged_into = :keep WHERE merged_into = :drop", ids)
+    db.execute("UPDATE people SET merged_into = :keep WHERE id = :drop", ids)
+    log.info("merged person %s into %s by unionid", dropped["id"], keep["id"])
 
 
-def _merge_share_visits(db, keep_id, drop_id):
-    old, new = visitor_key(drop_id), visitor_key(keep_id)
+def _merge_share_visits(db, ids):
+    params = {**ids, "old": visitor_key(ids["drop"]), "new": visitor_key(ids["keep"])}
     # Visits the dropped person made: now made by ``keep`` (once per sharer).
     db.execute(
-        "UPDATE share_visits SET visitor = ? WHERE visitor = ? AND NOT EXISTS "
+        "UPDATE share_visits SET visitor = :new WHERE visitor = :old AND NOT EXISTS "
         "(SELECT 1 FROM share_visits s WHERE s.person_id = share_visits.person_id "
-        "AND s.visitor = ?)",
-        [new, old, new],
+        "AND s.visitor = :new)",
+        params,
     )
-    db.execute("DELETE FROM share_visits WHERE visitor = ?", [old])
+    db.execute("DELETE FROM share_visits WHERE visitor = :old", params)
     # Visits the dropped person received: now ``keep``'s (once per visitor, never its own).
     db.execute(
-        "UPDATE share_visits SET person_id = ? WHERE person_id = ? AND NOT EXISTS "
-        "(SELECT 1 FROM share_visits s WHERE s.person_id = ? AND s.visitor = share_visits.visitor)",
-        [keep_id, drop_id, keep_id],
+        "UPDATE share_visits SET person_id = :keep WHERE person_id = :drop AND NOT EXISTS "
+        "(SELECT 1 FROM share_visits s WHERE s.person_id = :keep "
+        "AND s.visitor = share_visits.visitor)",
+        params,
     )
-    db.execute("DELETE FROM share_visits WHERE person_id = ?", [drop_id])
-    db.execute("DELETE FROM share_visits WHERE person_id = ? AND visitor = ?", [keep_id, new])
+    db.execute("DELETE FROM share_visits WHERE person_id = :drop", params)
+    db.execute("DELETE FROM share_visits WHERE person_id = :keep AND visitor = :new", params)
 
 
 def save_profile(db, wechat_user_id, info, now=None):
     """Store the consented profile from ``sns/userinfo``."""
-    values = [info.get(field) for field in PROFILE_FIELDS]
+    values = {field: info.get(field) for field in PROFILE_FIELDS}
+    sets = ", ".join(f"{field} = :{field}" for field in PROFILE_FIELDS)
     with transaction(db):
         db.execute(
-            "UPDATE wechat_users SET nickname = ?, headimgurl = ?, sex = ?, province = ?, "
-            "city = ?, country = ?, profile_at = ? WHERE id = ?",
-            [*values, now or time.time(), wechat_user_id],
+            f"UPDATE wechat_users SET {sets}, profile_at = :now WHERE id = :id",
+            {**values, "now": now or time.time(), "id": wechat_user_id},
         )
 
 
@@ -145,27 +167,27 @@ def save_web_token(db, wechat_user_id, token, now=None):
     now = now or time.time()
     with transaction(db):
         db.execute(
-            "UPDATE wechat_users SET web_access_token = ?, web_token_expires = ?, "
-            "refresh_token = COALESCE(NULLIF(?, ''), refresh_token), scope = ? WHERE id = ?",
-            [
-                token.access_token,
-                now + token.expires_in,
-                token.refresh_token,
-                token.scope,
-                wechat_user_id,
-            ],
+            "UPDATE wechat_users SET web_access_token = :token, web_token_expires = :expires, "
+            "refresh_token = COALESCE(NULLIF(:refresh, ''), refresh_token), scope = :scope "
+            "WHERE id = :id",
+            {
+                "token": token.access_token,
+                "expires": now + token.expires_in,
+                "refresh": token.refresh_token,
+                "scope": token.scope,
+                "id": wechat_user_id,
+            },
         )
 
 
 def get_wechat_user(db, wechat_user_id):
     """Return the identity with its person's binding and account name, or None."""
-    return one(
-        db,
+    return db.one(
         "SELECT w.*, p.account_id, p.referral_code, a.username AS account_username, "
         "a.display_name AS account_display_name FROM wechat_users w "
         "JOIN people p ON p.id = w.person_id LEFT JOIN accounts a ON a.id = p.account_id "
-        "WHERE w.id = ?",
-        [wechat_user_id],
+        "WHERE w.id = :id",
+        {"id": wechat_user_id},
     )
 
 
@@ -176,17 +198,16 @@ def create_login(db, login_id, wechat_user_id, now=None):
     """Record a login session (the cookie carries only ``login_id``)."""
     with transaction(db):
         db.execute(
-            "INSERT INTO logins (id, wechat_user_id, created_at) VALUES (?, ?, ?)",
-            [login_id, wechat_user_id, now or time.time()],
+            "INSERT INTO logins (id, wechat_user_id, created_at) VALUES (:id, :user, :now)",
+            {"id": login_id, "user": wechat_user_id, "now": now or time.time()},
         )
 
 
 def get_login(db, login_id, max_age, now=None):
     """Return the live login's identity row, or None if revoked, expired or unknown."""
-    login = one(
-        db,
-        "SELECT * FROM logins WHERE id = ? AND revoked_at IS NULL AND created_at > ?",
-        [login_id, (now or time.time()) - max_age],
+    login = db.one(
+        "SELECT * FROM logins WHERE id = :id AND revoked_at IS NULL AND created_at > :since",
+        {"id": login_id, "since": (now or time.time()) - max_age},
     )
     return get_wechat_user(db, login["wechat_user_id"]) if login else None
 
@@ -195,8 +216,8 @@ def revoke_login(db, login_id, now=None):
     """End a login session for good."""
     with transaction(db):
         db.execute(
-            "UPDATE logins SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            [now or time.time(), login_id],
+            "UPDATE logins SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
+            {"now": now or time.time(), "id": login_id},
         )
 
 
@@ -209,17 +230,23 @@ class BindingConflict(Exception):
 
 def bind_account(db, person_id, account_id):
     """Bind a person to an account; never silently rebinds either side."""
-    with transaction(db):
-        person = one(db, "SELECT account_id FROM people WHERE id = ?", [person_id])
-        if person and person["account_id"] and person["account_id"] != account_id:
-            raise BindingConflict("person")
-        holder = one(db, "SELECT id FROM people WHERE account_id = ?", [account_id])
-        if holder and holder["id"] != person_id:
-            raise BindingConflict("account")
-        db.execute("UPDATE people SET account_id = ? WHERE id = ?", [account_id, person_id])
+    ids = {"person": person_id, "account": account_id}
+    try:
+        with transaction(db):
+            # Lock the account, then the person: parallel binds of one account queue here.
+            db.execute(f"SELECT id FROM accounts WHERE id = :account{db.for_update}", ids)
+            person = _person(db, "id = :person", ids)
+            if person and person["account_id"] and person["account_id"] != account_id:
+                raise BindingConflict("person")
+            holder = db.scalar("SELECT id FROM people WHERE account_id = :account", ids)
+            if holder and holder != person_id:
+                raise BindingConflict("account")
+            db.execute("UPDATE people SET account_id = :account WHERE id = :person", ids)
+    except Conflict:
+        raise BindingConflict("account") from None  # the unique binding held
 
 
 def unbind_account(db, person_id):
     """Remove a person's binding."""
     with transaction(db):
-        db.execute("UPDATE people SET account_id = NULL WHERE id = ?", [person_id])
+        db.execute("UPDATE people SET account_id = NULL WHERE id = :id", {"id": person_id})

@@ -9,20 +9,17 @@ def referral_code(db, person_id, new_code):
     """Return the person's referral code, storing ``new_code`` the first time."""
     with transaction(db):
         db.execute(
-            "UPDATE people SET referral_code = ? WHERE id = ? AND referral_code IS NULL",
-            [new_code, person_id],
+            "UPDATE people SET referral_code = :code WHERE id = :id AND referral_code IS NULL",
+            {"code": new_code, "id": person_id},
         )
-        return db.execute("SELECT referral_code FROM people WHERE id = ?", [person_id]).fetchone()[
-            0
-        ]
+        return db.scalar("SELECT referral_code FROM people WHERE id = :id", {"id": person_id})
 
 
 def person_by_referral(db, code):
     """Return the id of the person who shares with ``code`` (after merges), or None."""
-    row = db.execute(
-        "SELECT COALESCE(merged_into, id) FROM people WHERE referral_code = ?", [code]
-    ).fetchone()
-    return row[0] if row else None
+    return db.scalar(
+        "SELECT COALESCE(merged_into, id) FROM people WHERE referral_code = :code", {"code": code}
+    )
 
 
 def visitor_key(person_id):
@@ -36,14 +33,18 @@ def record_share_visit(db, person_id, visitor_person_id, now=None):
         return
     with transaction(db):
         db.execute(
-            "INSERT INTO share_visits (person_id, visitor, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (person_id, visitor) DO NOTHING",
-            [person_id, visitor_key(visitor_person_id), now or time.time()],
+            "INSERT INTO share_visits (person_id, visitor, created_at) "
+            "VALUES (:person, :visitor, :now) ON CONFLICT (person_id, visitor) DO NOTHING",
+            {
+                "person": person_id,
+                "visitor": visitor_key(visitor_person_id),
+                "now": now or time.time(),
+            },
         )
 
 
 def share_visits(db, person_id):
     """Return how many visitors arrived through the person's shared links."""
-    return db.execute(
-        "SELECT COUNT(*) FROM share_visits WHERE person_id = ?", [person_id]
-    ).fetchone()[0]
+    return db.scalar(
+        "SELECT COUNT(*) FROM share_visits WHERE person_id = :person", {"person": person_id}
+    )

@@ -2,7 +2,7 @@
 
 import time
 
-from .db import one, transaction
+from .db import transaction
 
 
 def take_attempt(db, limits, window, now=None):
@@ -10,35 +10,41 @@ def take_attempt(db, limits, window, now=None):
 
     Returns the keys already at their limit in the current window (then nothing is
     counted), or an empty list when the attempt was counted. Check and count are one write
-    transaction, taken before the attempt is made, so parallel attempts from any number of
-    workers never get more than ``limit`` tries.
+    transaction with the counters' rows locked, taken before the attempt is made, so
+    parallel attempts from any number of workers and hosts never get more than ``limit``.
     """
     now = now or time.time()
+    keys = sorted(limits)  # one lock order for everyone: no deadlocks
     with transaction(db):
-        spent = [
-            key for key, limit in limits.items() if _count_in_window(db, key, window, now) >= limit
-        ]
+        counts = {}
+        for key in keys:
+            # The row must exist before it can be locked.
+            db.execute(
+                "INSERT INTO login_failures (key, failures, window_start) "
+                "VALUES (:key, 0, :now) ON CONFLICT (key) DO NOTHING",
+                {"key": key, "now": now},
+            )
+            row = db.one(
+                f"SELECT failures, window_start FROM login_failures WHERE key = :key"
+                f"{db.for_update}",
+                {"key": key},
+            )
+            counts[key] = 0 if row["window_start"] < now - window else row["failures"]
+        spent = [key for key in keys if counts[key] >= limits[key]]
         if spent:
             return spent
-        for key in limits:
+        for key in keys:
             db.execute(
-                "INSERT INTO login_failures (key, failures, window_start) VALUES (?, 1, ?) "
-                "ON CONFLICT(key) DO UPDATE SET "
-                "failures = CASE WHEN window_start < ? THEN 1 ELSE failures + 1 END, "
-                "window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END",
-                [key, now, now - window, now - window, now],
+                "UPDATE login_failures SET "
+                "failures = CASE WHEN window_start < :start THEN 1 ELSE failures + 1 END, "
+                "window_start = CASE WHEN window_start < :start THEN :now ELSE window_start END "
+                "WHERE key = :key",
+                {"key": key, "start": now - window, "now": now},
             )
     return []
-
-
-def _count_in_window(db, key, window, now):
-    row = one(db, "SELECT failures, window_start FROM login_failures WHERE key = ?", [key])
-    if not row or row["window_start"] < now - window:
-        return 0
-    return row["failures"]
 
 
 def clear_failures(db, key):
     """Forget the attempts counted for ``key`` (after a success)."""
     with transaction(db):
-        db.execute("DELETE FROM login_failures WHERE key = ?", [key])
+        db.execute("DELETE FROM login_failures WHERE key = :key", {"key": key})

@@ -2,7 +2,11 @@
 
 import time
 
-from .db import one, transaction
+from .db import transaction
+
+#: The columns of ``uploads`` that name a stored file.
+UPLOAD_FILES = ("path", "hq_path", "playable_path")
+_SAME_CONTENT = "person_id = :person_id AND kind = :kind AND sha256 = :sha256"
 
 
 def add_upload(db, person_id, kind, media_id, path, sha256, size, content_type, **extra):
@@ -19,41 +23,39 @@ def add_upload(db, person_id, kind, media_id, path, sha256, size, content_type, 
         **extra,
     )
     cols = ", ".join(values)
-    marks = ", ".join("?" for _ in values)
+    names = ", ".join(f":{k}" for k in values)
     with transaction(db):
-        cursor = db.execute(
-            f"INSERT OR IGNORE INTO uploads ({cols}) VALUES ({marks})", list(values.values())
+        # The unique (person, kind, sha256) decides between concurrent uploads of one file.
+        created = db.execute(
+            f"INSERT INTO uploads ({cols}) VALUES ({names}) "
+            "ON CONFLICT (person_id, kind, sha256) DO NOTHING",
+            values,
         )
-        created = cursor.rowcount == 1
-        row = one(
-            db,
-            "SELECT * FROM uploads WHERE person_id = ? AND kind = ? AND sha256 = ?",
-            [person_id, kind, sha256],
-        )
-    return row, created
+        row = db.one(f"SELECT * FROM uploads WHERE {_SAME_CONTENT}", values)
+    return row, created == 1
 
 
 def find_upload(db, person_id, kind, sha256):
     """Return the person's upload with this content, or None."""
-    return one(
-        db,
-        "SELECT * FROM uploads WHERE person_id = ? AND kind = ? AND sha256 = ?",
-        [person_id, kind, sha256],
+    return db.one(
+        f"SELECT * FROM uploads WHERE {_SAME_CONTENT}",
+        {"person_id": person_id, "kind": kind, "sha256": sha256},
     )
 
 
 def get_upload(db, upload_id, person_id):
     """Return the upload if it belongs to ``person_id``, else None."""
-    return one(db, "SELECT * FROM uploads WHERE id = ? AND person_id = ?", [upload_id, person_id])
+    return db.one(
+        "SELECT * FROM uploads WHERE id = :id AND person_id = :person",
+        {"id": upload_id, "person": person_id},
+    )
 
 
 def list_uploads(db, person_id, kind):
     """Return the person's uploads of ``kind``, newest first."""
-    return list(
-        db.query(
-            "SELECT * FROM uploads WHERE person_id = ? AND kind = ? ORDER BY id DESC",
-            [person_id, kind],
-        )
+    return db.query(
+        "SELECT * FROM uploads WHERE person_id = :person AND kind = :kind ORDER BY id DESC",
+        {"person": person_id, "kind": kind},
     )
 
 
@@ -64,42 +66,44 @@ def delete_upload(db, upload_id, person_id):
     before it removes them leaves them to the sweeper, not on disk for ever.
     """
     with transaction(db):
-        row = get_upload(db, upload_id, person_id)
+        row = db.one(
+            f"SELECT * FROM uploads WHERE id = :id AND person_id = :person{db.for_update}",
+            {"id": upload_id, "person": person_id},
+        )
         if row:
-            db.execute("DELETE FROM uploads WHERE id = ?", [upload_id])
+            db.execute("DELETE FROM uploads WHERE id = :id", {"id": upload_id})
             for column in UPLOAD_FILES:
                 if row[column]:
                     queue_orphan_file(db, row[column])
     return row
 
 
-#: The columns of ``uploads`` that name a stored file.
-UPLOAD_FILES = ("path", "hq_path", "playable_path")
-
-
 def queue_orphan_file(db, path, now=None):
     """Record a stored file whose row is gone, for the sweeper to remove."""
     db.execute(
-        "INSERT INTO orphan_files (path, created_at) VALUES (?, ?) ON CONFLICT (path) DO NOTHING",
-        [path, now or time.time()],
+        "INSERT INTO orphan_files (path, created_at) VALUES (:path, :now) "
+        "ON CONFLICT (path) DO NOTHING",
+        {"path": path, "now": now or time.time()},
     )
 
 
 def orphan_files(db, limit=1000):
     """Return queued orphan file paths (relative to the uploads folder)."""
-    return [r[0] for r in db.execute("SELECT path FROM orphan_files LIMIT ?", [limit])]
+    return [
+        r["path"] for r in db.query("SELECT path FROM orphan_files LIMIT :limit", {"limit": limit})
+    ]
 
 
 def forget_orphan_files(db, paths):
     """Drop queue entries whose files are gone."""
     with transaction(db):
         for path in paths:
-            db.execute("DELETE FROM orphan_files WHERE path = ?", [path])
+            db.execute("DELETE FROM orphan_files WHERE path = :path", {"path": path})
 
 
 def upload_paths(db):
     """Return every stored file path any upload row names."""
     paths = set()
-    for row in db.execute("SELECT path, hq_path, playable_path FROM uploads"):
-        paths.update(p for p in row if p)
+    for row in db.query("SELECT path, hq_path, playable_path FROM uploads"):
+        paths.update(p for p in row.values() if p)
     return paths
