@@ -15,6 +15,8 @@ from wxsite import create_app
 from wxsite.wechat import protocol
 
 DEADLINE = 2.0
+#: A made-up media answer far beyond any cap and any socket buffer (generated as sent).
+HUGE = 200_000_000
 #: Generous: near the deadline, far before the drip would have finished.
 ENDED_BY = DEADLINE + 4.0
 
@@ -79,11 +81,13 @@ def test_chunked_image_over_the_cap_is_too_large_and_leaves_no_file(site, emu, p
     app, _ = site
     media_id = emu.upload_media(image_bytes())
     # No Content-Length: the cap can only be enforced while the bytes come in.
-    emu.fault(protocol.MEDIA_GET, chunked=True, size=20_000_000)
+    emu.fault(protocol.MEDIA_GET, chunked=True, size=HUGE)
     item = post_json("/upload", {"server_ids": [media_id]}).json()["items"][0]
     assert item["status"] == "error" and item["error"] == "too_large" and "过大" in item["message"]
     assert leftovers(app) == []
-    assert emu.settled_delivery(protocol.MEDIA_GET)["sent"] < 5_000_000
+    delivery = emu.settled_delivery(protocol.MEDIA_GET)
+    # Socket buffers (tens of MB on loopback) take some of it, never all of it.
+    assert delivery["state"] == "cut" and delivery["sent"] < HUGE / 2, delivery
 
 
 def test_chunked_image_under_the_cap_is_stored(site, emu, post_json):

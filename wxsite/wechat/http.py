@@ -9,6 +9,7 @@ timeouts alone never fire against such a drip. No watchdog thread: the socket th
 blocks is only ever touched by the thread that reads it.
 """
 
+import contextlib
 import http.client
 import io
 import logging
@@ -29,11 +30,11 @@ from .errors import WeChatError
 log = logging.getLogger("wxsite.wechat")
 
 CONNECT_TIMEOUT = 3.05
-#: Shortest connect/read timeout an attempt is started with.
+#: An attempt needs at least this many seconds of its budget left to be started.
 MIN_TIMEOUT = 0.1
 
-# The budget (a ``time.monotonic()`` value) of the call this thread is making; responses
-# read it once, when their connection starts parsing them.
+# The _Budget of the call this thread is making; a response takes it when its connection
+# starts parsing it, so a streamed body read later stays bound by it.
 _current = threading.local()
 
 
@@ -123,6 +124,26 @@ class DeadlineAdapter(HTTPAdapter):
         if type(manager) is ProxyManager:
             manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
         return manager
+
+
+@contextlib.contextmanager
+def within(seconds):
+    """Bound every read made in this block through a mounted session by ``seconds`` in all.
+
+    For callers outside the Transport, e.g. a client with its own session mounted with
+    ``Transport.mount``; reads past the budget raise ``requests``' timeout errors.
+    """
+    with _holding(_Budget(time.monotonic() + seconds)) as budget:
+        yield budget
+
+
+@contextlib.contextmanager
+def _holding(budget):
+    outer, _current.budget = getattr(_current, "budget", None), budget
+    try:
+        yield budget
+    finally:
+        _current.budget = outer
 
 
 def shorten_deadline(response, deadline):
@@ -226,17 +247,15 @@ class Transport:
         timeout = (min(CONNECT_TIMEOUT, left), min(self.read_timeout, left))
         t0 = time.monotonic()
         errcode = protocol.OK
-        outer, _current.budget = getattr(_current, "budget", None), budget
         try:
-            response = send(timeout)
+            with _holding(budget):
+                response = send(timeout)
         except requests.RequestException as exc:
             if budget.left() <= 0:
                 _log_call(path, "unreachable", t0, "deadline")
                 raise WeChatError(None, "WeChat too slow (call deadline passed)", path) from None
             _log_call(path, "unreachable", t0, type(exc).__name__)
             raise WeChatError(None, f"WeChat unreachable ({type(exc).__name__})", path) from None
-        finally:
-            _current.budget = outer
         # A streamed body is read later, by the caller, still within this budget.
         response.wx_budget = budget
         try:
