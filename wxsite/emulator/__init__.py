@@ -8,7 +8,7 @@ from flask import Flask, redirect
 
 from wxsite.wechat import protocol
 
-from . import api, control, hooks, jssdk, oauth, pay
+from . import api, control, hooks, jssdk, oauth, pay, server
 from .state import EmulatorState
 from .users import DEFAULT_USERS
 
@@ -58,4 +58,7 @@ def create_emulator(config=None):
     for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp, pay.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", "home", lambda: redirect("/_emu/"))
+    # Run alone (`flask --app wsgi wx emulator`) its access lines would show the fake
+    # secrets, codes and tokens the callers send in query strings.
+    server.hide_query_strings()
     return app

@@ -7,13 +7,16 @@ from flask import current_app, Blueprint, Response, abort, render_template, requ
 from wxsite.wechat import protocol
 
 from .api import store_upload
-from .state import FAULT_PATHS, Fault
+from .state import FAULT_PATHS, MEDIA_PATHS, Fault
 from .users import avatar_svg
 from .web import bad_request, external_url, request_json, state, wx_json
 
 bp = Blueprint("control", __name__, url_prefix="/_emu")
 
 _FAULT_KINDS = ("errcode", "status", "body")
+_SHAPES = ("drip", "chunked", "size")
+#: Largest media answer a ``size`` fault makes up (generated lazily, never held in memory).
+_MAX_SIZE = 1 << 30
 _EVENT_FIELDS = ("api", "args", "url", "ok", "errMsg", "result")
 
 
@@ -49,9 +52,10 @@ def _parse_fault(data):
     kinds = [k for k in _FAULT_KINDS if data.get(k) is not None]
     stall = data.get("stall")
     if len(kinds) > 1:
-        return "give only one of errcode, status, body (stall may go with any)"
-    if not kinds and stall is None:
-        return "give one of errcode, status, stall, body"
+        return "give only one of errcode, status, body (stall and the body shapes may go with any)"
+    shaping = [k for k in _SHAPES if data.get(k) is not None and data.get(k) is not False]
+    if not kinds and stall is None and not shaping and data.get("drip_bytes") is None:
+        return f"give one of errcode, status, stall, body, {', '.join(_SHAPES)}"
     if stall is not None and (not _is_number(stall) or not 0 <= stall <= 600):
         return "stall must be a number of seconds between 0 and 600"
     errcode, status, body = (data.get(k) for k in _FAULT_KINDS)
@@ -65,7 +69,27 @@ def _parse_fault(data):
     errmsg = data.get("errmsg")
     if not isinstance(content_type, str) or not isinstance(errmsg, (str, type(None))):
         return "content_type and errmsg must be strings"
-    return Fault(path, count, errcode, errmsg, status, stall, body, content_type)
+    shape = _parse_shape(data, path)
+    if isinstance(shape, str):
+        return shape
+    return Fault(path, count, errcode, errmsg, status, stall, body, content_type, **shape)
+
+
+def _parse_shape(data, path):
+    """Return the body-shaping fields of a fault as keyword arguments, or an error message."""
+    drip, drip_bytes = data.get("drip"), data.get("drip_bytes")
+    chunked, size = data.get("chunked", False), data.get("size")
+    if drip is not None and (not _is_number(drip) or not 0 < drip <= 60):
+        return "drip must be a number of seconds between pieces, above 0 and at most 60"
+    if drip_bytes is not None and (drip is None or not _is_int(drip_bytes) or drip_bytes < 1):
+        return "drip_bytes must be a positive integer, and goes with drip"
+    if not isinstance(chunked, bool):
+        return "chunked must be true or false"
+    if size is not None and (not _is_int(size) or not 0 <= size <= _MAX_SIZE):
+        return f"size must be a number of bytes between 0 and {_MAX_SIZE}"
+    if size is not None and path not in MEDIA_PATHS:
+        return f"size goes only with {', '.join(MEDIA_PATHS)}"
+    return {"drip": drip, "drip_bytes": drip_bytes or 1, "chunked": chunked, "size": size}
 
 
 @bp.post("/faults")
@@ -89,6 +113,19 @@ def list_faults():
 def clear_faults():
     """Drop every queued fault."""
     state().clear_faults()
+    return wx_json([])
+
+
+@bp.get("/deliveries")
+def deliveries():
+    """Return how far each answer shaped by a fault (drip, chunked, size) got, oldest first."""
+    return wx_json(state().describe_deliveries())
+
+
+@bp.delete("/deliveries")
+def clear_deliveries():
+    """Forget the shaped answers."""
+    state().clear_deliveries()
     return wx_json([])
 
 

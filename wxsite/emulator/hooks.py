@@ -2,7 +2,7 @@
 
 import time
 
-from flask import Response, request
+from flask import Response, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from wxsite.wechat import protocol
@@ -11,6 +11,8 @@ from .state import FAULT_PATHS, ApiError
 from .web import state, wx_json
 
 _FAULT_PATHS = frozenset(FAULT_PATHS)
+#: Pieces of a made-up (zero-padded) media body.
+_PAD_CHUNK = 64 * 1024
 # Called from the site's pages (another origin): the fake JS-SDK and what it talks to.
 _CORS_PREFIXES = (
     "/_emu/jssdk/",
@@ -38,6 +40,8 @@ def apply_fault():
     fault = state().hit(request.path)
     if fault is None:
         return None
+    if fault.shapes_body:
+        g.wxemu_shape = fault
     if fault.stall:
         # Wall-clock sleep: the point is to make the caller's HTTP timeout fire.
         time.sleep(fault.stall)
@@ -48,6 +52,68 @@ def apply_fault():
     if fault.body is not None:
         return Response(fault.body, 200, content_type=fault.content_type)
     return None
+
+
+def shape_answer(response):
+    """Send a faulted call's answer the way its fault says: dripped, chunked or resized."""
+    fault = g.pop("wxemu_shape", None)
+    if fault is None:
+        return response
+    # Only a media answer is resized; WeChat's JSON errors keep their bytes.
+    size = fault.size if fault.size is not None and not response.is_json else None
+    length = size if size is not None else response.content_length
+    delivery = state().add_delivery(request.path, length)
+    response.response = _deliver(response.iter_encoded(), fault, size, delivery)
+    response.direct_passthrough = True
+    if fault.chunked:
+        # werkzeug then sends Transfer-Encoding: chunked.
+        del response.headers["Content-Length"]
+    elif length is not None:
+        response.content_length = length
+    return response
+
+
+def _deliver(pieces, fault, size, delivery):
+    # Counts what the server really wrote: a piece counts once the next one is asked for.
+    try:
+        if size is not None:
+            pieces = _resized(pieces, size)
+        if fault.drip is not None:
+            pieces = _dripped(pieces, fault.drip_bytes, fault.drip)
+        for piece in pieces:
+            yield piece
+            delivery.sent += len(piece)
+        delivery.state = "done"
+    finally:
+        if delivery.state == "sending":
+            delivery.state = "cut"
+
+
+def _resized(pieces, size):
+    left = size
+    for piece in pieces:
+        if left <= 0:
+            break
+        piece = piece[:left]
+        left -= len(piece)
+        if piece:
+            yield piece
+    padding = bytes(min(left, _PAD_CHUNK))
+    while left > 0:
+        piece = padding[: min(left, _PAD_CHUNK)]
+        left -= len(piece)
+        yield piece
+
+
+def _dripped(pieces, piece_size, every):
+    first = True
+    for piece in pieces:
+        for start in range(0, len(piece), piece_size):
+            if not first:
+                # Wall-clock sleep: the point is to outlast the caller's whole budget.
+                time.sleep(every)
+            first = False
+            yield piece[start : start + piece_size]
 
 
 def add_cors(response):
@@ -73,5 +139,6 @@ def api_error(error):
 def init_app(app):
     """Register the hooks on the emulator *app*."""
     app.before_request(apply_fault)
+    app.after_request(shape_answer)
     app.after_request(add_cors)
     app.register_error_handler(ApiError, api_error)

@@ -1,9 +1,38 @@
 """Serve the emulator on a real port from a daemon thread (tests, the site's CLI)."""
 
+import logging
 import threading
 from dataclasses import dataclass
 
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+
+def _without_query(text):
+    start = text.find("?")
+    if start < 0:
+        return text
+    end = text.rfind(" HTTP/")
+    return text[:start] + (text[end:] if end > start else "")
+
+
+class NoQueryStrings(logging.Filter):
+    """Drop query strings from werkzeug's access lines: they carry secrets, codes and tokens."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _without_query(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+_NO_QUERY_STRINGS = NoQueryStrings()
+
+
+def hide_query_strings():
+    """Make werkzeug's access lines show paths only (idempotent, process-wide)."""
+    # werkzeug logs access lines on this logger whoever serves the app (run_simple, start).
+    logging.getLogger("werkzeug").addFilter(_NO_QUERY_STRINGS)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -46,8 +46,13 @@ FAULT_PATHS = (
     "/_emu/jssdk/upload",
 )
 
+#: Paths whose answer a fault may resize (``size``): the media downloads.
+MEDIA_PATHS = (protocol.MEDIA_GET, protocol.MEDIA_GET_JSSDK)
+
 #: Events kept for /_emu/events; older ones are dropped so a long session stays small.
 MAX_EVENTS = 10_000
+#: Shaped answers kept for /_emu/deliveries.
+MAX_DELIVERIES = 1_000
 #: How long after expiry a credential is still remembered (to answer "expired").
 _FORGET_AFTER = 24 * 3600
 _ALNUM = string.ascii_letters + string.digits
@@ -143,17 +148,49 @@ class Fault:
     stall: float | None = None
     body: str | None = None
     content_type: str = "application/json"
+    #: Seconds between pieces of ``drip_bytes`` bytes of the answer's body.
+    drip: float | None = None
+    drip_bytes: int = 1
+    #: Send the answer without Content-Length (chunked transfer encoding).
+    chunked: bool = False
+    #: Media paths: make the media answer exactly this many bytes (cut or zero-padded).
+    size: int | None = None
     seq: int = field(default=0, compare=False)
+
+    @property
+    def shapes_body(self):
+        """True when the answer's body is sent differently (dripped, chunked, resized)."""
+        return self.drip is not None or self.chunked or self.size is not None
 
     def describe(self):
         """Return the fault as the JSON object the control API shows."""
         out = {"path": self.path, "count": self.count}
-        for name in ("errcode", "errmsg", "status", "stall", "body"):
+        for name in ("errcode", "errmsg", "status", "stall", "body", "drip", "size"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         if self.body is not None:
             out["content_type"] = self.content_type
+        if self.drip is not None:
+            out["drip_bytes"] = self.drip_bytes
+        if self.chunked:
+            out["chunked"] = True
         return out
+
+
+@dataclass
+class Delivery:
+    """How far the emulator got sending one answer shaped by a fault."""
+
+    path: str
+    #: Bytes the body was to have, None when unknown.
+    length: int | None
+    sent: int = 0
+    #: "sending", then "done", or "cut" when the caller went away first.
+    state: str = "sending"
+
+    def describe(self):
+        """Return the delivery as the JSON object the control API shows."""
+        return {"path": self.path, "length": self.length, "sent": self.sent, "state": self.state}
 
 
 class EmulatorState:
@@ -200,6 +237,7 @@ class EmulatorState:
             self.faults = []
             self.counters = {}
             self.events = deque(maxlen=MAX_EVENTS)
+            self.deliveries = deque(maxlen=MAX_DELIVERIES)
             self._fault_seq = 0
             self.follows = {
                 u.key: {a: subscribe_time_for(i) for a in u.follows if a in self.accounts}
@@ -481,6 +519,23 @@ class EmulatorState:
                             self.faults.remove(fault)
                     return fault
             return None
+
+    def add_delivery(self, path, length):
+        """Start recording how a shaped answer of *path* goes out; return its Delivery."""
+        delivery = Delivery(path, length)
+        with self.lock:
+            self.deliveries.append(delivery)
+        return delivery
+
+    def describe_deliveries(self):
+        """Return the shaped answers, oldest first."""
+        with self.lock:
+            return [d.describe() for d in self.deliveries]
+
+    def clear_deliveries(self):
+        """Forget the shaped answers."""
+        with self.lock:
+            self.deliveries.clear()
 
     def describe_counters(self):
         """Return calls per path, every known path included (0 if never called)."""

@@ -1,6 +1,7 @@
 """A client for the emulator's control API, for this project's tests (stdlib only)."""
 
 import json
+import time
 import urllib.error
 import urllib.request
 from http.cookies import SimpleCookie
@@ -54,8 +55,28 @@ class Control:
         return self.call("DELETE", "/counters")
 
     def fault(self, path, count=1, **kind):
-        """Make the next *count* calls of *path* fail: errcode=, status=, stall=, body=."""
+        """Make the next *count* calls of *path* fail.
+
+        Kinds: errcode=, status=, stall=, body=; the body shapes drip= (with drip_bytes=),
+        chunked=True and size= (media paths) go alone or with any of them.
+        """
         return self.call("POST", "/faults", dict(path=path, count=count, **kind))
+
+    def deliveries(self, path=None):
+        """Return the answers shaped by a fault (only those of *path* if given), oldest first."""
+        found = self.call("GET", "/deliveries")
+        return [d for d in found if path is None or d["path"] == path]
+
+    def settled_delivery(self, path, timeout=10.0):
+        """Return the last shaped answer of *path* once it is done or cut (or at *timeout*)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.deliveries(path)
+            if found and (found[-1]["state"] != "sending" or time.monotonic() > deadline):
+                return found[-1]
+            if not found and time.monotonic() > deadline:
+                raise AssertionError(f"no shaped answer of {path}")
+            time.sleep(0.05)
 
     def faults(self):
         """Return the queued faults."""

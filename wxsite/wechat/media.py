@@ -8,6 +8,7 @@ import time
 import requests
 
 from .errors import WeChatError
+from .http import shorten_deadline
 
 
 class MediaTooLarge(WeChatError):
@@ -58,6 +59,8 @@ def save_stream(response, directory, max_bytes, deadline, path):
     if declared and declared.isdigit() and int(declared) > max_bytes:
         response.close()
         raise MediaTooLarge(path, max_bytes)
+    # Bound each read too: a server dripping bytes never lets a chunk finish.
+    shorten_deadline(response, deadline)
     fd, tmp_path = tempfile.mkstemp(prefix=".part-", dir=directory)
     digest = hashlib.sha256()
     size = 0
@@ -76,6 +79,8 @@ def save_stream(response, directory, max_bytes, deadline, path):
                 out.write(chunk)
     except requests.RequestException as exc:
         os.unlink(tmp_path)
+        if time.monotonic() > deadline:
+            raise WeChatError(None, "media download too slow", path) from None
         raise WeChatError(None, f"media download broke off ({type(exc).__name__})", path) from None
     except BaseException:
         os.unlink(tmp_path)
