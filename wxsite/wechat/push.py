@@ -48,8 +48,8 @@ _SHA1_HEX = re.compile(r"[0-9A-Fa-f]{40}")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # What an echostr may be before it is reflected into a response body.
 _ECHOSTR = re.compile(r"[A-Za-z0-9+/=_.-]{1,512}")
-# Characters XML 1.0 cannot carry at all, not even in CDATA.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 cannot carry at all, not even in CDATA (and lone surrogates, not UTF-8).
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
 _MAX_DEPTH = 4  # <xml><SendPicsInfo><PicList><item><PicMd5Sum> is the deepest WeChat sends
 
@@ -122,7 +122,7 @@ def check_timestamp(timestamp, now, max_skew=MAX_SKEW):
 
 
 def verify_url(token, timestamp, nonce, signature_, echostr, now, max_skew=MAX_SKEW):
-    """Return ``echostr`` for WeChat's URL check, or raise BadPush if the request is not WeChat's."""
+    """Return ``echostr`` for WeChat's URL check, or raise BadPush if WeChat did not sign it."""
     check_signature(token, timestamp, nonce, signature_)
     check_timestamp(timestamp, now, max_skew)
     if not isinstance(echostr, str) or not _ECHOSTR.fullmatch(echostr):
@@ -227,10 +227,10 @@ def parse_xml(body, max_bytes=MAX_BODY):
         root = fromstring(bytes(body), forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException:
         raise BadPush("DTD or entities in XML") from None
-    except (ParseError, ValueError):
+    except (ParseError, ValueError, LookupError):  # LookupError: an unknown encoding="…"
         raise BadPush("malformed XML") from None
     if root.tag != "xml":
-        raise BadPush("root is not <xml>")
+        raise BadPush("root element is not xml")
     fields = {}
     for child in root:
         if not isinstance(child.tag, str):
@@ -418,17 +418,16 @@ class PushReceiver:
         timestamp, nonce = args.get("timestamp"), args.get("nonce")
         check_signature(self._token, timestamp, nonce, args.get("signature"))
         check_timestamp(timestamp, self.clock(), self.max_skew)
-        fields = parse_xml(body, self.max_bytes)
         encrypt_type = args.get("encrypt_type") or "raw"
         if encrypt_type == "raw":
             if not self.allow_plaintext:
                 raise BadPush("plaintext push while an EncodingAESKey is configured", 403)
-            return Event.from_fields(fields)
+            return Event.from_fields(parse_xml(body, self.max_bytes))
         if encrypt_type != "aes":
             raise BadPush("unknown encrypt_type")
         if self._cipher is None:
             raise BadPush("encrypted push but no EncodingAESKey (WX_PUSH_AES_KEY)", 403)
-        encrypt = fields.get("Encrypt")
+        encrypt = parse_xml(body, self.max_bytes).get("Encrypt")
         check_msg_signature(self._token, timestamp, nonce, encrypt, args.get("msg_signature"))
         # Only what was inside the ciphertext is trusted; compatible mode's plaintext copy
         # beside it is signed by nothing.
