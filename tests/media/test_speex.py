@@ -213,6 +213,7 @@ def garbage_inputs(recording):
     """Return (name, bytes) of inputs that are not WeChat speex."""
     noise = random.Random(16).randbytes(4000)
     ogg_like = b"OggS\x00\x02" + bytes(80)
+    first = recording[1 : 1 + recording[0]]
     return [
         ("empty", b""),
         ("zero length byte", b"\x00" + recording),
@@ -223,7 +224,7 @@ def garbage_inputs(recording):
         ("emulator stand-in", fake_speex(1000)),
         ("ogg", ogg_like),
         ("json error", b'{"errcode":40007,"errmsg":"invalid media_id"}'),
-        ("junk after frames", bytes([len(recording[1:71]) + 2]) + recording[1:71] + b"\xff\xff"),
+        ("junk after a frame", bytes([len(first) + 2]) + first + b"\xff\xff"),
     ]
 
 

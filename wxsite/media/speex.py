@@ -1,10 +1,10 @@
 """WeChat's high-quality voice: speex in blocks after a length byte, decoded to MP3.
 
-``cgi-bin/media/get/jssdk`` answers ``audio/x-speex-with-header-byte; rate=16000``: wideband
-speex (16 kHz, 20 ms frames of 320 samples) as blocks of one length byte followed by that
-many bytes of speex frames, with no stream header. ffmpeg reads speex only from a container,
-so the frames are checked bit by bit (which also tells real speex from garbage), put one per
-packet into an Ogg/Speex stream built here, and decoded by ffmpeg.
+``cgi-bin/media/get/jssdk`` answers speex framed as ``audio/x-speex-with-header-byte``:
+wideband speex (16 kHz, 20 ms frames of 320 samples) in blocks of one length byte followed
+by that many bytes of frames, with no stream header. ffmpeg reads speex only from a
+container, so the frames are checked bit by bit (which also tells real speex from garbage),
+put one per packet into an Ogg/Speex stream built here, and decoded by ffmpeg.
 """
 
 import logging
@@ -18,7 +18,7 @@ log = logging.getLogger("wxsite.media")
 RATE = 16000
 FRAME_SAMPLES = 320
 MODE_WIDEBAND = 1
-#: libspeex 1.x wideband frames; decoders refuse a header with another version.
+#: The bitstream version of libspeex 1.x modes; speexdec refuses a header with another.
 BITSTREAM_VERSION = 4
 #: 60 s at 50 blocks a second of the largest blocks (1 + 255 bytes) is 768 000 bytes.
 MAX_BYTES = 1 << 20
@@ -222,6 +222,8 @@ def to_mp3(frame_list, dest, timeout=30):
         return True
     except (subprocess.SubprocessError, OSError) as exc:
         log.warning("speex decode failed: %s", type(exc).__name__)
-        if os.path.exists(tmp):
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass  # never written, or not ours to remove: either way nothing to undo
         return False
