@@ -14,7 +14,7 @@ from flask import current_app
 from .. import store, wx
 from ..errors import wechat_failure
 from ..wechat import MediaTooLarge, WeChatError, protocol
-from . import images, voice
+from . import images, speex, voice
 
 log = logging.getLogger("wxsite.media")
 MEDIA_ID_RE = re.compile(protocol.MEDIA_ID_PATTERN)
@@ -137,6 +137,11 @@ def save_voice(db, person_id, media_id):
             hq = _download(media_id, directory, high_quality_voice=True)
         except ItemError as exc:
             log.info("no high-quality voice for this media: %s", exc.code)
+        frames = speex.read_frames(hq.tmp_path) if hq else None
+        if hq and frames is None:
+            # Not speex we can read: keeping it would offer people a .speex that is not one.
+            hq.discard()
+            hq = None
         base = generate_token(24)
         paths = {"path": f"voice/{base}.amr"}
         amr.move_to(absolute(paths["path"]))
@@ -145,9 +150,10 @@ def save_voice(db, person_id, media_id):
             paths["hq_path"] = f"voice/{base}.speex"
             hq.move_to(absolute(paths["hq_path"]))
             written.append(paths["hq_path"])
-        if voice.transcode(absolute(paths["path"]), absolute(f"voice/{base}.mp3")):
-            paths["playable_path"] = f"voice/{base}.mp3"
-            written.append(paths["playable_path"])
+        playable = _playable(base, frames, absolute(paths["path"]))
+        if playable:
+            paths["playable_path"] = playable
+            written.append(playable)
         row, created = store.add_upload(
             db,
             person_id,
@@ -175,6 +181,16 @@ def save_voice(db, person_id, media_id):
         amr.discard()
         if hq:
             hq.discard()
+
+
+def _playable(base, frames, amr_path):
+    """Return the MP3 people play (from the speex if it decodes, else the AMR), or None."""
+    if frames:
+        hd = f"voice/{base}{voice.HD_MP3}"
+        if speex.to_mp3(frames, absolute(hd)):
+            return hd
+    mp3 = f"voice/{base}.mp3"
+    return mp3 if voice.transcode(amr_path, absolute(mp3)) else None
 
 
 def _unlink(relatives):

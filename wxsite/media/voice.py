@@ -8,6 +8,9 @@ import subprocess
 log = logging.getLogger("wxsite.media")
 
 AMR_MAGIC = b"#!AMR\n"
+#: An MP3 decoded from WeChat's speex ends so, which templates/media/voice.html checks to
+#: label it 高清 (the uploads table has no column for where the MP3 came from).
+HD_MP3 = ".hd.mp3"
 #: AMR-NB is 50 frames a second; a frame's size depends on its mode (header bits 3–6).
 _FRAME_BYTES = (13, 14, 16, 18, 20, 21, 27, 32, 6, 1, 1, 1, 1, 1, 1, 1)
 
