@@ -824,6 +824,11 @@ class CredentialStore:
 
     Opens a short connection per operation: it is used from any thread of any worker,
     outside request contexts, and must never hold a lock across WeChat's HTTP call.
+    ``lease_owner`` stays on the row after ``lease_until`` passes and only changes when
+    another holder acquires: that is how a holder whose lease expired learns that it may
+    no longer save. The re-check window of a kind lives on a row of its own
+    (``<kind>:recheck``, its ``expires_at`` is the window's end, it never has a value), so
+    that no migration is needed and ``statuses`` never shows it.
     """
 
     def __init__(self, path, busy_timeout=BUSY_TIMEOUT):
@@ -861,15 +866,29 @@ class CredentialStore:
             )
         return cursor.rowcount == 1
 
-    def save(self, appid, kind, owner, value, expires_at):
-        """Store a fresh value and release the lease."""
+    def renew(self, appid, kind, owner, now, until):
+        """Extend ``owner``'s lease to ``until``; return False if another holder took it."""
         with self._db() as db, transaction(db):
-            db.execute(
+            cursor = db.execute(
+                "UPDATE credentials SET lease_until = ? "
+                "WHERE appid = ? AND kind = ? AND lease_owner = ?",
+                [until, appid, kind, owner],
+            )
+        return cursor.rowcount == 1
+
+    def save(self, appid, kind, owner, value, expires_at):
+        """Store a fresh value and release the lease, only if ``owner`` still holds it.
+
+        Returns False when another holder took the lease over: its value may be newer.
+        """
+        with self._db() as db, transaction(db):
+            cursor = db.execute(
                 "UPDATE credentials SET value = ?, expires_at = ?, lease_owner = NULL, "
                 "lease_until = NULL, error_code = NULL, error_until = 0, updated_at = ? "
-                "WHERE appid = ? AND kind = ?",
-                [value, expires_at, time.time(), appid, kind],
+                "WHERE appid = ? AND kind = ? AND lease_owner = ?",
+                [value, expires_at, time.time(), appid, kind, owner],
             )
+        return cursor.rowcount == 1
 
     def release(self, appid, kind, owner):
         """Give the lease back without a new value."""
@@ -889,6 +908,18 @@ class CredentialStore:
                 [error_code, error_until, appid, kind, owner],
             )
 
+    def note_failure(self, appid, kind, error_code, error_until):
+        """Remember a failure of a call made without a lease (the code exchange)."""
+        with self._db() as db, transaction(db):
+            db.execute(
+                "INSERT OR IGNORE INTO credentials (appid, kind) VALUES (?, ?)", [appid, kind]
+            )
+            db.execute(
+                "UPDATE credentials SET error_code = ?, error_until = ? "
+                "WHERE appid = ? AND kind = ?",
+                [error_code, error_until, appid, kind],
+            )
+
     def invalidate(self, appid, kind, value):
         """Drop ``value`` if it is still the stored one (a newer value is kept)."""
         with self._db() as db, transaction(db):
@@ -896,6 +927,48 @@ class CredentialStore:
                 "UPDATE credentials SET value = NULL, expires_at = 0 "
                 "WHERE appid = ? AND kind = ? AND value = ?",
                 [appid, kind, value],
+            )
+
+    def recheck(self, appid, kind, value, now, until):
+        """Open a re-check window ending at ``until`` and drop ``value`` if still stored.
+
+        Returns False, changing nothing, while an earlier window is open: one re-fetch per
+        window for all workers. Both happen in one transaction, so no worker can read the
+        refused value after another one won the window.
+        """
+        window = kind + ":recheck"
+        with self._db() as db:
+            row = db.execute(
+                "SELECT expires_at FROM credentials WHERE appid = ? AND kind = ?",
+                [appid, window],
+            ).fetchone()
+            if row and row[0] > now:
+                return False  # the common case under a flood of reports: no write at all
+            with transaction(db):
+                db.execute(
+                    "INSERT OR IGNORE INTO credentials (appid, kind) VALUES (?, ?)",
+                    [appid, window],
+                )
+                cursor = db.execute(
+                    "UPDATE credentials SET expires_at = ? "
+                    "WHERE appid = ? AND kind = ? AND expires_at <= ?",
+                    [until, appid, window, now],
+                )
+                if cursor.rowcount != 1:
+                    return False
+                db.execute(
+                    "UPDATE credentials SET value = NULL, expires_at = 0 "
+                    "WHERE appid = ? AND kind = ? AND value = ?",
+                    [appid, kind, value],
+                )
+        return True
+
+    def forget(self, appid, kind):
+        """Delete everything stored for ``kind``: value, lease, failure, re-check window."""
+        with self._db() as db, transaction(db):
+            db.execute(
+                "DELETE FROM credentials WHERE appid = ? AND kind IN (?, ?)",
+                [appid, kind, kind + ":recheck"],
             )
 
     def statuses(self):
