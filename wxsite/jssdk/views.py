@@ -64,7 +64,7 @@ def report():
     ):
         return _bad_report()
     # The path only: a query string may carry anything the page had in its address.
-    log.warning("wx.config failed on %s: invalid signature", urlsplit(url).path)
+    log.info("wx.config failed on %s: invalid signature", urlsplit(url).path)
     config = wx.client().jssdk_retry_config(url, apis, *fields)
     if config is None:
         return jsonify({"retry": False})
