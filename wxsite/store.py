@@ -877,10 +877,7 @@ class CredentialStore:
         return cursor.rowcount == 1
 
     def save(self, appid, kind, owner, value, expires_at):
-        """Store a fresh value and release the lease, only if ``owner`` still holds it.
-
-        Returns False when another holder took the lease over: its value may be newer.
-        """
+        """Store a fresh value and release the lease; False if another holder took it over."""
         with self._db() as db, transaction(db):
             cursor = db.execute(
                 "UPDATE credentials SET value = ?, expires_at = ?, lease_owner = NULL, "
@@ -930,12 +927,9 @@ class CredentialStore:
             )
 
     def recheck(self, appid, kind, value, now, until):
-        """Open a re-check window ending at ``until`` and drop ``value`` if still stored.
-
-        Returns False, changing nothing, while an earlier window is open: one re-fetch per
-        window for all workers. Both happen in one transaction, so no worker can read the
-        refused value after another one won the window.
-        """
+        """Open a re-check window until ``until`` and drop ``value``; False while one is open."""
+        # One transaction for both: no worker reads the refused value once another one won
+        # the window, so every worker ends up waiting for the one re-fetch.
         window = kind + ":recheck"
         with self._db() as db:
             row = db.execute(

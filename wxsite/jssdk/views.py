@@ -40,13 +40,9 @@ def config():
 
 @bp.post("/jssdk/report")
 def report():
-    """A page's ``wx.config`` failed with "invalid signature": answer a config to retry once.
-
-    The page posts its address and the config that failed (same origin, with the CSRF
-    token). The shared ticket is fetched anew only when that config was signed with it,
-    and at most once per few minutes for all workers, so that anonymous reports cannot
-    spend WeChat's quota; otherwise the answer is signed with the current shared ticket.
-    """
+    """Answer a page whose ``wx.config`` got "invalid signature" with a config to retry once."""
+    # Same origin with the CSRF token (Flask-WTF). Anyone may still post one, so it can at
+    # most trigger the shared, rate-limited re-fetch of the ticket (see jssdk_retry_config).
     data = request.get_json(silent=True)
     failed = data.get("config") if isinstance(data, dict) else None
     url = data.get("url") if isinstance(data, dict) else None

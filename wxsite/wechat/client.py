@@ -100,12 +100,9 @@ class WeChatClient:
         return _required(data, "ticket", protocol.TICKET), int(data.get("expires_in", 7200))
 
     def check_secret(self):
-        """Ask WeChat whether the AppID and AppSecret are accepted; replace nothing.
-
-        ``stable_token`` without ``force_refresh`` hands back the current stable token, and
-        it is isolated from ``cgi-bin/token``: unlike a classic fetch, it never retires a
-        token that workers are using. Returns the token's remaining lifetime in seconds.
-        """
+        """Return the stable token's remaining seconds if WeChat accepts the AppID and secret."""
+        # stable_token without force_refresh hands back the current stable token and is
+        # isolated from cgi-bin/token: unlike a classic fetch it retires no token in use.
         data = self.http.post_json(
             protocol.STABLE_TOKEN,
             json={
@@ -125,14 +122,11 @@ class WeChatClient:
         return jssdk.config(self.appid, self.jsapi_ticket(), url, js_api_list, now=self.clock())
 
     def jssdk_retry_config(self, url, js_api_list, timestamp, noncestr, signature):
-        """Return a fresh config after a page's ``wx.config`` failed, or None if none can help.
-
-        ``url`` is the page's own address, ``timestamp``/``noncestr``/``signature`` its
-        failed config. If that config was signed over ``url`` with the shared ticket, WeChat
-        refused the ticket itself: it is fetched anew (at most once per few minutes for all
-        workers). Otherwise the page was signed with an older ticket or another URL, and a
-        config signed now over ``url`` with the shared ticket is the fix.
-        """
+        """Return a config to retry with after the page at ``url`` failed its own, or None."""
+        # Signed over this URL with the shared ticket: WeChat refused the ticket itself, so
+        # it is fetched anew (at most once per few minutes for all workers). Otherwise the
+        # page had an older ticket or another URL, and signing it now with the shared one
+        # is the fix, no WeChat call needed.
         url = url.split("#", 1)[0]
         shared = self.credentials.stored(JSAPI_TICKET)
         refused = None

@@ -183,13 +183,10 @@ class CredentialManager:
         return {"cached": True, "expires_in": int(row.expires_at - now)}
 
     def recheck(self, kind, refused=None):
-        """Return the value to use after a page reported that WeChat refused ``refused``.
-
-        This worker's memory follows the store first (another worker may have replaced
-        the value already). When ``refused`` is still the shared value, it is dropped and
-        fetched anew, at most once per ``recheck_every`` for all workers and hosts, so
-        reports cannot spend WeChat's quota; within that interval it is returned as is.
-        """
+        """Return the value to use after a page reported that WeChat refused ``refused``."""
+        # Memory follows the store first (another worker may have replaced the value). A
+        # refused value still shared is dropped and fetched anew at most once per
+        # recheck_every for all workers and hosts, so reports cannot spend WeChat's quota.
         now = self.clock()
         row = self.store.read(self.appid, kind)
         if row and row.value and now < row.expires_at:
