@@ -86,3 +86,99 @@ def test_doctor_checks_the_served_verification_file(tmp_path, emu):
     assert "WARN  public URL" in result.output  # plain http
     assert "FAIL  public port" in result.output  # not 80/443
     assert result.exit_code == 1
+
+
+def _verifies(emu, config, url):
+    import requests
+
+    body = {**config, "url": url}
+    return requests.post(emu.base_url + "/_emu/jssdk/verify", json=body, timeout=5).json()["ok"]
+
+
+def _stored(app, kind):
+    from wxsite import store
+
+    return store.CredentialStore(app.config["WXSITE_DATABASE"]).read(protocol.EMULATOR_APPID, kind)
+
+
+def test_doctor_is_read_only_and_a_running_site_keeps_working(runner, app, emu):
+    from wxsite import wx
+
+    url = "http://localhost/share"
+    with app.app_context():
+        config = wx.client().jssdk_config(url, ["updateAppMessageShareData"])
+    ticket = _stored(app, "jsapi_ticket").value
+    result = runner.invoke(args=["wx", "doctor"])
+    assert result.exit_code == 0, result.output
+    assert emu.count(protocol.TICKET) == 1  # checked without replacing
+    assert _stored(app, "jsapi_ticket").value == ticket
+    assert "PASS  access_token: AppID and AppSecret accepted" in result.output
+    assert "PASS  jsapi_ticket: shared ticket valid" in result.output
+    # Five minutes later the ticket every worker holds in memory still verifies.
+    emu.advance(protocol.CLASSIC_TOKEN_GRACE + 1)
+    assert _verifies(emu, config, url)
+    assert ticket not in result.output
+
+
+def test_doctor_never_replaces_a_classic_token(tmp_path, emu):
+    from support import site_config
+    from wxsite import create_app, wx
+
+    app = create_app(site_config(tmp_path, emu, WX_TOKEN_API="classic"))
+    openid = emu.users()["zhangsan"]["openids"][protocol.EMULATOR_APPID]
+    with app.app_context():
+        wx.client().access_token()
+    result = app.test_cli_runner().invoke(args=["wx", "doctor"])
+    assert result.exit_code == 0, result.output
+    assert emu.count(protocol.TOKEN) == 1  # stable_token checks the secret, isolated from it
+    emu.advance(protocol.CLASSIC_TOKEN_GRACE + 1)
+    with app.app_context():
+        assert wx.client().user_info(openid)["subscribe"] == 1
+    assert emu.count(protocol.TOKEN) == 1  # the stored token still works: no 40001, no refetch
+
+
+def test_doctor_fetches_only_what_nobody_stored_yet(runner, emu):
+    result = runner.invoke(args=["wx", "doctor"])
+    assert result.exit_code == 0, result.output
+    assert "PASS  jsapi_ticket: fetched (none was stored)" in result.output
+    again = runner.invoke(args=["wx", "doctor"])
+    assert "PASS  jsapi_ticket: shared ticket valid" in again.output
+    assert emu.count(protocol.TICKET) == 1
+
+
+def test_doctor_explains_40001_as_a_wrong_secret(runner, emu):
+    emu.fault(protocol.STABLE_TOKEN, errcode=protocol.INVALID_CREDENTIAL, count=-1)
+    result = runner.invoke(args=["wx", "doctor"])
+    assert result.exit_code == 1
+    assert "FAIL  access_token: errcode 40001: WX_SECRET is wrong" in result.output
+
+
+def test_run_drops_the_credentials_the_previous_emulator_issued(runner, app, emu, monkeypatch):
+    from types import SimpleNamespace
+
+    import werkzeug.serving
+
+    from wxsite import wx
+    from wxsite.emulator import server
+
+    with app.app_context():
+        wx.client().jsapi_ticket()  # issued by "yesterday's" emulator
+    assert _stored(app, "jsapi_ticket").value
+    started = []
+
+    def start(emulator, host, port, quiet=False):
+        started.append((host, port))
+        return SimpleNamespace(base_url=f"http://{host}:{port}")
+
+    monkeypatch.setattr(server, "start", start)
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: None)
+    result = runner.invoke(args=["wx", "run", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert started, "the emulator was not started"
+    assert "dropped the stored access_token and jsapi_ticket" in result.output
+    for kind in ("access_token", "jsapi_ticket"):
+        row = _stored(app, kind)
+        assert row is None or row.value is None
+    with app.app_context():
+        assert wx.client().jsapi_ticket()  # fetched from the new emulator
+    assert emu.count(protocol.TICKET) == 2

@@ -141,3 +141,102 @@ def test_bad_redis_url_is_a_config_error():
 
     with pytest.raises(config.ConfigError, match="^WXSITE_REDIS_URL"):
         config.load({"WXSITE_REDIS_URL": "http://localhost:6379"})
+
+
+def test_save_renew_and_fail_only_by_the_current_holder(redis_store):
+    s = redis_store
+    assert s.acquire("wxb", "access_token", "A", 0, 0.2)
+    time.sleep(0.3)  # A's lease expires in Redis, A's call is still under way
+    assert s.acquire("wxb", "access_token", "B", 0, 5)
+    assert not s.renew("wxb", "access_token", "A", 0, 5)
+    assert s.save("wxb", "access_token", "B", "from-B", time.time() + 7200)
+    assert not s.save("wxb", "access_token", "A", "from-A", time.time() + 7300)
+    s.fail("wxb", "access_token", "A", 45009, time.time() + 60)
+    row = s.read("wxb", "access_token")
+    assert row.value == "from-B" and row.error_until == 0
+    # Expired but nobody took over: the late holder is still the last one granted a lease.
+    assert s.acquire("wxb", "access_token", "C", 0, 0.2)
+    time.sleep(0.3)
+    assert s.renew("wxb", "access_token", "C", 0, 5)
+    assert not s.acquire("wxb", "access_token", "D", 0, 5)  # renewed: still C's
+    assert s.save("wxb", "access_token", "C", "from-C", time.time() + 7400)
+    assert s.read("wxb", "access_token").value == "from-C"
+    assert s.acquire("wxb", "access_token", "D", 0, 5)  # saving released it
+
+
+def test_recheck_window_is_shared_and_drops_only_the_refused_value(redis_store):
+    s = redis_store
+    s.acquire("wxc", "jsapi_ticket", "A", 0, 5)
+    s.save("wxc", "jsapi_ticket", "A", "T1", time.time() + 7200)
+    assert s.recheck("wxc", "jsapi_ticket", "OTHER", 0, 0.3)
+    assert s.read("wxc", "jsapi_ticket").value == "T1"
+    assert not s.recheck("wxc", "jsapi_ticket", "T1", 0, 0.3)  # the window is open
+    assert s.read("wxc", "jsapi_ticket").value == "T1"
+    time.sleep(0.4)
+    assert s.recheck("wxc", "jsapi_ticket", "T1", 0, 0.3)
+    assert s.read("wxc", "jsapi_ticket").value is None
+    assert ("wxc", "jsapi_ticket") not in s.statuses()
+
+
+def test_failures_are_noted_and_forgotten(redis_store):
+    s = redis_store
+    s.note_failure("wxd", "code_exchange", 40125, time.time() + 60)
+    assert s.read("wxd", "code_exchange").error_code == 40125
+    s.acquire("wxd", "jsapi_ticket", "A", 0, 5)
+    s.save("wxd", "jsapi_ticket", "A", "T1", time.time() + 7200)
+    for kind in ("code_exchange", "jsapi_ticket"):
+        s.forget("wxd", kind)
+        assert s.read("wxd", kind) is None
+    assert s.acquire("wxd", "jsapi_ticket", "B", 0, 5)
+
+
+def test_a_late_holder_follows_the_newer_value_with_redis(redis_store, redis_url, emu):
+    # A's fetch outlives its lease (its key is dropped as Redis would on expiry); B takes over.
+    emu.fault(protocol.TOKEN, stall=1.5)
+    a = WeChatClient(
+        protocol.EMULATOR_APPID,
+        protocol.EMULATOR_SECRET,
+        RedisCredentialStore(redis_url),
+        api_base=emu.base_url,
+        token_api="classic",
+        deadline=8,
+    )
+    b = WeChatClient(
+        protocol.EMULATOR_APPID,
+        protocol.EMULATOR_SECRET,
+        RedisCredentialStore(redis_url),
+        api_base=emu.base_url,
+        token_api="classic",
+        deadline=8,
+    )
+    seen = {}
+    slow = threading.Thread(target=lambda: seen.setdefault("a", a.access_token()))
+    slow.start()
+    while emu.count(protocol.TOKEN) < 1:
+        time.sleep(0.01)
+    redis_store.redis.delete(f"wxsite:cred:{protocol.EMULATOR_APPID}:access_token:lease")
+    seen["b"] = b.access_token()
+    slow.join()
+    assert redis_store.read(protocol.EMULATOR_APPID, "access_token").value == seen["b"]
+    assert seen["a"] == seen["b"]
+
+
+def test_memory_follows_a_value_replaced_in_redis(redis_store, redis_url, emu):
+    clock = [time.time()]
+    hosts = [
+        WeChatClient(
+            protocol.EMULATOR_APPID,
+            protocol.EMULATOR_SECRET,
+            RedisCredentialStore(redis_url),
+            api_base=emu.base_url,
+            clock=lambda: clock[0],
+            deadline=8,
+        )
+        for _ in range(3)
+    ]
+    first = {h.jsapi_ticket() for h in hosts}
+    replaced = hosts[0].credentials.refresh("jsapi_ticket")
+    assert replaced not in first
+    clock[0] += 5
+    assert {h.jsapi_ticket() for h in hosts} == {replaced}
+    assert emu.count(protocol.TICKET) == 2

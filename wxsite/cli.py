@@ -52,6 +52,12 @@ def run_command(host, port):
         emu = urlsplit(app.config["WXSITE_EMULATOR_URL"])
         running = start(create_emulator(), emu.hostname, emu.port or 80, quiet=True)
         click.echo(f"WeChat emulator on {running.base_url}/ (no WX_APPID configured)")
+        # A new emulator knows none of the tokens and tickets the last one issued; kept,
+        # they would make every JS-SDK page fail its signature until they expire.
+        wx.client().credentials.forget()
+        click.echo(
+            "dropped the stored access_token and jsapi_ticket (a new emulator issues new ones)"
+        )
     click.echo(f"wxsite on http://{host}:{port}/")
     # werkzeug's access lines carry query strings (?code=…&state=…); wxsite logs its own.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

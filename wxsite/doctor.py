@@ -12,6 +12,7 @@ import requests
 
 from . import store
 from .wechat import WeChatError
+from .wechat.client import ACCESS_TOKEN, JSAPI_TICKET
 
 
 @dataclass
@@ -102,19 +103,47 @@ def _uploads(cfg):
 
 
 def _credentials(client):
-    checks = []
-    for label in ("access_token", "jsapi_ticket"):
-        try:
-            # A fresh fetch: a cached value would hide a secret changed since.
-            client.credentials.refresh(label)
-        except WeChatError as exc:
-            why = exc.hint or exc.errmsg
-            code = "" if exc.errcode is None else f"errcode {exc.errcode}: "
-            checks.append(Check(False, label, f"{code}{why}"))
-            break
-        status = client.credentials.status(label)
-        checks.append(Check(True, label, f"fetched, valid {status['expires_in']} s more"))
+    # Read-only: replacing the shared token or ticket here would leave every worker signing
+    # with one that WeChat retires a few minutes later. The secret is checked with a call
+    # that replaces nothing; a credential is fetched only when none is stored at all
+    # (what the first page would do).
+    try:
+        lifetime = client.check_secret()
+    except WeChatError as exc:
+        return [_failed("access_token", exc)]
+    token = client.credentials.status(ACCESS_TOKEN)
+    stored = (
+        f"shared token valid {token['expires_in']} s more"
+        if token["cached"]
+        else "no shared token yet (the first page fetches it)"
+    )
+    checks = [
+        Check(
+            True,
+            "access_token",
+            f"AppID and AppSecret accepted (stable token {lifetime} s); {stored}",
+        )
+    ]
+    ticket = client.credentials.status(JSAPI_TICKET)
+    if ticket["cached"]:
+        detail = f"shared ticket valid {ticket['expires_in']} s more (kept: workers sign with it)"
+        checks.append(Check(True, "jsapi_ticket", detail))
+        return checks
+    try:
+        client.jsapi_ticket()
+    except WeChatError as exc:
+        checks.append(_failed("jsapi_ticket", exc))
+        return checks
+    ticket = client.credentials.status(JSAPI_TICKET)
+    detail = f"fetched (none was stored), valid {ticket['expires_in']} s more"
+    checks.append(Check(True, "jsapi_ticket", detail))
     return checks
+
+
+def _failed(label, exc):
+    why = exc.hint or exc.errmsg
+    code = "" if exc.errcode is None else f"errcode {exc.errcode}: "
+    return Check(False, label, f"{code}{why}")
 
 
 def _public(cfg, public_url):

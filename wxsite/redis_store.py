@@ -1,10 +1,12 @@
 """A Redis credential store, for several hosts sharing one access_token and jsapi_ticket.
 
-Same contract as ``store.CredentialStore`` (read/acquire/save/release/fail/invalidate);
-chosen with WXSITE_REDIS_URL. The lease is a ``SET NX PX`` key, so a holder that dies
-loses it when it expires. Short socket timeouts: a stalled Redis costs a page a second,
-never a worker, and surfaces as a 503 (``StoreUnavailable``), not as an uncoordinated
-fetch by every worker.
+Same contract as ``store.CredentialStore`` (read/acquire/renew/save/release/fail/
+note_failure/invalidate/recheck/forget); chosen with WXSITE_REDIS_URL. The lease is a
+``SET NX PX`` key, so a holder that dies loses it when it expires; the hash also records
+``lease_owner``, the last holder granted a lease, which only changes when another one
+acquires: a holder whose lease expired may save only if nobody took over (as in SQLite).
+Short socket timeouts: a stalled Redis costs a page a second, never a worker, and
+surfaces as a 503 (``StoreUnavailable``), not as an uncoordinated fetch by every worker.
 """
 
 import redis
@@ -12,14 +14,57 @@ import redis
 from .wechat.credentials import Credential
 from .wechat.errors import WeChatError
 
-# Compare-and-delete / compare-and-clear, so a late holder cannot undo a newer one.
-_RELEASE = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-)
+# Every script below compares before it writes, so a late holder cannot undo a newer one.
+# KEYS[1] the hash, KEYS[2] its lease key; ARGV[1] the owner.
+_ACQUIRE = """
+if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('hset', KEYS[1], 'lease_owner', ARGV[1])
+  return 1
+end
+return 0
+"""
+_RENEW = """
+if redis.call('hget', KEYS[1], 'lease_owner') ~= ARGV[1] then return 0 end
+local holder = redis.call('get', KEYS[2])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+_SAVE = """
+if redis.call('hget', KEYS[1], 'lease_owner') ~= ARGV[1] then return 0 end
+redis.call('hset', KEYS[1], 'value', ARGV[2], 'expires_at', ARGV[3], 'error_code', '',
+  'error_until', 0)
+redis.call('hdel', KEYS[1], 'lease_owner')
+if redis.call('get', KEYS[2]) == ARGV[1] then redis.call('del', KEYS[2]) end
+return 1
+"""
+_RELEASE = """
+if redis.call('hget', KEYS[1], 'lease_owner') == ARGV[1] then
+  redis.call('hdel', KEYS[1], 'lease_owner')
+end
+if redis.call('get', KEYS[2]) == ARGV[1] then return redis.call('del', KEYS[2]) end
+return 0
+"""
+_FAIL = """
+if redis.call('hget', KEYS[1], 'lease_owner') ~= ARGV[1] then return 0 end
+redis.call('hset', KEYS[1], 'error_code', ARGV[2], 'error_until', ARGV[3])
+redis.call('hdel', KEYS[1], 'lease_owner')
+if redis.call('get', KEYS[2]) == ARGV[1] then redis.call('del', KEYS[2]) end
+return 1
+"""
 _INVALIDATE = (
     "if redis.call('hget', KEYS[1], 'value') == ARGV[1] then "
     "redis.call('hdel', KEYS[1], 'value'); redis.call('hset', KEYS[1], 'expires_at', 0) end return 0"
 )
+# KEYS[1] the hash, KEYS[2] the re-check window key; ARGV[1] the refused value.
+_RECHECK = """
+if not redis.call('set', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return 0 end
+if redis.call('hget', KEYS[1], 'value') == ARGV[1] then
+  redis.call('hdel', KEYS[1], 'value')
+  redis.call('hset', KEYS[1], 'expires_at', 0)
+end
+return 1
+"""
 
 
 class StoreUnavailable(WeChatError):
@@ -37,11 +82,20 @@ class RedisCredentialStore:
             url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
         )
         self.prefix = prefix
+        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._renew = self.redis.register_script(_RENEW)
+        self._save = self.redis.register_script(_SAVE)
         self._release = self.redis.register_script(_RELEASE)
+        self._fail = self.redis.register_script(_FAIL)
         self._invalidate = self.redis.register_script(_INVALIDATE)
+        self._recheck = self.redis.register_script(_RECHECK)
 
     def _key(self, appid, kind):
         return f"{self.prefix}:{appid}:{kind}"
+
+    def _keys(self, appid, kind):
+        key = self._key(appid, kind)
+        return [key, key + ":lease"]
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -63,39 +117,63 @@ class RedisCredentialStore:
 
     def acquire(self, appid, kind, owner, now, until):
         """Take the fetch lease if free; return True if taken."""
-        ttl_ms = max(1, int((until - now) * 1000))
-        lease = self._key(appid, kind) + ":lease"
-        return bool(self._call(self.redis.set, lease, owner, nx=True, px=ttl_ms))
+        keys = self._keys(appid, kind)
+        return bool(self._call(self._acquire, keys=keys, args=[owner, _ttl_ms(now, until)]))
+
+    def renew(self, appid, kind, owner, now, until):
+        """Extend ``owner``'s lease to ``until``; return False if another holder took it."""
+        keys = self._keys(appid, kind)
+        return bool(self._call(self._renew, keys=keys, args=[owner, _ttl_ms(now, until)]))
 
     def save(self, appid, kind, owner, value, expires_at):
-        """Store a fresh value and release the lease."""
-        key = self._key(appid, kind)
-        mapping = {"value": value, "expires_at": expires_at, "error_code": "", "error_until": 0}
-        self._call(self.redis.hset, key, mapping=mapping)
-        self.release(appid, kind, owner)
+        """Store a fresh value and release the lease, only if ``owner`` still holds it."""
+        keys = self._keys(appid, kind)
+        return bool(self._call(self._save, keys=keys, args=[owner, value, repr(expires_at)]))
 
     def release(self, appid, kind, owner):
         """Give the lease back if we still hold it."""
-        self._call(self._release, keys=[self._key(appid, kind) + ":lease"], args=[owner])
+        self._call(self._release, keys=self._keys(appid, kind), args=[owner])
 
     def fail(self, appid, kind, owner, error_code, error_until):
         """Remember a failure other workers should not repeat, and release the lease."""
-        mapping = {"error_code": error_code or "", "error_until": error_until}
+        args = [owner, "" if error_code is None else error_code, repr(error_until)]
+        self._call(self._fail, keys=self._keys(appid, kind), args=args)
+
+    def note_failure(self, appid, kind, error_code, error_until):
+        """Remember a failure of a call made without a lease (the code exchange)."""
+        mapping = {
+            "error_code": "" if error_code is None else error_code,
+            "error_until": error_until,
+        }
         self._call(self.redis.hset, self._key(appid, kind), mapping=mapping)
-        self.release(appid, kind, owner)
 
     def invalidate(self, appid, kind, value):
         """Drop ``value`` if it is still the stored one."""
         self._call(self._invalidate, keys=[self._key(appid, kind)], args=[value])
 
+    def recheck(self, appid, kind, value, now, until):
+        """Open a re-check window until ``until`` and drop ``value``; False while one is open."""
+        key = self._key(appid, kind)
+        args = [value, _ttl_ms(now, until)]
+        return bool(self._call(self._recheck, keys=[key, key + ":recheck"], args=args))
+
+    def forget(self, appid, kind):
+        """Delete everything stored for ``kind``: value, lease, failure, re-check window."""
+        key = self._key(appid, kind)
+        self._call(self.redis.delete, key, key + ":lease", key + ":recheck")
+
     def statuses(self):
         """Return ``{(appid, kind): expires_at}`` of stored values (never the values)."""
         out = {}
         for key in self._call(self.redis.scan_iter, f"{self.prefix}:*"):
-            if key.endswith(":lease"):
+            if key.endswith((":lease", ":recheck")):
                 continue
             row = self._call(self.redis.hgetall, key)
             if row.get("value"):
                 _, _, appid, kind = key.rsplit(":", 3)
                 out[(appid, kind)] = float(row.get("expires_at") or 0)
         return out
+
+
+def _ttl_ms(now, until):
+    return max(1, int((until - now) * 1000))

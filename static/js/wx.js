@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   var queue = [];
-  var state = { ready: false, error: null };
+  var state = { ready: false, error: null, retrying: false };
 
   function banner(text) {
     var el = document.getElementById("wx-banner");
@@ -72,24 +72,20 @@
     return;
   }
   var cfg = JSON.parse(el.textContent);
-  wx.config({
-    debug: false,
-    appId: cfg.appId,
-    timestamp: cfg.timestamp,
-    nonceStr: cfg.nonceStr,
-    signature: cfg.signature,
-    jsApiList: cfg.jsApiList
-  });
-  wx.ready(function () {
-    if (state.error) { return; }
-    state.ready = true;
-    document.body.classList.add("wx-ready");
-    Array.prototype.forEach.call(document.querySelectorAll("[data-wx-feature]"), function (b) {
-      b.disabled = false;
+  var retried = false;
+
+  function configure(c) {
+    wx.config({
+      debug: false,
+      appId: c.appId,
+      timestamp: c.timestamp,
+      nonceStr: c.nonceStr,
+      signature: c.signature,
+      jsApiList: c.jsApiList
     });
-    queue.splice(0).forEach(function (fn) { fn(); });
-  });
-  wx.error(function (res) {
+  }
+
+  function fail(res) {
     state.error = res;
     state.ready = false;
     document.body.classList.add("wx-error");
@@ -97,5 +93,46 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-wx-status]"), function (el) {
       el.textContent = "微信功能暂不可用";
     });
+  }
+
+  /* A signature WeChat refuses although the site signed this very URL means the site's
+   * jsapi_ticket is no longer honoured (WeChat dropped it early, or the emulator was
+   * restarted). Tell the site, which re-checks its shared ticket, and retry once with
+   * the config it answers; a second failure is shown. */
+  function retry(res) {
+    retried = true;
+    state.retrying = true;
+    window.wxsite.postJSON("/jssdk/report", {
+      url: location.href.split("#")[0],
+      config: cfg
+    }).then(function (data) {
+      state.retrying = false;
+      if (data._status === 200 && data.retry && data.config) {
+        cfg = data.config;
+        state.error = null;
+        configure(cfg);
+      } else {
+        fail(res);
+      }
+    });
+  }
+
+  configure(cfg);
+  wx.ready(function () {
+    if (state.error || state.retrying) { return; }
+    state.ready = true;
+    document.body.classList.remove("wx-error");
+    document.body.classList.add("wx-ready");
+    Array.prototype.forEach.call(document.querySelectorAll("[data-wx-feature]"), function (b) {
+      b.disabled = false;
+    });
+    queue.splice(0).forEach(function (fn) { fn(); });
+  });
+  wx.error(function (res) {
+    if (!retried && String(res && res.errMsg).indexOf("invalid signature") >= 0) {
+      retry(res);
+      return;
+    }
+    fail(res);
   });
 })();

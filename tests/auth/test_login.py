@@ -327,7 +327,7 @@ def test_back_onto_the_callback_after_logout_is_a_friendly_page(phone, live, emu
     [
         (protocol.INVALID_APPSECRET, 503, "服务配置错误"),
         (protocol.INVALID_APPID, 503, "服务配置错误"),
-        (protocol.INVALID_CREDENTIAL, 503, "微信服务暂时不可用"),
+        (protocol.INVALID_CREDENTIAL, 503, "服务配置错误"),
         (protocol.IP_NOT_WHITELISTED, 503, "服务配置错误"),
         (protocol.QUOTA_REACHED, 503, "服务繁忙"),
         (protocol.SYSTEM_BUSY, 503, "微信服务暂时不可用"),

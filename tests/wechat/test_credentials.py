@@ -16,7 +16,7 @@ APPID, SECRET = protocol.EMULATOR_APPID, protocol.EMULATOR_SECRET
 PROCESSES, THREADS = 8, 8
 
 
-def make_client(db_path, api_base, offset=0.0, token_api="stable", **options):
+def make_client(db_path, api_base, offset=0.0, token_api="stable", deadline=8, **options):
     return WeChatClient(
         APPID,
         SECRET,
@@ -24,8 +24,8 @@ def make_client(db_path, api_base, offset=0.0, token_api="stable", **options):
         api_base=api_base,
         open_base=api_base,
         token_api=token_api,
-        clock=lambda: time.time() + offset,
-        deadline=8,
+        clock=offset if callable(offset) else (lambda: time.time() + offset),
+        deadline=deadline,
         **options,
     )
 
@@ -96,7 +96,8 @@ def test_single_flight_across_processes_cold_and_at_expiry(db_path, emu):
 
 
 def _fetch_forever(db_path, api_base):
-    make_client(db_path, api_base, lease=2).access_token()
+    # The lease is derived from the call's deadline: 2 s + 0.5 s here, to keep the test short.
+    make_client(db_path, api_base, deadline=2, lease_margin=0.5).access_token()
 
 
 @pytest.mark.slow
@@ -111,7 +112,7 @@ def test_killed_fetcher_does_not_block_others(db_path, emu):
         time.sleep(0.05)
     proc.kill()
     proc.join()
-    client = make_client(db_path, emu.base_url, lease=2, wait=10)
+    client = make_client(db_path, emu.base_url, wait=10)
     assert client.access_token()
     assert emu.count(protocol.STABLE_TOKEN) == 2
 

@@ -1,19 +1,27 @@
-"""``/jssdk/config`` and ``/share``; referral visits counted on any page."""
+"""``/jssdk/config``, ``/jssdk/report`` and ``/share``; referral visits counted on any page."""
 
+import logging
 import re
+from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
 from flask import Blueprint, jsonify, render_template, request, session, url_for
 from flask_login import current_user
 
-from .. import store
+from .. import store, wx
 from ..auth.decorators import in_wechat, login_redirect, wechat_required
 from ..errors import error_response, wants_json
-from .signing import KNOWN_APIS, SHARE_APIS, public_base, same_site, signed_config
+from .signing import KNOWN_APIS, PAY_APIS, SHARE_APIS, public_base, same_site, signed_config
 
+log = logging.getLogger("wxsite.jssdk")
 bp = Blueprint("jssdk", __name__)
 
 REF_RE = re.compile(r"[A-Za-z0-9]{8,32}")
+#: What a failed page config may list: every API some page of this site signs for.
+REPORT_APIS = KNOWN_APIS | frozenset(PAY_APIS)
+SIGNATURE_RE = re.compile(r"[0-9a-f]{40}")
+NONCE_RE = re.compile(r"[A-Za-z0-9]{1,32}")
+TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 
 
 @bp.get("/jssdk/config")
@@ -28,6 +36,39 @@ def config():
     if not apis or any(a not in KNOWN_APIS for a in apis):
         return error_response(400, "未知的接口", "apis 含有不支持的接口。", code="unknown_api")
     return jsonify(signed_config(apis, url=url.split("#", 1)[0]))
+
+
+@bp.post("/jssdk/report")
+def report():
+    """Answer a page whose ``wx.config`` got "invalid signature" with a config to retry once."""
+    # Same origin with the CSRF token (Flask-WTF). Anyone may still post one, so it can at
+    # most trigger the shared, rate-limited re-fetch of the ticket (see jssdk_retry_config).
+    data = request.get_json(silent=True)
+    failed = data.get("config") if isinstance(data, dict) else None
+    url = data.get("url") if isinstance(data, dict) else None
+    if not isinstance(url, str) or len(url) > 4096 or not isinstance(failed, dict):
+        return _bad_report()
+    url = url.split("#", 1)[0]
+    apis = failed.get("jsApiList")
+    fields = [str(failed.get(k, "")) for k in ("timestamp", "nonceStr", "signature")]
+    if (
+        not same_site(url)
+        or not isinstance(apis, list)
+        or not 0 < len(apis) <= len(REPORT_APIS)
+        or not all(isinstance(a, str) and a in REPORT_APIS for a in apis)
+        or not all(rx.fullmatch(v) for rx, v in zip((TIMESTAMP_RE, NONCE_RE, SIGNATURE_RE), fields))
+    ):
+        return _bad_report()
+    # The path only: a query string may carry anything the page had in its address.
+    log.info("wx.config failed on %s: invalid signature", urlsplit(url).path)
+    config = wx.client().jssdk_retry_config(url, apis, *fields)
+    if config is None:
+        return jsonify({"retry": False})
+    return jsonify({"retry": True, "config": config})
+
+
+def _bad_report():
+    return error_response(400, "报告无效", "需要本站页面的地址与失败的签名。", code="bad_report")
 
 
 @bp.get("/share")

@@ -10,9 +10,14 @@ from .db import open_engine, transaction
 class CredentialStore:
     """Database-backed shared store for global credentials and their fetch lease.
 
-    Lends a connection per operation from the site's engine: it is used from any thread of
-    any worker, outside request contexts, and must never hold a lock across WeChat's HTTP
-    call. Every read-then-write is one conditional UPDATE, atomic on both engines.
+    Lends a connection per operation from the site's engine: it is used from any thread
+    of any worker, outside request contexts, and must never hold a lock across WeChat's
+    HTTP call. Every read-then-write is one conditional UPDATE, atomic on both engines.
+    ``lease_owner`` stays on the row after ``lease_until`` passes and only changes when
+    another holder acquires: that is how a holder whose lease expired learns that it may
+    no longer save. The re-check window of a kind lives on a row of its own
+    (``<kind>:recheck``, its ``expires_at`` is the window's end, it never has a value), so
+    that no migration is needed and ``statuses`` never shows it.
     """
 
     def __init__(self, engine):
@@ -23,6 +28,14 @@ class CredentialStore:
     def _db(self):
         with self.engine.connection() as db:
             yield db
+
+    @staticmethod
+    def _ensure_row(db, key):
+        db.execute(
+            "INSERT INTO credentials (appid, kind) VALUES (:appid, :kind) "
+            "ON CONFLICT (appid, kind) DO NOTHING",
+            key,
+        )
 
     def read(self, appid, kind):
         """Return the stored ``Credential`` or None."""
@@ -38,11 +51,7 @@ class CredentialStore:
         """Take the fetch lease if nobody holds an unexpired one; return True if taken."""
         key = {"appid": appid, "kind": kind}
         with self._db() as db, transaction(db):
-            db.execute(
-                "INSERT INTO credentials (appid, kind) VALUES (:appid, :kind) "
-                "ON CONFLICT (appid, kind) DO NOTHING",
-                key,
-            )
+            self._ensure_row(db, key)
             taken = db.execute(
                 "UPDATE credentials SET lease_owner = :owner, lease_until = :until "
                 "WHERE appid = :appid AND kind = :kind "
@@ -51,21 +60,33 @@ class CredentialStore:
             )
         return taken == 1
 
-    def save(self, appid, kind, owner, value, expires_at):
-        """Store a fresh value and release the lease."""
+    def renew(self, appid, kind, owner, now, until):
+        """Extend ``owner``'s lease to ``until``; return False if another holder took it."""
         with self._db() as db, transaction(db):
-            db.execute(
+            renewed = db.execute(
+                "UPDATE credentials SET lease_until = :until "
+                "WHERE appid = :appid AND kind = :kind AND lease_owner = :owner",
+                {"until": until, "appid": appid, "kind": kind, "owner": owner},
+            )
+        return renewed == 1
+
+    def save(self, appid, kind, owner, value, expires_at):
+        """Store a fresh value and release the lease; False if another holder took it over."""
+        with self._db() as db, transaction(db):
+            saved = db.execute(
                 "UPDATE credentials SET value = :value, expires_at = :expires, "
                 "lease_owner = NULL, lease_until = NULL, error_code = NULL, error_until = 0, "
-                "updated_at = :now WHERE appid = :appid AND kind = :kind",
+                "updated_at = :now WHERE appid = :appid AND kind = :kind AND lease_owner = :owner",
                 {
                     "value": value,
                     "expires": expires_at,
                     "now": time.time(),
                     "appid": appid,
                     "kind": kind,
+                    "owner": owner,
                 },
             )
+        return saved == 1
 
     def release(self, appid, kind, owner):
         """Give the lease back without a new value."""
@@ -92,6 +113,17 @@ class CredentialStore:
                 },
             )
 
+    def note_failure(self, appid, kind, error_code, error_until):
+        """Remember a failure of a call made without a lease (the code exchange)."""
+        key = {"appid": appid, "kind": kind}
+        with self._db() as db, transaction(db):
+            self._ensure_row(db, key)
+            db.execute(
+                "UPDATE credentials SET error_code = :code, error_until = :until "
+                "WHERE appid = :appid AND kind = :kind",
+                {**key, "code": error_code, "until": error_until},
+            )
+
     def invalidate(self, appid, kind, value):
         """Drop ``value`` if it is still the stored one (a newer value is kept)."""
         with self._db() as db, transaction(db):
@@ -99,6 +131,42 @@ class CredentialStore:
                 "UPDATE credentials SET value = NULL, expires_at = 0 "
                 "WHERE appid = :appid AND kind = :kind AND value = :value",
                 {"appid": appid, "kind": kind, "value": value},
+            )
+
+    def recheck(self, appid, kind, value, now, until):
+        """Open a re-check window until ``until`` and drop ``value``; False while one is open."""
+        # One transaction for both: no worker reads the refused value once another one won
+        # the window, so every worker ends up waiting for the one re-fetch.
+        window = {"appid": appid, "kind": kind + ":recheck"}
+        with self._db() as db:
+            ends = db.scalar(
+                "SELECT expires_at FROM credentials WHERE appid = :appid AND kind = :kind",
+                window,
+            )
+            if ends is not None and ends > now:
+                return False  # the common case under a flood of reports: no write at all
+            with transaction(db):
+                self._ensure_row(db, window)
+                opened = db.execute(
+                    "UPDATE credentials SET expires_at = :until "
+                    "WHERE appid = :appid AND kind = :kind AND expires_at <= :now",
+                    {**window, "until": until, "now": now},
+                )
+                if opened != 1:
+                    return False
+                db.execute(
+                    "UPDATE credentials SET value = NULL, expires_at = 0 "
+                    "WHERE appid = :appid AND kind = :kind AND value = :value",
+                    {"appid": appid, "kind": kind, "value": value},
+                )
+        return True
+
+    def forget(self, appid, kind):
+        """Delete everything stored for ``kind``: value, lease, failure, re-check window."""
+        with self._db() as db, transaction(db):
+            db.execute(
+                "DELETE FROM credentials WHERE appid = :appid AND kind IN (:kind, :window)",
+                {"appid": appid, "kind": kind, "window": kind + ":recheck"},
             )
 
     def statuses(self):

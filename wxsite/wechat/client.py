@@ -1,9 +1,10 @@
 """The WeChat client: one object per Official Account, built from plain values."""
 
+import hmac
 import time
 
 from . import jssdk, protocol
-from .credentials import CredentialManager
+from .credentials import CODE_EXCHANGE, CredentialManager
 from .errors import WeChatError
 from .http import Transport
 from .media import save_stream
@@ -35,11 +36,19 @@ class WeChatClient:
         self.token_api = token_api
         self.clock = clock
         self.http = Transport(api_base, read_timeout=read_timeout, deadline=deadline)
+        token_path = protocol.TOKEN if token_api == "classic" else protocol.STABLE_TOKEN
         self.credentials = CredentialManager(
             appid,
             store,
             {ACCESS_TOKEN: self._fetch_access_token, JSAPI_TICKET: self._fetch_jsapi_ticket},
             clock=clock,
+            deadline=deadline,
+            requires={JSAPI_TICKET: ACCESS_TOKEN},
+            paths={
+                ACCESS_TOKEN: token_path,
+                JSAPI_TICKET: protocol.TICKET,
+                CODE_EXCHANGE: protocol.SNS_ACCESS_TOKEN,
+            },
             **credential_options,
         )
 
@@ -85,18 +94,50 @@ class WeChatClient:
             )
         return _required(data, "access_token", protocol.TOKEN), int(data.get("expires_in", 7200))
 
-    def _fetch_jsapi_ticket(self):
-        def fetch(token):
-            return self.http.get_json(protocol.TICKET, {"access_token": token, "type": "jsapi"})
-
-        data = self.with_token(fetch)
+    def _fetch_jsapi_ticket(self, token):
+        # One call: the credential manager gets the token first and retries a stale one.
+        data = self.http.get_json(protocol.TICKET, {"access_token": token, "type": "jsapi"})
         return _required(data, "ticket", protocol.TICKET), int(data.get("expires_in", 7200))
+
+    def check_secret(self):
+        """Return the stable token's remaining seconds if WeChat accepts the AppID and secret."""
+        # stable_token without force_refresh hands back the current stable token and is
+        # isolated from cgi-bin/token: unlike a classic fetch it retires no token in use.
+        data = self.http.post_json(
+            protocol.STABLE_TOKEN,
+            json={
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self._secret,
+                "force_refresh": False,
+            },
+        )
+        _required(data, "access_token", protocol.STABLE_TOKEN)
+        return int(data.get("expires_in", 7200))
 
     # -- JS-SDK -----------------------------------------------------------------------
 
     def jssdk_config(self, url, js_api_list):
         """Return a signed ``wx.config`` for ``url`` (the URL the browser sees)."""
         return jssdk.config(self.appid, self.jsapi_ticket(), url, js_api_list, now=self.clock())
+
+    def jssdk_retry_config(self, url, js_api_list, timestamp, noncestr, signature):
+        """Return a config to retry with after the page at ``url`` failed its own, or None."""
+        # Signed over this URL with the shared ticket: WeChat refused the ticket itself, so
+        # it is fetched anew (at most once per few minutes for all workers). Otherwise the
+        # page had an older ticket or another URL, and signing it now with the shared one
+        # is the fix, no WeChat call needed.
+        url = url.split("#", 1)[0]
+        shared = self.credentials.stored(JSAPI_TICKET)
+        refused = None
+        if shared is not None:
+            expected = jssdk.signature(shared, noncestr, timestamp, url)
+            if hmac.compare_digest(expected.encode(), str(signature).encode()):
+                refused = shared
+        ticket = self.credentials.recheck(JSAPI_TICKET, refused)
+        if refused is not None and ticket == refused:
+            return None  # rechecked lately and WeChat still refuses it: not the ticket
+        return jssdk.config(self.appid, ticket, url, js_api_list, now=self.clock())
 
     # -- web authorization --------------------------------------------------------------
 
@@ -114,6 +155,8 @@ class WeChatClient:
             "client_kwargs": {
                 "transport": self.http,
                 "refresh_token_endpoint": self.http.base + protocol.SNS_REFRESH_TOKEN,
+                # Lasting failures of the code exchange are shared by every worker.
+                "guard": self.credentials,
             },
         }
 

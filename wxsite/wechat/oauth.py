@@ -26,6 +26,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
 from . import protocol
+from .credentials import CODE_EXCHANGE
 from .errors import WeChatError
 
 #: Authlib client-auth method names (token endpoint and refresh endpoint).
@@ -66,7 +67,9 @@ class WeChatOAuth2Session(OAuth2Session):
 
     ``transport`` (a ``wxsite.wechat.http.Transport``) carries every request, so token
     calls get the same timeouts, retries, errcode handling and safe logging as the rest
-    of the client. ``refresh_token_endpoint`` is WeChat's separate refresh URL.
+    of the client. ``refresh_token_endpoint`` is WeChat's separate refresh URL. ``guard``
+    (the client's ``CredentialManager``) shares lasting failures of the code exchange
+    (wrong secret, quota) between workers, so that each callback does not repeat them.
     """
 
     def __init__(
@@ -75,12 +78,14 @@ class WeChatOAuth2Session(OAuth2Session):
         client_secret=None,
         transport=None,
         refresh_token_endpoint=None,
+        guard=None,
         **kwargs,
     ):
         kwargs.setdefault("token_endpoint_auth_method", AUTH_APPID_SECRET)
         super().__init__(client_id, client_secret, **kwargs)
         self.transport = transport
         self.refresh_token_endpoint = refresh_token_endpoint
+        self.guard = guard
         self.register_client_auth_method((AUTH_APPID_SECRET, _appid_and_secret))
         self.register_client_auth_method((AUTH_APPID, _appid_only))
 
@@ -96,11 +101,19 @@ class WeChatOAuth2Session(OAuth2Session):
 
     def fetch_token(self, url=None, method="GET", **kwargs):
         """Trade a code (or, with ``grant_type="refresh_token"``, a refresh token) on a GET."""
+        # Only the code exchange sends the secret; the refresh sends the appid alone.
+        guard = self.guard if kwargs.get("grant_type") != "refresh_token" else None
+        if guard is not None:
+            guard.check_remembered(CODE_EXCHANGE)
         try:
             return super().fetch_token(url, method=method, **kwargs)
         except OAuthError as exc:
             # WeChat never answers OAuth's {"error": …}; anything Authlib refuses is garbage.
             raise WeChatError(None, f"unexpected token answer ({exc.error})", _path(url)) from None
+        except WeChatError as exc:
+            if guard is not None:
+                guard.remember_failure(CODE_EXCHANGE, exc)
+            raise
 
     def refresh_token(self, url=None, refresh_token=None, **kwargs):
         """Get a new web access_token with the 30-day refresh_token (GET, appid only)."""
