@@ -14,6 +14,8 @@ import time
 
 import requests
 
+from support import database
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.dirname(sys.executable)
 SECRET_KEY = "stack-secret-key-0123456789abcdef0123456789"
@@ -97,7 +99,7 @@ class Gunicorn(Process):
             "HOME": os.environ.get("HOME", "/tmp"),
             "SECRET_KEY": SECRET_KEY,
             "WXSITE_DOTENV": os.path.join(workdir, "no.env"),
-            "WXSITE_DATABASE": os.path.join(workdir, "wxsite.sqlite3"),
+            "WXSITE_DATABASE": database(workdir),
             "WXSITE_UPLOADS": os.path.join(workdir, "uploads"),
             "WXSITE_EMULATOR_URL": emulator_url,
             "WXSITE_BIND": f"127.0.0.1:{self.port}",

@@ -4,6 +4,7 @@ Fixtures live in conftest.py; tests import helpers from here (``from support imp
 because several conftest.py files share that module name.
 """
 
+import atexit
 import os
 import re
 import threading
@@ -21,6 +22,28 @@ WECHAT_UA = (
 )
 DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+#: The engine the tests that touch data run on: ``sqlite`` (default) or ``postgresql``.
+#: ``make test`` runs them on both; ``WXSITE_TEST_ENGINE=postgresql pytest tests/auth`` one.
+ENGINE = os.environ.get("WXSITE_TEST_ENGINE", "sqlite")
+_postgres = []
+
+
+def database(tmp_path, name="wxsite"):
+    """Return a fresh database for a test: a SQLite file, or a new PostgreSQL database."""
+    if ENGINE == "postgresql":
+        return postgres_server().create_database()
+    return str(os.path.join(tmp_path, f"{name}.sqlite3"))
+
+
+def postgres_server():
+    """Start (once per test process) the PostgreSQL server the tests share."""
+    if not _postgres:
+        from pgserver import start_server
+
+        server = start_server()
+        atexit.register(server.remove)
+        _postgres.append(server)
+    return _postgres[0]
 
 
 class Emulator(Control):
@@ -41,7 +64,7 @@ def site_config(tmp_path, emu, **overrides):
     return {
         "TESTING": True,
         "SECRET_KEY": SECRET_KEY,
-        "WXSITE_DATABASE": str(tmp_path / "wxsite.sqlite3"),
+        "WXSITE_DATABASE": database(tmp_path),
         "WXSITE_UPLOADS": str(tmp_path / "uploads"),
         "WXSITE_EMULATOR_URL": emu.base_url,
         "WXSITE_DEADLINE": 6.0,

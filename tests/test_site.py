@@ -113,6 +113,7 @@ def test_unexpected_exception_is_a_clean_500(app, caplog):
     assert "secret detail" not in text and "服务器出错了" in text
 
 
+@pytest.mark.sqlite_only
 def test_database_locked_is_a_503(app, client):
     from wxsite import store
 

@@ -2,13 +2,14 @@
 
 import pytest
 
+from support import database
 from wxsite import store
 from wxsite.wechat.oauth import WebToken
 
 
 @pytest.fixture
 def db(tmp_path):
-    db = store.connect(str(tmp_path / "merge.sqlite3"))
+    db = store.connect(database(tmp_path, "merge"))
     store.migrate(db)
     yield db
     db.close()

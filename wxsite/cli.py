@@ -14,6 +14,12 @@ from .wechat.client import ACCESS_TOKEN, JSAPI_TICKET
 
 wx_cli = AppGroup("wx", help="WeChat: the emulator and the shared credentials.")
 account_cli = AppGroup("account", help="Site accounts that WeChat users bind to.")
+db_cli = AppGroup(
+    "db",
+    help="The database: migrations, and moving a site to PostgreSQL.\n\n"
+    "Example: flask --app wsgi wx db status",
+)
+wx_cli.add_command(db_cli)
 
 
 @wx_cli.command("emulator")
@@ -136,6 +142,50 @@ def account_list():
         click.echo("no accounts")
     for row in rows:
         click.echo(f"{row['id']}\t{row['username']}\t{row['wechat_identities']} WeChat")
+
+
+@db_cli.command("status")
+def db_status():
+    """Show the engine and which migrations are applied.
+
+    Example: flask --app wsgi wx db status
+    """
+    info = store.engine().describe()
+    click.echo(f"{info['engine']} {info.get('version', '?')} at {info['database']}")
+    with store.engine().connection() as db:
+        for name, applied_at in store.applied(db):
+            click.echo(f"{'applied' if applied_at else 'pending'}  {name}")
+
+
+@db_cli.command("migrate")
+def db_migrate():
+    """Apply pending migrations (start-up does this too; safe to repeat).
+
+    Example: flask --app wsgi wx db migrate
+    """
+    with store.engine().connection() as db:
+        store.migrate(db)
+        pending = [name for name, at in store.applied(db) if at is None]
+    click.echo("all migrations applied" if not pending else f"pending: {', '.join(pending)}")
+
+
+@db_cli.command("copy")
+@click.argument("target")
+def db_copy(target):
+    """Copy this site's data into an empty database (e.g. PostgreSQL), then compare counts.
+
+    Example: flask --app wsgi wx db copy postgresql://wxsite:PASSWORD@db.internal:5432/wxsite
+    """
+
+    def progress(table, rows):
+        click.echo(f"copied {rows:>7} rows of {table}")
+
+    try:
+        with store.engine().connection() as source:
+            copied = store.copy_site(source, target, progress)
+    except (store.CopyRefused, store.ConfigError, store.Unavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"done: {sum(copied.values())} rows, counts match; now set WXSITE_DATABASE to it")
 
 
 def init_app(app):

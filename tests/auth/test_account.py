@@ -2,7 +2,7 @@
 
 import requests
 
-from support import WECHAT_UA, LiveServer, site_config, wechat_login
+from support import WECHAT_UA, LiveServer, database, site_config, wechat_login
 from test_session import bind
 from wxsite import accounts, create_app, store
 from wxsite.wechat import protocol
@@ -26,7 +26,7 @@ def test_home_links_to_the_account_page(client):
 
 
 def test_account_shows_identities_of_both_appids_and_orders(tmp_path, emu):
-    common = dict(WXSITE_DATABASE=str(tmp_path / "shared.sqlite3"))
+    common = dict(WXSITE_DATABASE=database(tmp_path, "shared"))
     site1 = create_app(site_config(tmp_path, emu, **common))
     site2 = create_app(
         site_config(

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from support import WECHAT_UA, csrf_token, site_config, wechat_login
+from support import WECHAT_UA, csrf_token, database, site_config, wechat_login
 from wxsite import accounts, create_app, store, wx
 from wxsite.auth.nexturl import safe_next
 from wxsite.wechat import protocol
@@ -267,7 +267,7 @@ def test_session_survives_network_change(logged_in, live):
 def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
     from support import LiveServer
 
-    common = dict(WXSITE_DATABASE=str(tmp_path / "shared.sqlite3"))
+    common = dict(WXSITE_DATABASE=database(tmp_path, "shared"))
     site1 = create_app(site_config(tmp_path, emu, **common))
     site2 = create_app(
         site_config(
@@ -327,7 +327,7 @@ def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
 def test_without_unionid_each_appid_is_its_own_person(tmp_path, emu):
     from wxsite.wechat.oauth import WebToken
 
-    db = store.connect(str(tmp_path / "x.sqlite3"))
+    db = store.connect(database(tmp_path, "x"))
     store.migrate(db)
     a = store.save_wechat_login(db, "wxA", WebToken("o1", "t", "r", 7200, "snsapi_base"))
     b = store.save_wechat_login(db, "wxB", WebToken("o2", "t", "r", 7200, "snsapi_base"))

@@ -76,6 +76,7 @@ def test_each_render_has_a_fresh_nonce_and_no_wechat_call(logged_in, live, emu):
     assert calls[protocol.TICKET] == 1
 
 
+@pytest.mark.sqlite_only
 def test_signed_render_writes_nothing(logged_in, live, app, monkeypatch):
     logged_in.get(live.url("/share"))  # first render may create the referral code
     from wxsite import store

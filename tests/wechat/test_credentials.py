@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from support import database
 from wxsite import store
 from wxsite.wechat import WeChatClient, WeChatError, protocol
 
@@ -70,7 +71,7 @@ def _run_processes(db_path, api_base, offset=0.0):
 
 @pytest.fixture
 def db_path(tmp_path):
-    path = str(tmp_path / "creds.sqlite3")
+    path = database(tmp_path, "creds")
     db = store.connect(path)
     store.migrate(db)
     db.close()

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from support import database
 from wxsite import engines, store
 from wxsite.wechat import WeChatClient, WeChatError, credentials, jssdk, protocol
 
@@ -30,7 +31,7 @@ class Clock:
 
 @pytest.fixture
 def db_path(tmp_path):
-    path = str(tmp_path / "creds.sqlite3")
+    path = database(tmp_path, "creds")
     db = store.connect(path)
     store.migrate(db)
     db.close()
@@ -314,6 +315,7 @@ def test_a_replaced_ticket_reaches_every_workers_memory_within_seconds(db_path, 
     assert emu.counters() == calls  # memory followed the store: no WeChat call
 
 
+@pytest.mark.sqlite_only
 def test_revalidation_reads_the_store_and_never_writes(db_path, emu, clock, monkeypatch):
     w = worker(db_path, emu, clock)
     w.jsapi_ticket()

@@ -105,6 +105,7 @@ from .pay import (  # noqa: F401
     update_refund,
     claim_order_query,
 )
+from .copy import CopyRefused, copy_site, counts  # noqa: F401
 from .credentials import (  # noqa: F401
     CredentialStore,
 )
@@ -145,7 +146,11 @@ def init_app(app):
     target = app.config["WXSITE_DATABASE"]
     if "://" not in target:
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    app.extensions[EXTENSION] = opened = open_engine(target)
-    with opened.connection() as db:
-        migrate(db)
+    try:
+        app.extensions[EXTENSION] = opened = open_engine(target)
+        with opened.connection() as db:
+            migrate(db)
+    except Unavailable as exc:
+        # Unreachable at start-up: one line naming WXSITE_DATABASE, like any bad setting.
+        raise ConfigError(str(exc)) from None
     app.teardown_appcontext(close_db)
