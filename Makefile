@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: run test serve bench system-deps clean
+.PHONY: run test test-sqlite test-postgresql serve bench system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,21 @@ system-deps:
 	  fi; \
 	fi
 
+# The tests that touch data run a second time on PostgreSQL (a server the tests start).
+PG_TESTS ?= tests/auth tests/pay tests/media tests/test_store.py tests/test_store_merge.py \
+	tests/test_store_concurrency.py tests/test_maintenance.py tests/test_credentials_site.py \
+	tests/test_cli.py tests/wechat/test_credentials.py tests/wechat/test_credentials_faults.py
+
 test: $(STAMP) system-deps
 	$(BIN)/pytest -q
+	WXSITE_TEST_ENGINE=postgresql $(BIN)/pytest -q $(PG_TESTS)
+
+# One engine only: `make test-sqlite`, or `make test-postgresql` (the PG_TESTS subset).
+test-sqlite: $(STAMP) system-deps
+	$(BIN)/pytest -q
+
+test-postgresql: $(STAMP) system-deps
+	WXSITE_TEST_ENGINE=postgresql $(BIN)/pytest -q $(PG_TESTS)
 
 serve: $(STAMP)
 	$(BIN)/gunicorn -c python:wxsite.gunicorn_conf wsgi:app

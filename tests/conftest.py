@@ -4,7 +4,7 @@ import pytest
 import requests
 
 from support import ENGINE, WECHAT_UA, Emulator, LiveServer, site_config, wechat_login
-from wxsite import create_app
+from wxsite import create_app, engines
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +15,13 @@ def emulator_server():
     running = start(create_emulator(), quiet=True)
     yield running
     running.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def close_engines():
+    """Close the database engines a test's apps opened (PostgreSQL pools hold threads)."""
+    yield
+    engines.close_all()
 
 
 @pytest.fixture

@@ -26,13 +26,21 @@ SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 #: ``make test`` runs them on both; ``WXSITE_TEST_ENGINE=postgresql pytest tests/auth`` one.
 ENGINE = os.environ.get("WXSITE_TEST_ENGINE", "sqlite")
 _postgres = []
+_databases = {}
 
 
 def database(tmp_path, name="wxsite"):
-    """Return a fresh database for a test: a SQLite file, or a new PostgreSQL database."""
+    """Return a test's database ``name``: a SQLite file, or a PostgreSQL database.
+
+    The same test folder and name give the same database, as the same file path would (two
+    sites of one test share it that way).
+    """
+    path = str(os.path.join(tmp_path, f"{name}.sqlite3"))
     if ENGINE == "postgresql":
-        return postgres_server().create_database()
-    return str(os.path.join(tmp_path, f"{name}.sqlite3"))
+        if path not in _databases:
+            _databases[path] = postgres_server().create_database()
+        return _databases[path]
+    return path
 
 
 def postgres_server():

@@ -43,7 +43,12 @@ SETTINGS = (
     Setting("WX_PROXY_HOPS", 0, "reverse proxies / tunnels trusted for X-Forwarded-*", "int"),
     Setting("WX_MP_VERIFY", None, "code of the MP_verify_<code>.txt file to serve"),
     Setting("SECRET_KEY", None, "Flask secret; required in production"),
-    Setting("WXSITE_DATABASE", None, "SQLite file (default instance/wxsite.sqlite3)"),
+    Setting(
+        "WXSITE_DATABASE",
+        None,
+        "a SQLite file (default instance/wxsite.sqlite3) or postgresql://user:pw@host:port/db",
+    ),
+    Setting("WXSITE_DB_POOL", 10, "PostgreSQL connections each process may open", "int"),
     Setting("WXSITE_UPLOADS", None, "downloaded media (default instance/uploads)"),
     Setting(
         "WXSITE_EMULATOR_URL",

@@ -278,6 +278,17 @@ class Connection:
         self.close()
 
 
+#: Every engine this process opened and has not closed (``close_all``). Strong references:
+#: an open PostgreSQL pool must never be garbage-collected from one of its own threads.
+_OPEN = set()
+
+
+def close_all():
+    """Close every engine this process opened (shutdown, and between tests)."""
+    for engine in list(_OPEN):
+        engine.close()
+
+
 class Engine:
     """Opens connections to one database; safe to share between threads."""
 
@@ -287,6 +298,7 @@ class Engine:
     def __init__(self, busy_timeout):
         self.busy_timeout = busy_timeout
         self._closed = False
+        _OPEN.add(self)
 
     def connect(self):
         """Return a new Connection; the caller must close() it."""
@@ -335,9 +347,15 @@ class Engine:
         """Return what `wx doctor` shows: engine, where, version, pool (never a password)."""
         raise NotImplementedError  # pragma: no cover
 
+    @property
+    def closed(self):
+        """Whether ``close`` was called."""
+        return self._closed
+
     def close(self):
         """Release the engine's resources; later connects raise Unavailable."""
         self._closed = True
+        _OPEN.discard(self)
 
     def __enter__(self):
         return self
@@ -752,7 +770,8 @@ class PostgresEngine(Engine):
     def close(self):
         """Close the pool and its connections."""
         super().close()
-        self.pool.close()
+        if getattr(self, "pool", None) is not None:  # None when the first probe failed
+            self.pool.close()
 
 
 def _version(num):

@@ -13,6 +13,21 @@ from wxsite import accounts, create_app, store
 from wxsite.pay import views as pay_views
 
 
+FAILING_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER fail_once BEFORE UPDATE OF state ON orders "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+        "CREATE TRIGGER fail_once BEFORE UPDATE OF state ON orders "
+        "FOR EACH ROW EXECUTE FUNCTION fail_once()",
+    ],
+}
+DROP_TRIGGER = {"sqlite": "DROP TRIGGER fail_once", "postgresql": "DROP TRIGGER fail_once ON orders"}
+
+
 def order_state(app, no):
     with app.app_context():
         return store.get_order(store.get_db(), no)["state"]
@@ -22,15 +37,13 @@ def test_a_notification_that_fails_midway_is_applied_by_the_retry(logged_in, liv
     no, params, _ = buy(logged_in, live)
     with app.app_context():
         # The order update fails once (a lock past the timeout, a bug, a killed worker…).
-        store.get_db().execute(
-            "CREATE TRIGGER fail_once BEFORE UPDATE OF state ON orders "
-            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-        )
+        for sql in FAILING_TRIGGER[store.get_db().name]:
+            store.get_db().execute(sql)
     pay(emu, params)
     sent = notifications(emu)[-1]
     assert sent["status"] >= 500  # WeChat will deliver it again
     with app.app_context():
-        store.get_db().execute("DROP TRIGGER fail_once")
+        store.get_db().execute(DROP_TRIGGER[store.get_db().name])
         assert store.get_db().scalar("SELECT COUNT(*) FROM pay_notifications") == 0
     retry = requests.post(
         live.url("/pay/notify"), data=sent["body"].encode(), headers=sent["headers"]

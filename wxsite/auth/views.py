@@ -127,7 +127,9 @@ def _exchange(state, attempt, code):
             return _log_in(finished, attempt.next)
         if time.monotonic() > deadline:
             return _restart(503, "登录处理中，请稍后重试", attempt.next)
+        store.close_db()  # hold no pooled connection while waiting for the other request
         time.sleep(0.1)
+        db = store.get_db()
     try:
         token = WebToken.from_response(oauth.client().fetch_access_token(code=code))
     except WeChatError as exc:

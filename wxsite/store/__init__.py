@@ -147,7 +147,10 @@ def init_app(app):
     if "://" not in target:
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
     try:
-        app.extensions[EXTENSION] = opened = open_engine(target)
+        # Enough connections for every thread of a worker, each with a second one lent
+        # to the credential store while it holds its request's connection.
+        opened = open_engine(target, pool_size=app.config.get("WXSITE_DB_POOL", 10))
+        app.extensions[EXTENSION] = opened
         with opened.connection() as db:
             migrate(db)
     except Unavailable as exc:

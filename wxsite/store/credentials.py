@@ -7,6 +7,17 @@ from ..wechat.credentials import Credential
 from .db import open_engine, transaction
 
 
+_ENGINES = {}
+
+
+def _engine_for(url):
+    # One engine per database and process, however many stores are made for it.
+    engine = _ENGINES.get(url)
+    if engine is None or engine.closed:
+        engine = _ENGINES[url] = open_engine(url)
+    return engine
+
+
 class CredentialStore:
     """Database-backed shared store for global credentials and their fetch lease.
 
@@ -22,7 +33,7 @@ class CredentialStore:
 
     def __init__(self, engine):
         # Tools and tests may pass the database's path or URL instead of an open engine.
-        self.engine = open_engine(engine) if isinstance(engine, str) else engine
+        self.engine = _engine_for(engine) if isinstance(engine, str) else engine
 
     @contextmanager
     def _db(self):
