@@ -26,7 +26,8 @@ def a_site(db):
     store.create_order(db, "WX1", person, "wxA", "o1", "tea", "一杯茶", 2800)
     store.mark_paid(db, "WX1", "tx1", "2026-12-01T10:00:00+08:00")
     store.start_refund(db, "RF1", "WX1", 800)
-    store.seen_notification(db, "n-1", "TRANSACTION.SUCCESS")
+    store.record_delivery(db, "pay:n-1", "TRANSACTION.SUCCESS")
+    store.set_follow(db, "wxA", "o1", True, 1764000000)
 
 
 def test_copy_moves_a_site_and_the_target_keeps_numbering(app, runner):

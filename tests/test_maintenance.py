@@ -69,8 +69,8 @@ def test_expired_rows_are_purged(app):
         for sql in (
             "INSERT INTO auth_states (key, value, expires_at) VALUES ('old', '{}', 0)",
             "INSERT INTO auth_states (key, value, expires_at) VALUES ('new', '{}', :now)",
-            "INSERT INTO pay_notifications VALUES ('n-old', 'T', 0)",
-            "INSERT INTO pay_notifications VALUES ('n-new', 'T', :now)",
+            "INSERT INTO deliveries VALUES ('n-old', 'T', 0)",
+            "INSERT INTO deliveries VALUES ('n-new', 'T', :now)",
             "INSERT INTO login_failures VALUES ('k-old', 3, 0)",
         ):
             db.execute(sql, {"now": now} if ":now" in sql else None)
@@ -96,7 +96,7 @@ def test_expired_rows_are_purged(app):
             return sorted(r[column] for r in db.query(f"SELECT {column} FROM {table}"))
 
         assert keys("auth_states", "key") == ["new"]
-        assert keys("pay_notifications", "id") == ["n-new"]
+        assert keys("deliveries", "key") == ["n-new"]
         assert keys("logins", "id") == ["l-live"]
         assert "k-old" not in keys("login_failures", "key")
 

@@ -26,6 +26,7 @@ def create_app(test_config=None):
     maintenance.init_app(app)
     wx.init_app(app)
     wx.init_pay(app)
+    wx.init_push(app)
     extensions.init_app(app)
     errors.init_app(app)
     security.init_app(app)
@@ -95,6 +96,7 @@ def _register_proxy_fix(app):
 def _register_blueprints(app):
     from .account import bp as account_bp
     from .auth import bp as auth_bp
+    from .inbound import bp as inbound_bp
     from .jssdk import bp as jssdk_bp
     from .media import bp as media_bp
     from .pages import bp as pages_bp
@@ -106,3 +108,4 @@ def _register_blueprints(app):
     app.register_blueprint(media_bp)
     app.register_blueprint(pay_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(inbound_bp)

@@ -22,7 +22,7 @@ class Setting:
     name: str
     default: object
     help: str
-    kind: str = "str"  # str | url | redis | int | float | choice
+    kind: str = "str"  # str | url | redis | int | float | choice | push
     choices: tuple = ()
 
 
@@ -42,6 +42,16 @@ SETTINGS = (
     ),
     Setting("WX_PROXY_HOPS", 0, "reverse proxies / tunnels trusted for X-Forwarded-*", "int"),
     Setting("WX_MP_VERIFY", None, "code of the MP_verify_<code>.txt file to serve"),
+    Setting(
+        "WX_PUSH_TOKEN", None, "服务器配置 Token (3–32 letters/digits); unset → push off", "push"
+    ),
+    Setting(
+        "WX_PUSH_AES_KEY",
+        None,
+        "EncodingAESKey (43 letters/digits); unset → plaintext only",
+        "push",
+    ),
+    Setting("WX_PUSH_REPLY", None, "passive reply to text messages users send (unset: none)"),
     Setting("SECRET_KEY", None, "Flask secret; required in production"),
     Setting(
         "WXSITE_DATABASE",
@@ -112,6 +122,8 @@ def load(environ):
         out[setting.name] = _parse(setting, raw.strip() if isinstance(raw, str) else raw)
     _check_pairs(out, environ)
     _check_pay(out, environ)
+    if out["WX_PUSH_AES_KEY"] and not out["WX_PUSH_TOKEN"]:
+        raise ConfigError("WX_PUSH_TOKEN is not set: WX_PUSH_AES_KEY needs the Token beside it")
     return out
 
 
@@ -141,6 +153,14 @@ def _parse(setting, raw):
         if not value > 0:
             raise ConfigError(f"{name} must be positive, got {raw!r}")
         return value
+    if setting.kind == "push":
+        from .wechat import push
+
+        check = push.validate_token if name == "WX_PUSH_TOKEN" else push.validate_aes_key
+        try:
+            return check(raw, name)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if setting.kind == "choice" and raw not in setting.choices:
         raise ConfigError(f"{name} must be one of {', '.join(setting.choices)}, got {raw!r}")
     if setting.kind == "redis" and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):

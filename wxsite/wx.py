@@ -9,6 +9,7 @@ from .wechat import WeChatClient
 
 EXTENSION = "wxsite.wechat"
 PAY_EXTENSION = "wxsite.pay"
+PUSH_EXTENSION = "wxsite.push"
 
 
 def init_app(app):
@@ -31,6 +32,26 @@ def init_app(app):
         read_timeout=cfg["WXSITE_HTTP_TIMEOUT"],
         deadline=cfg["WXSITE_DEADLINE"],
     )
+
+
+def init_push(app):
+    """Build the app's push receiver when WX_PUSH_TOKEN is set (push off otherwise)."""
+    from .wechat.push import PushReceiver
+
+    cfg = app.config
+    app.extensions[PUSH_EXTENSION] = None
+    if cfg["WX_PUSH_TOKEN"]:
+        app.extensions[PUSH_EXTENSION] = PushReceiver(
+            cfg["WX_PUSH_TOKEN"],
+            cfg["WX_APPID"],
+            cfg["WX_PUSH_AES_KEY"],
+            clock=cfg.get("WXSITE_CLOCK", time.time),
+        )
+
+
+def push_receiver():
+    """Return the app's ``PushReceiver``, or None when push is off."""
+    return current_app.extensions.get(PUSH_EXTENSION)
 
 
 def client():

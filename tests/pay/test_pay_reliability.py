@@ -10,6 +10,8 @@ import requests
 from support import LiveServer, csrf_token, site_config, wechat_login
 from test_pay_site import bind, buy, notifications, pay
 from wxsite import accounts, create_app, store
+from wxsite.inbound.views import notification_key
+from wxsite.pay import apply as pay_apply
 from wxsite.pay import views as pay_views
 
 
@@ -44,7 +46,7 @@ def test_a_notification_that_fails_midway_is_applied_by_the_retry(logged_in, liv
     assert sent["status"] >= 500  # WeChat will deliver it again
     with app.app_context():
         store.get_db().execute(DROP_TRIGGER[store.get_db().name])
-        assert store.get_db().scalar("SELECT COUNT(*) FROM pay_notifications") == 0
+        assert store.get_db().scalar("SELECT COUNT(*) FROM deliveries") == 0
     retry = requests.post(
         live.url("/pay/notify"), data=sent["body"].encode(), headers=sent["headers"]
     )
@@ -55,10 +57,10 @@ def test_a_notification_that_fails_midway_is_applied_by_the_retry(logged_in, liv
 def test_notifications_without_an_id_do_not_share_a_key():
     first = {"event_type": "REFUND.SUCCESS", "resource": {"out_refund_no": "A"}}
     second = {"event_type": "REFUND.SUCCESS", "resource": {"out_refund_no": "B"}}
-    key = pay_views._notification_key
+    key = notification_key
     assert key(first) != key(second)
     assert key(first) == key(dict(first))
-    assert key({**first, "id": "n-1"}) == "n-1"
+    assert key({**first, "id": "n-1"}) == "pay:n-1"
 
 
 @pytest.fixture
@@ -92,9 +94,9 @@ def test_a_refund_notification_must_match_its_refund(app, refunded, change):
         "amount": {"refund": 500, "total": 1200},
     }
     with app.test_request_context():
-        pay_views._apply_refund({**genuine, **change})
+        pay_apply.apply_refund({**genuine, **change})
         assert store.get_refund(store.get_db(), "RF-TEST-1")["status"] == "PROCESSING"
-        pay_views._apply_refund(genuine)
+        pay_apply.apply_refund(genuine)
         assert store.get_refund(store.get_db(), "RF-TEST-1")["status"] == "CLOSED"
 
 

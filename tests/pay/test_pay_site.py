@@ -66,7 +66,7 @@ def test_replayed_notification_changes_nothing_twice(logged_in, live, emu, app):
     with app.app_context():
         from wxsite import store
 
-        assert store.get_db().scalar("SELECT COUNT(*) FROM pay_notifications") == 1
+        assert store.get_db().scalar("SELECT COUNT(*) FROM deliveries") == 1
 
 
 @pytest.mark.parametrize(

@@ -272,10 +272,23 @@ def logout():
 @wechat_required(scope=protocol.SCOPE_USERINFO)
 def me():
     """Show the profile: avatar, nickname, openid, unionid, follow status, binding."""
-    follows = None
+    db = store.get_db()
+    follows = store.get_follow(db, current_user.appid, current_user.openid)
+    if follows is None:
+        follows = _ask_follows(db)
+    visits = store.share_visits(db, current_user.person_id)
+    return render_template("auth/me.html", user=current_user, follows=follows, visits=visits)
+
+
+def _ask_follows(db):
+    """Ask WeChat once whether this person follows; pushes keep the answer current after."""
     try:
-        follows = bool(wx.client().user_info(current_user.openid).get("subscribe"))
+        info = wx.client().user_info(current_user.openid)
     except WeChatError as exc:
         log.info("user/info unavailable: errcode=%s", exc.errcode)
-    visits = store.share_visits(store.get_db(), current_user.person_id)
-    return render_template("auth/me.html", user=current_user, follows=follows, visits=visits)
+        return None
+    follows = bool(info.get("subscribe"))
+    if wx.push_receiver() is not None:
+        # Time 0: any subscribe/unsubscribe push, however old, is newer than this answer.
+        store.set_follow(db, current_user.appid, current_user.openid, follows, 0)
+    return follows

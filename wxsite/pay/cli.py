@@ -29,7 +29,7 @@ def refund_command(out_trade_no, amount, request_id):
     public = current_app.config["WXSITE_PUBLIC_URL"]
     if public:  # a CLI has no request: the public base says where notifications go
         with current_app.test_request_context(base_url=public):
-            notify_url = url_for("pay.refund_notify", _external=True)
+            notify_url = url_for("inbound.refund_notify", _external=True)
     try:
         row = refund(store.get_db(), client, out_trade_no, amount, request_id, notify_url)
     except RefundError as exc:

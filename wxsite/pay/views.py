@@ -26,6 +26,7 @@ from ..errors import error_response, wechat_failure
 from ..extensions import csrf
 from ..jssdk.signing import PAY_APIS, signed_config
 from ..wechat.pay import BadNotification, PayError
+from .apply import apply_transaction
 from .products import PRODUCTS, yuan
 from .refunds import RefundError, refund
 
@@ -87,7 +88,7 @@ def create_order():
             out_trade_no,
             product["price"],
             current_user.openid,
-            url_for("pay.notify", _external=True),
+            url_for("inbound.pay_notify", _external=True),
         )
     except PayError as exc:
         store.close_order(db, out_trade_no)
@@ -119,7 +120,7 @@ def status(out_trade_no):
     db = store.get_db()
     if row["state"] == "NOTPAY" and store.claim_order_query(db, out_trade_no, QUERY_INTERVAL):
         try:
-            _apply_transaction(_client().query(out_trade_no))
+            apply_transaction(_client().query(out_trade_no))
         except PayError as exc:
             log.warning("order query failed: %s", exc.code)
         row = _own_order(out_trade_no)
@@ -156,7 +157,7 @@ def admin():
                 request.form.get("out_trade_no", ""),
                 amount,
                 request.form.get("request_id") or None,
-                url_for("pay.refund_notify", _external=True),
+                url_for("inbound.refund_notify", _external=True),
             )
         except RefundError as exc:
             flash(str(exc), "error")
@@ -165,87 +166,6 @@ def admin():
             flash(f"已退款 ¥{yuan(row['amount'])}（{label}）", "success")
         return redirect(url_for("pay.admin"))
     return render_template("pay/admin.html", orders=store.list_paid_orders(db))
-
-
-@bp.post("/pay/notify")
-@csrf.exempt
-def notify():
-    """Payment notifications: verified, decrypted, applied once."""
-    return _notification(("TRANSACTION.SUCCESS",), _apply_transaction)
-
-
-@bp.post("/pay/refund-notify")
-@csrf.exempt
-def refund_notify():
-    """Refund notifications: verified, decrypted, applied once."""
-    return _notification(("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"), _apply_refund)
-
-
-def _notification(events, apply):
-    client = wx.pay_client()
-    if client is None:
-        return jsonify({"code": "FAIL", "message": "pay disabled"}), 404
-    try:
-        data = client.parse_notification(request.headers, request.get_data())
-    except BadNotification as exc:
-        log.warning("refused a pay notification: %s", exc)
-        return jsonify({"code": "FAIL", "message": "签名验证失败"}), 401
-    if data.get("event_type") not in events:
-        return jsonify({"code": "FAIL", "message": "unexpected event"}), 400
-    db = store.get_db()
-    # The record that it was applied commits with the change itself: a failure in between
-    # leaves neither, so WeChat's retry applies it.
-    with store.transaction(db):
-        if store.seen_notification(db, _notification_key(data), data["event_type"]):
-            return "", 204  # a repeat: already applied, nothing changes twice
-        apply(data["resource"])
-    return "", 204
-
-
-def _notification_key(data):
-    # WeChat gives every notification an id; one without (never seen, but not ours to
-    # trust) is keyed by what it says, so two such notifications never share a key.
-    if data.get("id"):
-        return str(data["id"])
-    digest = hashlib.sha256(json.dumps(data["resource"], sort_keys=True).encode()).hexdigest()
-    return f"{data['event_type']}:{digest}"
-
-
-def _apply_transaction(tx):
-    db = store.get_db()
-    row = store.get_order(db, tx.get("out_trade_no", ""))
-    cfg = current_app.config
-    if row is None or tx.get("mchid") != cfg["WXPAY_MCHID"] or tx.get("appid") != row["appid"]:
-        log.warning("transaction for an unknown order or another merchant ignored")
-        return
-    if tx.get("trade_state") != "SUCCESS":
-        return
-    if (tx.get("amount") or {}).get("total") != row["amount"] or (tx.get("payer") or {}).get(
-        "openid"
-    ) != row["openid"]:
-        log.error("transaction %s does not match its order (amount or payer)", row["out_trade_no"])
-        return
-    store.mark_paid(db, row["out_trade_no"], tx.get("transaction_id"), tx.get("success_time"))
-
-
-def _apply_refund(resource):
-    db = store.get_db()
-    status = resource.get("refund_status") or resource.get("status")
-    if resource.get("mchid") != current_app.config["WXPAY_MCHID"] or not status:
-        log.warning("refund notification for another merchant, or without a status, ignored")
-        return
-    row = store.get_refund(db, str(resource.get("out_refund_no", "")))
-    amount = resource.get("amount") if isinstance(resource.get("amount"), dict) else {}
-    if (
-        row is None
-        or resource.get("out_trade_no") != row["out_trade_no"]
-        or amount.get("refund") != row["amount"]
-    ):
-        log.error("refund notification does not match a refund of ours (number, order or amount)")
-        return
-    store.update_refund(
-        db, row["out_refund_no"], status, resource.get("refund_id"), resource.get("funds_account")
-    )
 
 
 def _own_order(out_trade_no):

@@ -97,7 +97,6 @@ from .pay import (  # noqa: F401
     list_orders,
     list_paid_orders,
     mark_paid,
-    seen_notification,
     start_refund,
     RefundRefused,
     get_refund,
@@ -105,6 +104,7 @@ from .pay import (  # noqa: F401
     update_refund,
     claim_order_query,
 )
+from .inbound import get_follow, record_delivery, set_follow  # noqa: F401
 from .copy import CopyRefused, copy_site, counts  # noqa: F401
 from .credentials import (  # noqa: F401
     CredentialStore,

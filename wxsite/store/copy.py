@@ -14,7 +14,8 @@ TABLES = (
     "share_visits",
     "orders",
     "refunds",
-    "pay_notifications",
+    "deliveries",
+    "followers",
     "orphan_files",
 )
 #: Tables whose ``id`` the target numbers itself: its counter must continue after the copy.

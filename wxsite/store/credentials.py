@@ -6,7 +6,6 @@ from contextlib import contextmanager
 from ..wechat.credentials import Credential
 from .db import open_engine, transaction
 
-
 _ENGINES = {}
 
 

@@ -22,7 +22,7 @@ def purge_expired(db, login_max_age, now=None):
                 "created_at < :a OR revoked_at < :b",
                 {"a": now - login_max_age, "b": now - KEEP_REVOKED_LOGINS},
             ),
-            ("pay_notifications", "received_at < :a", {"a": now - KEEP_NOTIFICATIONS}),
+            ("deliveries", "received_at < :a", {"a": now - KEEP_NOTIFICATIONS}),
             ("login_failures", "window_start < :a", {"a": now - 86400}),
         ):
             deleted[table] = db.execute(f"DELETE FROM {table} WHERE {where}", params)

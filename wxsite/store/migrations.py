@@ -227,6 +227,31 @@ MIGRATIONS = [
         CREATE INDEX login_failures_window ON login_failures(window_start);
         """,
     ),
+    (
+        "0007_inbound",
+        """
+        -- Every delivery WeChat sends (pay notifications, server pushes), keyed by its
+        -- source and id, recorded in the transaction that applies it.
+        CREATE TABLE deliveries (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            received_at {real} NOT NULL
+        );
+        CREATE INDEX deliveries_received ON deliveries(received_at);
+        INSERT INTO deliveries (key, kind, received_at)
+            SELECT 'pay:' || id, event_type, received_at FROM pay_notifications;
+        DROP TABLE pay_notifications;
+        -- Who follows the account, as the subscribe/unsubscribe pushes say (the newest
+        -- event wins, whatever order they arrive in).
+        CREATE TABLE followers (
+            appid TEXT NOT NULL,
+            openid TEXT NOT NULL,
+            follows INTEGER NOT NULL,
+            changed_at {real} NOT NULL,
+            PRIMARY KEY (appid, openid)
+        );
+        """,
+    ),
 ]
 
 

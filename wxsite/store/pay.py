@@ -119,17 +119,6 @@ def mark_paid(db, out_trade_no, transaction_id, paid_at):
     return changed == 1
 
 
-def seen_notification(db, notification_id, event_type):
-    """Record a notification id; return True if it had been processed before."""
-    with transaction(db):
-        added = db.execute(
-            "INSERT INTO pay_notifications (id, event_type, received_at) "
-            "VALUES (:id, :type, :now) ON CONFLICT (id) DO NOTHING",
-            {"id": notification_id, "type": event_type, "now": time.time()},
-        )
-    return added == 0
-
-
 def _live_refunded(db, out_trade_no):
     names, params = marks("s", LIVE_REFUNDS)
     return db.scalar(

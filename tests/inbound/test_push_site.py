@@ -1,0 +1,215 @@
+"""``/wechat/push`` end to end, with pushes signed and encrypted by wechatpy (not our code).
+
+Plaintext, compatible and safe mode; follow state on /me kept by the pushes; a delivery
+applied once however often WeChat retries it; tampered, stale, foreign and hostile pushes
+refused with nothing applied.
+"""
+
+import hashlib
+import re
+import time
+
+import pytest
+from wechatpy.crypto import WeChatCrypto
+
+from support import site_config
+from wxsite import create_app, store
+from wxsite.wechat import protocol
+
+TOKEN = "wxsitepushtoken"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+APPID = protocol.EMULATOR_APPID
+
+
+def signature(*parts):
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def event_xml(openid, event, create_time, key=""):
+    return (
+        f"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{create_time}</CreateTime>"
+        f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>"
+        f"<EventKey><![CDATA[{key}]]></EventKey></xml>"
+    )
+
+
+def text_xml(openid, content, msg_id):
+    return (
+        f"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{int(time.time())}"
+        f"</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]>"
+        f"</Content><MsgId>{msg_id}</MsgId></xml>"
+    )
+
+
+class Pusher:
+    """WeChat's side of a push, in one of the three modes."""
+
+    def __init__(self, client, mode, appid=APPID, token=TOKEN):
+        self.client, self.mode, self.token = client, mode, token
+        self.crypto = WeChatCrypto(token, AES_KEY, appid)
+
+    def post(self, xml, timestamp=None, tamper=None):
+        timestamp = str(timestamp or int(time.time()))
+        nonce = "1320562132"
+        query = {"timestamp": timestamp, "nonce": nonce}
+        query["signature"] = signature(self.token, timestamp, nonce)
+        body = xml
+        if self.mode != "plaintext":
+            sealed = self.crypto.encrypt_message(xml, nonce, timestamp)
+            encrypt = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]>", sealed).group(1)
+            if tamper == "ciphertext":
+                encrypt = ("A" if encrypt[0] != "A" else "B") + encrypt[1:]
+            query["msg_signature"] = signature(self.token, timestamp, nonce, encrypt)
+            query["encrypt_type"] = "aes"
+            inner = f"<Encrypt><![CDATA[{encrypt}]]></Encrypt>"
+            # Compatible mode sends the plaintext fields beside the ciphertext.
+            body = (
+                xml.replace("</xml>", inner + "</xml>")
+                if self.mode == "compatible"
+                else (f"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>{inner}</xml>")
+            )
+        if tamper == "signature":
+            query["signature"] = "0" * 40
+        return self.client.post("/wechat/push", query_string=query, data=body.encode())
+
+
+@pytest.fixture(params=["plaintext", "compatible", "safe"])
+def mode(request):
+    return request.param
+
+
+@pytest.fixture
+def site(tmp_path, emu, mode):
+    extra = {"WX_PUSH_TOKEN": TOKEN, "WX_PUSH_REPLY": "谢谢留言 ]]> <b>"}
+    if mode != "plaintext":
+        extra["WX_PUSH_AES_KEY"] = AES_KEY
+    return create_app(site_config(tmp_path, emu, **extra))
+
+
+@pytest.fixture
+def pusher(site, mode):
+    return Pusher(site.test_client(), mode)
+
+
+def follows(site, openid):
+    with site.app_context():
+        return store.get_follow(store.get_db(), APPID, openid)
+
+
+def deliveries(site):
+    with site.app_context():
+        return store.get_db().scalar("SELECT COUNT(*) FROM deliveries")
+
+
+def test_url_verification_echoes_only_a_correct_signature(site):
+    client = site.test_client()
+    now = str(int(time.time()))
+    good = {"timestamp": now, "nonce": "42", "echostr": "8236372049", "signature": ""}
+    good["signature"] = signature(TOKEN, now, "42")
+    answer = client.get("/wechat/push", query_string=good)
+    assert answer.status_code == 200 and answer.text == "8236372049"
+    forged = client.get("/wechat/push", query_string={**good, "signature": "f" * 40})
+    assert forged.status_code == 403 and "8236372049" not in forged.text
+
+
+def test_subscribe_and_unsubscribe_keep_follow_state(site, pusher):
+    now = int(time.time())
+    answer = pusher.post(event_xml("o-fan", "subscribe", now))
+    assert answer.status_code == 200 and answer.text == "success"
+    assert follows(site, "o-fan") is True
+    assert pusher.post(event_xml("o-fan", "unsubscribe", now + 5)).text == "success"
+    assert follows(site, "o-fan") is False
+
+
+def test_a_retried_delivery_is_applied_once_and_old_news_changes_nothing(site, pusher):
+    now = int(time.time())
+    unsubscribe = event_xml("o-fan", "unsubscribe", now)
+    for _ in range(3):  # WeChat retries three times
+        assert pusher.post(unsubscribe).text == "success"
+    assert deliveries(site) == 1
+    # An older subscribe arriving late (out of order) does not undo the newer unsubscribe.
+    assert pusher.post(event_xml("o-fan", "subscribe", now - 60)).text == "success"
+    assert follows(site, "o-fan") is False
+
+
+def test_text_message_gets_the_configured_passive_reply(site, pusher, mode):
+    answer = pusher.post(text_xml("o-fan", "你好", "1234567890123456"))
+    assert answer.status_code == 200
+    body = answer.text
+    if mode != "plaintext":
+        found = {
+            k: re.search(rf"<{k}>(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?</{k}>", body).group(1)
+            for k in ("MsgSignature", "TimeStamp", "Nonce")
+        }
+        body = pusher.crypto.decrypt_message(
+            body, found["MsgSignature"], found["TimeStamp"], found["Nonce"]
+        )
+        body = body.decode() if isinstance(body, bytes) else body
+    assert "<ToUserName><![CDATA[o-fan]]></ToUserName>" in body
+    content = re.search(r"<Content>(.*)</Content>", body, re.S).group(1)
+    assert content.replace("]]]]><![CDATA[>", "]]>") == "<![CDATA[谢谢留言 ]]> <b>]]>"
+
+
+@pytest.mark.parametrize("tamper", ["signature", "ciphertext"])
+def test_tampered_pushes_are_refused_and_change_nothing(site, pusher, mode, tamper):
+    if tamper == "ciphertext" and mode == "plaintext":
+        pytest.skip("no ciphertext in plaintext mode")
+    answer = pusher.post(event_xml("o-fan", "subscribe", int(time.time())), tamper=tamper)
+    assert 400 <= answer.status_code < 500 and "success" not in answer.text
+    assert follows(site, "o-fan") is None and deliveries(site) == 0
+
+
+def test_stale_and_foreign_pushes_are_refused(site, mode):
+    client = site.test_client()
+    stale = Pusher(client, mode).post(event_xml("o-fan", "subscribe", 1), timestamp=1_000_000)
+    assert stale.status_code == 403
+    if mode != "plaintext":
+        other = Pusher(client, mode, appid=protocol.EMULATOR_APPID_2)
+        assert other.post(event_xml("o-fan", "subscribe", int(time.time()))).status_code == 403
+    assert deliveries(site) == 0
+
+
+BOMB = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+    "<xml><ToUserName>&lol2;</ToUserName></xml>"
+)
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [(BOMB, 400), ("<xml><a>" + "x" * 70_000 + "</a></xml>", 413), ("not xml", 400)],
+    ids=["entities", "oversized", "garbage"],
+)
+def test_hostile_bodies_are_refused(tmp_path, emu, body, status):
+    site = create_app(site_config(tmp_path, emu, WX_PUSH_TOKEN=TOKEN))
+    now = str(int(time.time()))
+    query = {"timestamp": now, "nonce": "1", "signature": signature(TOKEN, now, "1")}
+    answer = site.test_client().post("/wechat/push", query_string=query, data=body.encode())
+    assert answer.status_code == status and answer.content_type.startswith("text/plain")
+    assert "<html" not in answer.text
+
+
+def test_push_is_off_without_a_token(client):
+    assert client.post("/wechat/push", data=b"<xml/>").status_code == 404
+
+
+def test_me_shows_follow_state_from_pushes_without_asking_wechat(tmp_path, emu, phone):
+    from support import LiveServer, wechat_login
+
+    site = create_app(site_config(tmp_path, emu, WX_PUSH_TOKEN=TOKEN))
+    live = LiveServer(site)
+    try:
+        wechat_login(phone, live, user="lisi", scope="snsapi_userinfo", next="/me")
+        openid = emu.users()["lisi"]["openids"][APPID]
+        pusher = Pusher(site.test_client(), "plaintext")
+        assert pusher.post(event_xml(openid, "subscribe", int(time.time()))).text == "success"
+        before = emu.count(protocol.USER_INFO)
+        assert "已关注" in phone.get(live.url("/me")).text
+        pusher.post(event_xml(openid, "unsubscribe", int(time.time()) + 1))
+        assert "未关注" in phone.get(live.url("/me")).text
+        assert emu.count(protocol.USER_INFO) == before  # no WeChat call per view
+    finally:
+        live.shutdown()

@@ -1,0 +1,48 @@
+"""Applying what WeChat Pay says about an order or a refund (notification or query)."""
+
+import logging
+
+from flask import current_app
+
+from .. import store
+
+log = logging.getLogger("wxsite.pay")
+
+
+def apply_transaction(tx):
+    """Mark the order paid if WeChat's transaction matches it (merchant, appid, amount, payer)."""
+    db = store.get_db()
+    row = store.get_order(db, tx.get("out_trade_no", ""))
+    cfg = current_app.config
+    if row is None or tx.get("mchid") != cfg["WXPAY_MCHID"] or tx.get("appid") != row["appid"]:
+        log.warning("transaction for an unknown order or another merchant ignored")
+        return
+    if tx.get("trade_state") != "SUCCESS":
+        return
+    if (tx.get("amount") or {}).get("total") != row["amount"] or (tx.get("payer") or {}).get(
+        "openid"
+    ) != row["openid"]:
+        log.error("transaction %s does not match its order (amount or payer)", row["out_trade_no"])
+        return
+    store.mark_paid(db, row["out_trade_no"], tx.get("transaction_id"), tx.get("success_time"))
+
+
+def apply_refund(resource):
+    """Move a refund of ours to the state WeChat reports, if number, order and amount match."""
+    db = store.get_db()
+    status = resource.get("refund_status") or resource.get("status")
+    if resource.get("mchid") != current_app.config["WXPAY_MCHID"] or not status:
+        log.warning("refund notification for another merchant, or without a status, ignored")
+        return
+    row = store.get_refund(db, str(resource.get("out_refund_no", "")))
+    amount = resource.get("amount") if isinstance(resource.get("amount"), dict) else {}
+    if (
+        row is None
+        or resource.get("out_trade_no") != row["out_trade_no"]
+        or amount.get("refund") != row["amount"]
+    ):
+        log.error("refund notification does not match a refund of ours (number, order or amount)")
+        return
+    store.update_refund(
+        db, row["out_refund_no"], status, resource.get("refund_id"), resource.get("funds_account")
+    )

@@ -1,0 +1,41 @@
+"""What WeChat sends the site: deliveries applied once, and follow state from pushes."""
+
+import time
+
+from .db import transaction
+
+
+def record_delivery(db, key, kind, now=None):
+    """Record a delivery; return True the first time, False for a repeat.
+
+    Call it inside the transaction that applies the delivery: a failure then leaves
+    neither, and WeChat's retry applies it.
+    """
+    with transaction(db):
+        added = db.execute(
+            "INSERT INTO deliveries (key, kind, received_at) VALUES (:key, :kind, :now) "
+            "ON CONFLICT (key) DO NOTHING",
+            {"key": key, "kind": kind, "now": now or time.time()},
+        )
+    return added == 1
+
+
+def set_follow(db, appid, openid, follows, changed_at):
+    """Record that ``openid`` follows (or not) since ``changed_at``; older news changes nothing."""
+    with transaction(db):
+        db.execute(
+            "INSERT INTO followers (appid, openid, follows, changed_at) "
+            "VALUES (:appid, :openid, :follows, :at) ON CONFLICT (appid, openid) DO UPDATE SET "
+            "follows = excluded.follows, changed_at = excluded.changed_at "
+            "WHERE followers.changed_at <= excluded.changed_at",
+            {"appid": appid, "openid": openid, "follows": int(bool(follows)), "at": changed_at},
+        )
+
+
+def get_follow(db, appid, openid):
+    """Return True/False if the follow state of ``openid`` is known, else None."""
+    follows = db.scalar(
+        "SELECT follows FROM followers WHERE appid = :appid AND openid = :openid",
+        {"appid": appid, "openid": openid},
+    )
+    return None if follows is None else bool(follows)
