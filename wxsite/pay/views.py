@@ -1,7 +1,5 @@
-"""/pay/ (shop), /pay/orders/<no> (pay), /orders (mine), and WeChat Pay's notifications."""
+"""/pay/ (shop), /pay/orders/<no> (pay), /orders (mine), /pay/admin (refunds)."""
 
-import hashlib
-import json
 import logging
 import time
 
@@ -23,9 +21,8 @@ from flask_login import current_user
 from .. import store, wx
 from ..auth.decorators import account_required, wechat_required
 from ..errors import error_response, wechat_failure
-from ..extensions import csrf
 from ..jssdk.signing import PAY_APIS, signed_config
-from ..wechat.pay import BadNotification, PayError
+from ..wechat.pay import PayError
 from .apply import apply_transaction
 from .products import PRODUCTS, yuan
 from .refunds import RefundError, refund
