@@ -30,13 +30,17 @@ def login_redirect(scope=protocol.SCOPE_BASE, next_path=None):
     return redirect(url_for("auth.login", next=next_path, scope=scope))
 
 
-def open_in_wechat(page_url=None):
-    """Render the page that asks people to scan the page's URL with WeChat."""
+def open_in_wechat(page_url=None, next_path=None):
+    """Render the page that asks people to scan the page's URL with WeChat.
+
+    It also offers the desktop login by scanning, which comes back to ``next_path``.
+    """
     import segno
 
     page_url = page_url or request.url
     qr = segno.make(page_url, error="m").svg_inline(scale=5, dark="#111", border=2)
-    return render_template("auth/open_in_wechat.html", qr=qr, page_url=page_url), 200
+    scan = url_for("auth.scan_desktop", next=next_path or request.full_path.rstrip("?"))
+    return render_template("auth/open_in_wechat.html", qr=qr, page_url=page_url, scan=scan), 200
 
 
 def wechat_required(view=None, *, scope=protocol.SCOPE_BASE):

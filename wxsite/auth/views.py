@@ -72,7 +72,7 @@ def login():
         scope = protocol.SCOPE_BASE
     next_path = safe_next(request.args.get("next"))
     if not in_wechat():
-        return open_in_wechat(request.host_url.rstrip("/") + next_path)
+        return open_in_wechat(request.host_url.rstrip("/") + next_path, next_path)
     # Each start keeps a row (the state) for a day: bound what one client can write.
     limit = {f"login-start:{request.remote_addr}": current_app.config["WXSITE_LOGIN_STARTS_PER_IP"]}
     if store.take_attempt(store.get_db(), limit, LOGIN_START_WINDOW):
@@ -178,6 +178,12 @@ def _exchange_failed(exc, attempt):
 
 
 def _log_in(wechat_user_id, next_path, declined=None):
+    """Start a fresh session for ``wechat_user_id`` and go to ``next_path``."""
+    start_session(wechat_user_id, declined)
+    return redirect(next_path)
+
+
+def start_session(wechat_user_id, declined=None):
     """Start a fresh session for ``wechat_user_id``: nothing from the old one survives."""
     if declined is None:
         declined = session.get("userinfo_declined")
@@ -192,7 +198,6 @@ def _log_in(wechat_user_id, next_path, declined=None):
     session.permanent = True
     if declined:
         session["userinfo_declined"] = True
-    return redirect(next_path)
 
 
 def _restart(status, title, next_path="/"):

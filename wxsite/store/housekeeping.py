@@ -24,6 +24,7 @@ def purge_expired(db, login_max_age, now=None):
             ),
             ("deliveries", "received_at < :a", {"a": now - KEEP_NOTIFICATIONS}),
             ("login_failures", "window_start < :a", {"a": now - 86400}),
+            ("scan_logins", "expires_at < :a", {"a": now - 86400}),
         ):
             deleted[table] = db.execute(f"DELETE FROM {table} WHERE {where}", params)
     return deleted

@@ -252,6 +252,25 @@ MIGRATIONS = [
         );
         """,
     ),
+    (
+        "0008_scan_login",
+        """
+        -- Desktop login by scanning: a one-time ticket shown as a QR code, bound to the
+        -- desktop browser that asked for it (only a hash of its secret is kept), decided
+        -- on the phone, redeemed once by that desktop.
+        CREATE TABLE scan_logins (
+            ticket TEXT PRIMARY KEY,
+            browser_key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            desktop TEXT NOT NULL,
+            created_at {real} NOT NULL,
+            expires_at {real} NOT NULL,
+            wechat_user_id INTEGER REFERENCES wechat_users(id),
+            decided_at {real}
+        );
+        CREATE INDEX scan_logins_expires ON scan_logins(expires_at);
+        """,
+    ),
 ]
 
 
