@@ -8,7 +8,7 @@ from flask import Flask, redirect
 
 from wxsite.wechat import protocol
 
-from . import api, control, hooks, jssdk, oauth, pay, server
+from . import api, control, hooks, jssdk, oauth, pay, push, pushes, qrcodes, server
 from .state import EmulatorState
 from .users import DEFAULT_USERS
 
@@ -35,6 +35,16 @@ DEFAULTS = {
     "EMU_PAY_APIV3_KEY": protocol.EMULATOR_APIV3_KEY,
     #: The fake users (FakeUser instances).
     "EMU_USERS": DEFAULT_USERS,
+    #: appid -> 服务器配置 {"url", "token", "aes_key", "mode"} the emulator pushes with.
+    "EMU_PUSH": {},
+    #: appid -> original id (gh_…), the ToUserName of pushes; unset ones are derived.
+    "EMU_ORIGINAL_IDS": {},
+    #: Seconds WeChat waits for a push's answer before it tries again.
+    "EMU_PUSH_TIMEOUT": push.TIMEOUT,
+    #: Retries after the first attempt (timeout, non-2xx, or an answer not success/""/XML).
+    "EMU_PUSH_RETRIES": push.RETRIES,
+    #: Wall-clock seconds between attempts (WeChat's pace is the timeout; tests want less).
+    "EMU_PUSH_RETRY_DELAY": push.RETRY_DELAY,
 }
 
 
@@ -54,8 +64,9 @@ def create_emulator(config=None):
         fixed_ticket=app.config["EMU_FIXED_TICKET"],
     )
     app.extensions["wxemu.pay"] = pay.PayState(app.config["EMU_PAY_APIV3_KEY"])
+    app.extensions["wxemu.push"] = push.PushState(pushes.configs_from_settings(app))
     hooks.init_app(app)
-    for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp, pay.bp):
+    for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp, pay.bp, pushes.bp, qrcodes.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", "home", lambda: redirect("/_emu/"))
     # Run alone (`flask --app wsgi wx emulator`) its access lines would show the fake

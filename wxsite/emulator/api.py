@@ -155,13 +155,14 @@ def user_info():
     }
     if unionid:
         body["unionid"] = unionid
+    qr = emu.follow_scene(key, appid)
     body.update(
         remark="",
         groupid=0,
         tagid_list=[],
         subscribe_scene="ADD_SCENE_QR_CODE",
-        qr_scene=0,
-        qr_scene_str="",
+        qr_scene=(qr.scene_id or 0) if qr else 0,
+        qr_scene_str=(qr.scene_str or "") if qr else "",
     )
     return wx_json(body)
 

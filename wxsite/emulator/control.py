@@ -2,10 +2,20 @@
 
 import math
 
-from flask import current_app, Blueprint, Response, abort, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from wxsite.wechat import protocol
 
+from . import pushes, qrcodes
 from .api import store_upload
 from .state import FAULT_PATHS, MEDIA_PATHS, Fault
 from .users import avatar_svg
@@ -152,6 +162,7 @@ def reset():
     """Forget every token, ticket, code, media, fault, counter, event, clock change and payment."""
     state().reset()
     current_app.extensions["wxemu.pay"].reset()
+    pushes.push_state().reset()
     return wx_json({"ok": True})
 
 
@@ -163,15 +174,17 @@ def users():
 
 @bp.post("/users/<key>")
 def update_user(key):
-    """Change which appids user *key* follows (JSON ``follows``)."""
+    """Change which appids user *key* follows (JSON ``follows``), pushing (un)subscribe."""
     emu = state()
     if key not in emu.users:
         abort(404)
     follows = request_json().get("follows")
     if not isinstance(follows, list) or any(a not in emu.accounts for a in follows):
         return bad_request(f"follows must be a list of appids among {list(emu.accounts)}")
-    emu.set_follows(key, follows)
-    return wx_json(next(u for u in emu.describe_users() if u["key"] == key))
+    added, removed = emu.set_follows(key, follows)
+    sent = pushes.follow_pushes(key, added, removed)
+    user = next(u for u in emu.describe_users() if u["key"] == key)
+    return wx_json({**user, "pushes": [d.describe() for d in sent]})
 
 
 @bp.post("/tokens/revoke")
@@ -236,14 +249,110 @@ def avatar(key):
 
 @bp.get("/")
 def index():
-    """Show what this emulator offers: accounts, users, and where things are."""
+    """Show what this emulator offers: accounts, users, push, QR codes, and where things are."""
     emu = state()
+    now = emu.now()
+    codes = [q for q in emu.describe_qrcodes() if not q["expired"]]
+    for code in codes:
+        qr = emu.qrcode(ticket=code["ticket"])
+        code["page"] = url_for("qrcodes.scan_page", code=qr.code)
+        code["left"] = None if qr.expires_at is None else int(qr.expires_at - now)
     return render_template(
         "index.html",
         accounts=list(emu.accounts),
+        push=[pushes.describe_config(a) for a in emu.accounts],
         users=emu.describe_users(),
         avatars={u: external_url("control.avatar", key=u) for u in emu.users},
         jssdk_url=external_url("jssdk.script"),
         paths=FAULT_PATHS,
         protocol=protocol,
+        qrcodes=codes,
+        deliveries=pushes.push_state().describe_deliveries()[-10:][::-1],
+        notice=request.args.get("notice"),
     )
+
+
+# -- the home page's forms (plain HTML, no JavaScript) -----------------------------------
+
+
+def _back(notice, anchor):
+    return redirect(url_for("control.index", notice=notice, _anchor=anchor), 303)
+
+
+def _form_user_and_appid():
+    emu = state()
+    user, appid = request.form.get("user", ""), request.form.get("appid", "")
+    if user not in emu.users or appid not in emu.accounts:
+        abort(400)
+    return user, appid
+
+
+def _pushed(delivery):
+    if delivery is None:
+        return "push is off for this account: nothing sent"
+    outcome = "accepted" if delivery.accepted else "not accepted"
+    return f"push #{delivery.id} {delivery.event or delivery.msg_type}: {outcome}"
+
+
+@bp.post("/web/follow")
+def web_follow():
+    """Follow or unfollow an account as a user (the home page's buttons)."""
+    user, appid = _form_user_and_appid()
+    emu = state()
+    if request.form.get("action") == "follow":
+        sent = pushes.follow_pushes(user, [appid] if emu.follow(user, appid) else [], [])
+    else:
+        sent = pushes.follow_pushes(user, [], [appid] if emu.unfollow(user, appid) else [])
+    notice = "; ".join(_pushed(d) for d in sent) or "nothing changed"
+    if sent == [] and pushes.push_state().config(appid) is None:
+        notice = "follow state changed; push is off for this account"
+    return _back(notice, f"user-{user}")
+
+
+@bp.post("/web/text")
+def web_text():
+    """Send a text message to an account as a user."""
+    user, appid = _form_user_and_appid()
+    content = request.form.get("content", "").strip() or "你好"
+    delivery = pushes.send_event(appid, user, msg_type="text", content=content)
+    return _back(_pushed(delivery), "pushes")
+
+
+@bp.post("/web/qrcode")
+def web_qrcode():
+    """Make a temporary QR code with a scene string."""
+    appid = request.form.get("appid", "")
+    if appid not in state().accounts:
+        abort(400)
+    scene = request.form.get("scene", "").strip() or "emu"
+    body = {
+        "action_name": "QR_STR_SCENE",
+        "expire_seconds": 600,
+        "action_info": {"scene": {"scene_str": scene[:64]}},
+    }
+    qrcodes.create(appid, body)
+    return _back(f"QR code for scene {scene[:64]!r} made (10 minutes)", "qrcodes")
+
+
+@bp.post("/web/scan")
+def web_scan():
+    """Scan a QR code as a user."""
+    result, error = qrcodes.scan(request.form.get("ticket", ""), request.form.get("user", ""))
+    if error:
+        return _back(error, "qrcodes")
+    delivery = pushes.push_state().find(result["delivery"]["id"]) if result["delivery"] else None
+    return _back(f"{result['event']} {result['event_key']}: " + _pushed(delivery), "pushes")
+
+
+@bp.post("/web/verify")
+def web_verify():
+    """Do WeChat's URL check against an account's push URL."""
+    appid = request.form.get("appid", "")
+    config = pushes.push_state().config(appid) if appid in state().accounts else None
+    if config is None:
+        return _back("push is off for this account", "push")
+    result = pushes.check_url(appid, config)
+    outcome = (
+        "echoed: OK" if result["ok"] else f"not echoed ({result['status'] or result['error']})"
+    )
+    return _back(f"URL check of {config.url}: {outcome}", "push")

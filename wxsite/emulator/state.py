@@ -4,6 +4,7 @@ Nothing here knows about Flask: the blueprints translate :class:`ApiError` into
 WeChat's ``{"errcode", "errmsg"}`` bodies.
 """
 
+import base64
 import hashlib
 import math
 import secrets
@@ -22,11 +23,23 @@ from .users import openid_for, subscribe_time_for, unionid_for
 APPSECRET_MISSING = 41004
 DATA_FORMAT_ERROR = 47001
 INVALID_ARGS = 40097
+INVALID_ACTION_INFO = 40053
 LOCAL_ERRMSG = {
     APPSECRET_MISSING: "appsecret missing",
     DATA_FORMAT_ERROR: "data format error",
     INVALID_ARGS: "invalid args",
+    INVALID_ACTION_INFO: "invalid action info",
 }
+
+#: Parametric QR codes: written down here from WeChat's documentation (生成带参数的二维码).
+QRCODE_CREATE = "/cgi-bin/qrcode/create"
+#: Served by mp.weixin.qq.com in WeChat; the emulator serves it too.
+SHOWQRCODE = "/cgi-bin/showqrcode"
+QR_TEMPORARY = ("QR_SCENE", "QR_STR_SCENE")
+QR_PERMANENT = ("QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
+#: expire_seconds when a temporary code is asked for without one, and the most allowed.
+QR_DEFAULT_EXPIRY = 60
+QR_MAX_EXPIRY = 30 * 24 * 3600
 
 #: Every path that is counted and can be given a fault (WeChat's, plus the JS-SDK's).
 FAULT_PATHS = (
@@ -42,6 +55,8 @@ FAULT_PATHS = (
     protocol.MEDIA_UPLOAD,
     protocol.MEDIA_GET,
     protocol.MEDIA_GET_JSSDK,
+    QRCODE_CREATE,
+    SHOWQRCODE,
     "/_emu/jssdk/verify",
     "/_emu/jssdk/upload",
 )
@@ -134,6 +149,44 @@ class Media:
     #: None: any account may download it (media seeded by tests).
     appid: str | None = None
     duration_ms: int = 0
+
+
+@dataclass
+class QrCode:
+    """A parametric QR code: its ticket, scene, and (temporary codes) expiry."""
+
+    ticket: str
+    #: Short id in the code's ``url`` (the emulator's scan page).
+    code: str
+    appid: str
+    action_name: str
+    scene_id: int | None
+    scene_str: str | None
+    created_at: float
+    #: None for permanent codes.
+    expires_at: float | None
+
+    @property
+    def scene(self):
+        """Return the scene as EventKey carries it (scene_str, or scene_id in digits)."""
+        return self.scene_str if self.scene_str is not None else str(self.scene_id)
+
+    def expired(self, now):
+        """Tell whether the code can no longer be scanned at *now*."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    def describe(self, now):
+        """Return the code as the control API lists it."""
+        return {
+            "ticket": self.ticket,
+            "appid": self.appid,
+            "action_name": self.action_name,
+            "scene": self.scene,
+            "scene_id": self.scene_id,
+            "scene_str": self.scene_str,
+            "expires_at": self.expires_at,
+            "expired": self.expired(now),
+        }
 
 
 @dataclass
@@ -243,6 +296,9 @@ class EmulatorState:
                 u.key: {a: subscribe_time_for(i) for a in u.follows if a in self.accounts}
                 for i, u in enumerate(self.users.values())
             }
+            self.follow_scenes = {}  # (user, appid) -> the QrCode they followed through
+            self.qrcodes = {}  # ticket -> QrCode
+            self.msg_seq = 0
 
     # -- accounts and users -----------------------------------------------------------
 
@@ -279,11 +335,38 @@ class EmulatorState:
             return self.follows.get(key, {}).get(appid)
 
     def set_follows(self, key, appids):
-        """Make user *key* follow exactly *appids* (keeping earlier subscribe times)."""
+        """Make user *key* follow exactly *appids*; return (appids followed, unfollowed)."""
         with self.lock:
             old = self.follows.get(key, {})
             now = int(self.now())
             self.follows[key] = {a: old.get(a, now) for a in appids}
+            added = [a for a in self.follows[key] if a not in old]
+            removed = [a for a in old if a not in self.follows[key]]
+            for appid in removed:
+                self.follow_scenes.pop((key, appid), None)
+            return added, removed
+
+    def follow(self, key, appid, qrcode=None):
+        """Make user *key* follow *appid* (through *qrcode* if given); False if they already do."""
+        with self.lock:
+            follows = self.follows.setdefault(key, {})
+            if appid in follows:
+                return False
+            follows[appid] = int(self.now())
+            if qrcode is not None:
+                self.follow_scenes[(key, appid)] = qrcode
+            return True
+
+    def unfollow(self, key, appid):
+        """Make user *key* stop following *appid*; False if they did not follow it."""
+        with self.lock:
+            self.follow_scenes.pop((key, appid), None)
+            return self.follows.get(key, {}).pop(appid, None) is not None
+
+    def follow_scene(self, key, appid):
+        """Return the QrCode through which user *key* followed *appid*, or None."""
+        with self.lock:
+            return self.follow_scenes.get((key, appid))
 
     def describe_users(self):
         """Return every user as the control API lists them."""
@@ -458,6 +541,63 @@ class EmulatorState:
         if openid != self.openid(grant.appid, grant.user):
             raise ApiError(protocol.INVALID_OPENID)
         return grant
+
+    # -- parametric QR codes ---------------------------------------------------------------
+
+    def create_qrcode(self, appid, action_name, scene_id, scene_str, expire_seconds):
+        """Return a new QrCode (a permanent one asked for again: the same code)."""
+        with self.lock:
+            now = self.now()
+            if action_name in QR_PERMANENT:
+                for qr in self.qrcodes.values():
+                    if (qr.appid, qr.action_name, qr.scene_id, qr.scene_str) == (
+                        appid,
+                        action_name,
+                        scene_id,
+                        scene_str,
+                    ):
+                        return qr
+                expires_at = None
+            else:
+                expires_at = now + expire_seconds
+            # Shaped like WeChat's: base64 of binary starting "gQ", ending "=" (so callers
+            # must URL-encode it for showqrcode).
+            ticket = base64.b64encode(b"\x81\x01" + secrets.token_bytes(48)).decode("ascii")
+            qr = QrCode(
+                ticket,
+                secrets.token_urlsafe(16),
+                appid,
+                action_name,
+                scene_id,
+                scene_str,
+                now,
+                expires_at,
+            )
+            self.qrcodes[ticket] = qr
+            # Forget codes that expired a day ago so a long session stays small.
+            horizon = now - _FORGET_AFTER
+            for old in [q for q in self.qrcodes.values() if (q.expires_at or now) < horizon]:
+                del self.qrcodes[old.ticket]
+            return qr
+
+    def qrcode(self, ticket=None, code=None):
+        """Return the QrCode of *ticket* (or of its url's *code*), expired or not, or None."""
+        with self.lock:
+            if ticket is not None:
+                return self.qrcodes.get(ticket)
+            return next((q for q in self.qrcodes.values() if q.code == code), None)
+
+    def describe_qrcodes(self):
+        """Return every QR code, oldest first."""
+        with self.lock:
+            now = self.now()
+            return [q.describe(now) for q in self.qrcodes.values()]
+
+    def next_msg_id(self):
+        """Return a new MsgId: 19 digits, like WeChat's."""
+        with self.lock:
+            self.msg_seq += 1
+            return 6_000_000_000_000_000_000 + int(self.now()) * 10_000 + self.msg_seq % 10_000
 
     # -- media ---------------------------------------------------------------------------
 

@@ -125,6 +125,65 @@ class Control:
         """Forget the recorded JS-SDK events."""
         return self.call("DELETE", "/events")
 
+    # -- server push --------------------------------------------------------------------
+
+    def push_config(
+        self, url, token, aes_key=None, mode=None, appid=protocol.EMULATOR_APPID, **opts
+    ):
+        """Set *appid*'s 服务器配置 (url None switches push off); opts: timeout, retries, retry_delay."""
+        body = {"appid": appid, "url": url, "token": token, "aes_key": aes_key, **opts}
+        if mode is not None:
+            body["mode"] = mode
+        return self.call("POST", "/push/config", body)
+
+    def push_configs(self):
+        """Return every account's push settings keyed by appid."""
+        return {c["appid"]: c for c in self.call("GET", "/push/config")}
+
+    def push_verify(self, appid=protocol.EMULATOR_APPID, **kwargs):
+        """Do WeChat's URL check (kwargs: echostr, tamper); return {"ok", "status", "answer", …}."""
+        return self.call("POST", "/push/verify", {"appid": appid, **kwargs})
+
+    def push_event(self, event, user="zhangsan", appid=protocol.EMULATOR_APPID, **kwargs):
+        """Push an event as *user* (kwargs: event_key, ticket, tamper, size, age, wait)."""
+        return self.call(
+            "POST", "/push/event", {"appid": appid, "user": user, "event": event, **kwargs}
+        )
+
+    def push_text(self, content, user="zhangsan", appid=protocol.EMULATOR_APPID, **kwargs):
+        """Push a text message as *user* (kwargs as push_event)."""
+        body = {"appid": appid, "user": user, "msg_type": "text", "content": content, **kwargs}
+        return self.call("POST", "/push/event", body)
+
+    def push_replay(self, delivery_id=None):
+        """Send a recorded push again byte for byte (default: the last one)."""
+        return self.call("POST", "/push/replay", {} if delivery_id is None else {"id": delivery_id})
+
+    def push_deliveries(self):
+        """Return every push delivery, oldest first."""
+        return self.call("GET", "/push/deliveries")
+
+    def clear_push_deliveries(self):
+        """Forget the push deliveries."""
+        return self.call("DELETE", "/push/deliveries")
+
+    def qrcode(self, scene, appid=protocol.EMULATOR_APPID, action_name=None, expire_seconds=None):
+        """Make a parametric QR code (str scene: *_STR_SCENE, int: *_SCENE); return its answer."""
+        key = "scene_str" if isinstance(scene, str) else "scene_id"
+        body = {"appid": appid, "action_info": {"scene": {key: scene}}}
+        body["action_name"] = action_name or ("QR_STR_SCENE" if key == "scene_str" else "QR_SCENE")
+        if expire_seconds is not None:
+            body["expire_seconds"] = expire_seconds
+        return self.call("POST", "/qrcode", body)
+
+    def qrcodes(self):
+        """Return every QR code made, oldest first."""
+        return self.call("GET", "/qrcode")
+
+    def scan(self, ticket, user="zhangsan"):
+        """Scan a QR code as *user*: SCAN (a follower) or subscribe with qrscene_ (who then follows)."""
+        return self.call("POST", "/qrcode/scan", {"ticket": ticket, "user": user})
+
     def authorize(self, url, user="zhangsan", action="allow", from_menu=False):
         """Walk an authorization link as *user* would; return the site's callback URL.
 
