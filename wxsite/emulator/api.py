@@ -11,6 +11,9 @@ from .web import external_url, state, wx_json
 bp = Blueprint("api", __name__)
 
 _MEDIA_TYPES = ("image", "voice", "video", "thumb")
+#: What sns/userinfo says about a snapshot page's virtual account.
+SNAPSHOT_NICKNAME = "微信用户"
+SNAPSHOT_AVATAR = "snapshot-avatar.svg"
 _CHUNK = 64 * 1024
 
 
@@ -23,7 +26,7 @@ def _web_token_body(grant, refresh):
         "access_token": grant.value,
         "expires_in": protocol.TOKEN_LIFETIME,
         "refresh_token": refresh.value,
-        "openid": emu.openid(grant.appid, grant.user),
+        "openid": emu.grant_openid(grant),
         "scope": grant.scope,
     }
 
@@ -38,10 +41,10 @@ def sns_access_token():
         raise ApiError(protocol.INVALID_GRANT_TYPE)
     grant, refresh = emu.exchange_code(args["appid"], args.get("code"))
     body = _web_token_body(grant, refresh)
-    unionid = emu.unionid(grant.user)
+    unionid = emu.grant_unionid(grant)
     if unionid:
         body["unionid"] = unionid
-    body["is_snapshotuser"] = 0
+    body["is_snapshotuser"] = 1 if grant.snapshot else 0
     return wx_json(body)
 
 
@@ -65,18 +68,23 @@ def sns_userinfo():
     if grant.scope != protocol.SCOPE_USERINFO:
         raise ApiError(protocol.API_UNAUTHORIZED)
     user = emu.users[grant.user]
+    if grant.snapshot:
+        # The snapshot page's virtual account: WeChat's placeholder name and grey avatar.
+        nickname, avatar = SNAPSHOT_NICKNAME, external_url("static", filename=SNAPSHOT_AVATAR)
+    else:
+        nickname, avatar = user.nickname, external_url("control.avatar", key=user.key)
     # Since October 2021 WeChat returns no sex or region: zero and empty strings.
     body = {
-        "openid": emu.openid(grant.appid, user.key),
-        "nickname": user.nickname,
+        "openid": emu.grant_openid(grant),
+        "nickname": nickname,
         "sex": 0,
         "province": "",
         "city": "",
         "country": "",
-        "headimgurl": external_url("control.avatar", key=user.key),
+        "headimgurl": avatar,
         "privilege": [],
     }
-    unionid = emu.unionid(user.key)
+    unionid = emu.grant_unionid(grant)
     if unionid:
         body["unionid"] = unionid
     return wx_json(body)

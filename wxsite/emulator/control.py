@@ -187,6 +187,26 @@ def update_user(key):
     return wx_json({**user, "pushes": [d.describe() for d in sent]})
 
 
+@bp.get("/snapshot")
+def snapshots():
+    """Return the users whose next snsapi_userinfo authorization is a snapshot one."""
+    return wx_json(state().describe_snapshots())
+
+
+@bp.post("/snapshot")
+def arm_snapshot():
+    """Make a user's next snsapi_userinfo authorization (``appid`` or any) a snapshot page."""
+    emu = state()
+    data = request_json()
+    user, appid = data.get("user"), data.get("appid")
+    if user not in emu.users:
+        return bad_request(f"user must be one of {list(emu.users)}")
+    if appid is not None and appid not in emu.accounts:
+        return bad_request(f"appid must be one of {list(emu.accounts)}")
+    emu.arm_snapshot(user, appid)
+    return wx_json({"user": user, "appid": appid, "armed": True})
+
+
 @bp.post("/tokens/revoke")
 def revoke_tokens():
     """Invalidate every current global access_token of an appid, as a rival fetch would."""

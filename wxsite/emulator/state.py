@@ -124,6 +124,8 @@ class Code:
     scope: str
     expires_at: float
     used: bool = False
+    #: Issued in snapshot-page mode (快照页): exchanged for a virtual identity.
+    snapshot: bool = False
 
 
 @dataclass
@@ -135,6 +137,10 @@ class WebGrant:
     user: str
     scope: str
     expires_at: float
+    #: Snapshot-page grants speak for a virtual openid / unionid, not the user's own.
+    snapshot: bool = False
+    virtual_openid: str | None = None
+    virtual_unionid: str | None = None
 
 
 @dataclass
@@ -297,6 +303,7 @@ class EmulatorState:
                 for i, u in enumerate(self.users.values())
             }
             self.follow_scenes = {}  # (user, appid) -> the QrCode they followed through
+            self.snapshots = {}  # user -> appid (None: any) whose next userinfo code is a snapshot
             self.qrcodes = {}  # ticket -> QrCode
             self.msg_seq = 0
 
@@ -473,14 +480,39 @@ class EmulatorState:
 
     # -- web authorization ---------------------------------------------------------------
 
-    def issue_code(self, appid, user, scope):
-        """Return a new single-use code for (appid, user, scope)."""
+    def issue_code(self, appid, user, scope, snapshot=False):
+        """Return a new single-use code for (appid, user, scope), a snapshot one if asked."""
         with self.lock:
             now = self.now()
             self._prune(now)
             code = _random(32)
-            self.codes[code] = Code(appid, user, scope, now + protocol.CODE_LIFETIME)
+            self.codes[code] = Code(
+                appid, user, scope, now + protocol.CODE_LIFETIME, snapshot=snapshot
+            )
             return code
+
+    def arm_snapshot(self, user, appid=None):
+        """Make *user*'s next snsapi_userinfo authorization (of *appid*, or any) a snapshot one."""
+        with self.lock:
+            self.snapshots[user] = appid
+
+    def snapshot_armed(self, user, appid):
+        """Tell whether *user*'s next snsapi_userinfo authorization of *appid* is a snapshot."""
+        with self.lock:
+            return user in self.snapshots and self.snapshots[user] in (None, appid)
+
+    def take_snapshot(self, user, appid):
+        """Disarm and return True if *user*'s authorization of *appid* is to be a snapshot."""
+        with self.lock:
+            armed = self.snapshot_armed(user, appid)
+            if armed:
+                del self.snapshots[user]
+            return armed
+
+    def describe_snapshots(self):
+        """Return the armed snapshot authorizations."""
+        with self.lock:
+            return [{"user": u, "appid": a} for u, a in self.snapshots.items()]
 
     def exchange_code(self, appid, value):
         """Spend a code; return (web access grant, refresh grant) or raise its errcode."""
@@ -503,6 +535,12 @@ class EmulatorState:
                 code.scope,
                 now + protocol.REFRESH_TOKEN_LIFETIME,
             )
+            if code.snapshot:
+                # A virtual account: new ids each time, shaped like real ones.
+                refresh.snapshot = True
+                refresh.virtual_openid = "o" + secrets.token_urlsafe(21)[:27]
+                if self.unionid(code.user):
+                    refresh.virtual_unionid = "o" + secrets.token_urlsafe(21)[:27]
             self.refresh_tokens[refresh.value] = refresh
             return self._new_web_token(refresh, now), refresh
 
@@ -513,6 +551,9 @@ class EmulatorState:
             refresh.user,
             refresh.scope,
             now + protocol.TOKEN_LIFETIME,
+            refresh.snapshot,
+            refresh.virtual_openid,
+            refresh.virtual_unionid,
         )
         self.web_tokens[grant.value] = grant
         return grant
@@ -538,9 +579,17 @@ class EmulatorState:
                 raise ApiError(protocol.INVALID_CREDENTIAL)
             if self.now() >= grant.expires_at:
                 raise ApiError(protocol.ACCESS_TOKEN_EXPIRED)
-        if openid != self.openid(grant.appid, grant.user):
+        if openid != self.grant_openid(grant):
             raise ApiError(protocol.INVALID_OPENID)
         return grant
+
+    def grant_openid(self, grant):
+        """Return the openid a web grant speaks for (virtual for snapshot grants)."""
+        return grant.virtual_openid or self.openid(grant.appid, grant.user)
+
+    def grant_unionid(self, grant):
+        """Return the unionid a web grant reports (virtual for snapshot grants), or None."""
+        return grant.virtual_unionid if grant.snapshot else self.unionid(grant.user)
 
     # -- parametric QR codes ---------------------------------------------------------------
 

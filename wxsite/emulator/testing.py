@@ -125,6 +125,10 @@ class Control:
         """Forget the recorded JS-SDK events."""
         return self.call("DELETE", "/events")
 
+    def snapshot(self, user="zhangsan", appid=None):
+        """Make *user*'s next snsapi_userinfo authorization a snapshot page (is_snapshotuser 1)."""
+        return self.call("POST", "/snapshot", {"user": user, "appid": appid})
+
     # -- server push --------------------------------------------------------------------
 
     def push_config(
