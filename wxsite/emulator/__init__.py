@@ -33,6 +33,9 @@ DEFAULTS = {
     "EMU_PUBLIC_URL": None,
     #: The fake merchant's APIv3 key (notifications are encrypted with it).
     "EMU_PAY_APIV3_KEY": protocol.EMULATOR_APIV3_KEY,
+    #: media/get/jssdk makes up real WeChat-framed wideband speex (silence) instead of the
+    #: marked stand-in bytes (which the site's tests rely on being refused as not speex).
+    "EMU_REAL_SPEEX": False,
     #: The fake users (FakeUser instances).
     "EMU_USERS": DEFAULT_USERS,
     #: appid -> 服务器配置 {"url", "token", "aes_key", "mode"} the emulator pushes with.
@@ -62,6 +65,7 @@ def create_emulator(config=None):
         users=app.config["EMU_USERS"],
         grace=app.config["EMU_CLASSIC_GRACE"],
         fixed_ticket=app.config["EMU_FIXED_TICKET"],
+        real_speex=app.config["EMU_REAL_SPEEX"],
     )
     app.extensions["wxemu.pay"] = pay.PayState(app.config["EMU_PAY_APIV3_KEY"])
     app.extensions["wxemu.push"] = push.PushState(pushes.configs_from_settings(app))

@@ -178,7 +178,7 @@ def user_info():
 # -- media -----------------------------------------------------------------------------
 
 
-def store_upload(kind, data, content_type, appid=None, duration_ms=None):
+def store_upload(kind, data, content_type, appid=None, duration_ms=None, speex=None):
     """Keep uploaded bytes as media of *kind*; return (media_id, created_at)."""
     if kind == "image":
         content_type = media_bytes.sniff_image_type(data, content_type or "image/jpeg")
@@ -188,7 +188,7 @@ def store_upload(kind, data, content_type, appid=None, duration_ms=None):
             duration_ms = media_bytes.amr_duration_ms(data)
     else:
         content_type = content_type or "application/octet-stream"
-    return state().add_media(kind, data, content_type, appid, duration_ms or 0)
+    return state().add_media(kind, data, content_type, appid, duration_ms or 0, speex)
 
 
 @bp.post(protocol.MEDIA_UPLOAD)
@@ -239,11 +239,16 @@ def media_get():
 
 @bp.get(protocol.MEDIA_GET_JSSDK)
 def media_get_jssdk():
-    """Download a JS-SDK voice as "high quality" speex (fake bytes, see docs)."""
+    """Download a JS-SDK voice as "high quality" speex (given, made-up real, or stand-in)."""
     emu = state()
     appid = emu.token_appid(request.args.get("access_token"))
     item = emu.get_media(request.args.get("media_id"), appid)
     if item.kind != "voice":
         raise ApiError(protocol.INVALID_MEDIA_ID)
-    data = media_bytes.fake_speex(item.duration_ms)
+    if item.speex is not None:
+        data = item.speex
+    elif emu.real_speex:
+        data = media_bytes.wechat_speex(item.duration_ms)
+    else:
+        data = media_bytes.fake_speex(item.duration_ms)
     return media_response(item.media_id, data, "voice/speex")

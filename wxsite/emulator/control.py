@@ -15,9 +15,10 @@ from flask import (
 
 from wxsite.wechat import protocol
 
+from . import media as media_bytes
 from . import pushes, qrcodes
 from .api import store_upload
-from .state import FAULT_PATHS, MEDIA_PATHS, Fault
+from .state import FAULT_PATHS, MEDIA_PATHS, ApiError, Fault, voice_media
 from .users import avatar_svg
 from .web import bad_request, external_url, request_json, state, wx_json
 
@@ -217,9 +218,13 @@ def revoke_tokens():
     return wx_json({"revoked": emu.revoke_tokens(appid)})
 
 
+def _flag(name):
+    return request.args.get(name, "") in ("1", "true", "yes")
+
+
 @bp.post("/media")
 def add_media():
-    """Keep the raw request body as media (``?type=image|voice``, optional ``appid``)."""
+    """Keep the raw request body as media (``?type=image|voice``, ``appid``, ``speex=1``)."""
     kind = request.args.get("type", "image")
     appid = request.args.get("appid") or None
     if kind not in ("image", "voice"):
@@ -229,8 +234,42 @@ def add_media():
     data = request.get_data(cache=False)
     if not data:
         return bad_request("send the media bytes as the request body")
-    media_id, created_at = store_upload(kind, data, request.mimetype, appid)
+    if _flag("speex"):
+        if kind != "voice":
+            return bad_request("speex=1 goes with type=voice")
+        # The body is the HD voice; the AMR copy is silence of the same length.
+        duration = media_bytes.speex_duration_ms(data) or 1000
+        amr, duration = voice_media(duration)
+        media_id, created_at = store_upload("voice", amr, "audio/amr", appid, duration, data)
+    else:
+        media_id, created_at = store_upload(kind, data, request.mimetype, appid)
     return wx_json({"media_id": media_id, "type": kind, "created_at": int(created_at)})
+
+
+@bp.post("/media/<media_id>/speex")
+def attach_speex(media_id):
+    """Make a voice's media/get/jssdk answer the raw request body, as is."""
+    data = request.get_data(cache=False)
+    if not data:
+        return bad_request("send the speex bytes as the request body")
+    try:
+        item = state().attach_speex(media_id, data)
+    except ApiError:
+        return bad_request("no such voice media")
+    return wx_json({"media_id": item.media_id, "type": item.kind, "speex_bytes": len(data)})
+
+
+@bp.route("/speex", methods=["GET", "POST"])
+def speex_mode():
+    """Read or set (``{"real": bool}``) whether made-up HD voice is real speex."""
+    emu = state()
+    if request.method == "POST":
+        real = request_json().get("real")
+        if not isinstance(real, bool):
+            return bad_request("real must be true or false")
+        with emu.lock:
+            emu.real_speex = real
+    return wx_json({"real": emu.real_speex})
 
 
 @bp.get("/events")

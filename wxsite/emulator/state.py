@@ -155,6 +155,8 @@ class Media:
     #: None: any account may download it (media seeded by tests).
     appid: str | None = None
     duration_ms: int = 0
+    #: Voice: the bytes media/get/jssdk answers (None: made up from the duration).
+    speex: bytes | None = None
 
 
 @dataclass
@@ -255,8 +257,9 @@ class Delivery:
 class EmulatorState:
     """The emulator's memory: one instance per emulator app, every method thread-safe."""
 
-    def __init__(self, accounts, users, grace, fixed_ticket=None):
+    def __init__(self, accounts, users, grace, fixed_ticket=None, real_speex=False):
         self.lock = threading.RLock()
+        self.default_real_speex = real_speex
         self.accounts = dict(accounts)
         self.users = {u.key: u for u in users}
         self.grace = grace
@@ -286,6 +289,8 @@ class EmulatorState:
         """Forget everything that happened since start-up."""
         with self.lock:
             self.offset = 0.0
+            #: media/get/jssdk makes up real wideband speex (else the marked stand-in).
+            self.real_speex = self.default_real_speex
             self.tokens = {}  # value -> Credential (global access tokens)
             self.stable = {}  # appid -> Credential (the current stable token)
             self.tickets = {}  # appid -> [Credential]
@@ -650,12 +655,12 @@ class EmulatorState:
 
     # -- media ---------------------------------------------------------------------------
 
-    def add_media(self, kind, data, content_type, appid=None, duration_ms=0):
+    def add_media(self, kind, data, content_type, appid=None, duration_ms=0, speex=None):
         """Keep *data* as temporary media and return its media_id."""
         with self.lock:
             media_id = secrets.token_urlsafe(48)
             self.media[media_id] = Media(
-                media_id, kind, data, content_type, self.now(), appid, duration_ms
+                media_id, kind, data, content_type, self.now(), appid, duration_ms, speex
             )
             # Drop media past its lifetime so big uploads don't pile up in memory.
             horizon = self.now() - protocol.MEDIA_LIFETIME - _FORGET_AFTER
@@ -675,6 +680,15 @@ class EmulatorState:
         if appid is not None and item.appid not in (None, appid):
             raise ApiError(protocol.INVALID_MEDIA_ID)
         return item
+
+    def attach_speex(self, media_id, data):
+        """Make voice *media_id*'s media/get/jssdk answer *data*; raise 40007 if not voice."""
+        with self.lock:
+            item = self.get_media(media_id)
+            if item.kind != "voice":
+                raise ApiError(protocol.INVALID_MEDIA_ID)
+            item.speex = bytes(data)
+            return item
 
     # -- faults, counters, events --------------------------------------------------------
 

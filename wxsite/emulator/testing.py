@@ -106,15 +106,30 @@ class Control:
         """Invalidate every current global access_token of *appid*."""
         return self.call("POST", "/tokens/revoke", {"appid": appid})
 
-    def add_media(self, data, type="image", content_type="image/jpeg", appid=None):
-        """Store *data* as media and return its media_id."""
-        query = urlencode({"type": type, **({"appid": appid} if appid else {})})
+    def add_media(self, data, type="image", content_type="image/jpeg", appid=None, speex=None):
+        """Store *data* as media and return its media_id.
+
+        *speex*: True when *data* is the HD voice itself (the AMR is made up), or bytes that
+        media/get/jssdk answers for the voice *data*.
+        """
+        params = {"type": type, **({"appid": appid} if appid else {})}
+        if speex is True:
+            params["speex"] = "1"
         status, _, body = self.request(
-            "POST", f"/_emu/media?{query}", data, {"Content-Type": content_type}
+            "POST", f"/_emu/media?{urlencode(params)}", data, {"Content-Type": content_type}
         )
         if status != 200:
             raise AssertionError(f"POST /_emu/media -> {status}: {body[:500]!r}")
-        return json.loads(body)["media_id"]
+        media_id = json.loads(body)["media_id"]
+        if isinstance(speex, (bytes, bytearray)):
+            status, _, body = self.request("POST", f"/_emu/media/{media_id}/speex", bytes(speex))
+            if status != 200:
+                raise AssertionError(f"POST /_emu/media/…/speex -> {status}: {body[:500]!r}")
+        return media_id
+
+    def real_speex(self, real=True):
+        """Make made-up HD voice real WeChat-framed speex (True) or the marked stand-in."""
+        return self.call("POST", "/speex", {"real": real})
 
     def events(self, api=None):
         """Return the recorded JS-SDK events (only those of *api* if given)."""
