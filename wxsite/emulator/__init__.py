@@ -33,6 +33,10 @@ DEFAULTS = {
     "EMU_PUBLIC_URL": None,
     #: The fake merchant's APIv3 key (notifications are encrypted with it).
     "EMU_PAY_APIV3_KEY": protocol.EMULATOR_APIV3_KEY,
+    #: Who signs Pay answers/notifications: public_key, certificate, or both (at random).
+    "EMU_PAY_SIGNER": "public_key",
+    #: What a new refund answers: SUCCESS at once, or PROCESSING until moved.
+    "EMU_PAY_REFUND_STATUS": "SUCCESS",
     #: media/get/jssdk makes up real WeChat-framed wideband speex (silence) instead of the
     #: marked stand-in bytes (which the site's tests rely on being refused as not speex).
     "EMU_REAL_SPEEX": False,
@@ -67,7 +71,11 @@ def create_emulator(config=None):
         fixed_ticket=app.config["EMU_FIXED_TICKET"],
         real_speex=app.config["EMU_REAL_SPEEX"],
     )
-    app.extensions["wxemu.pay"] = pay.PayState(app.config["EMU_PAY_APIV3_KEY"])
+    app.extensions["wxemu.pay"] = pay.PayState(
+        app.config["EMU_PAY_APIV3_KEY"],
+        app.config["EMU_PAY_SIGNER"],
+        app.config["EMU_PAY_REFUND_STATUS"],
+    )
     app.extensions["wxemu.push"] = push.PushState(pushes.configs_from_settings(app))
     hooks.init_app(app)
     for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp, pay.bp, pushes.bp, qrcodes.bp):
