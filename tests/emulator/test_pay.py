@@ -167,14 +167,10 @@ def test_certificate_signs_answers_and_notifications(emulator, merchant):
     assert merchant.pay(r.json()["prepay_id"])["ok"]
     (sent,) = notifications(emulator)
     assert verified(sent["headers"], sent["body"]) == CERT_SERIAL
+    headers = dict(r.headers, **{"Wechatpay-Serial": protocol.EMULATOR_PLATFORM_KEY_ID})
     with pytest.raises(InvalidSignature):
         # The public key does not verify what the certificate's key signed.
-        VERIFIERS[protocol.EMULATOR_PLATFORM_KEY_ID].verify(
-            base64.b64decode(r.headers["Wechatpay-Signature"]),
-            f"{r.headers['Wechatpay-Timestamp']}\n{r.headers['Wechatpay-Nonce']}\n{r.text}\n".encode(),
-            padding.PKCS1v15(),
-            hashes.SHA256(),
-        )
+        verified(headers, r.text)
 
 
 def test_both_signers_at_random_during_a_switch(emulator, merchant):
@@ -353,3 +349,15 @@ def test_paid_or_unknown_orders_cannot_be_closed(emulator, merchant):
     assert close(merchant, "ORDER-CL-2", mchid="1230000109").status_code == 400
     path = "/v3/pay/transactions/out-trade-no/ORDER-CL-2/close"
     assert merchant.call("POST", path, {"mchid": "x"}, signed=False).status_code == 401
+
+
+def test_control_wraps_the_pay_controls(emulator, merchant):
+    control = emulator.control
+    assert control.pay_signer("both")["signer"] == "both"
+    assert control.refund_mode("PROCESSING") == {"status": "PROCESSING"}
+    merchant.paid_order("ORDER-CT-1")
+    merchant.refund("ORDER-CT-1", "REFUND-CT-1")
+    assert control.pay_refunds()[0]["status"] == "PROCESSING"
+    assert control.move_refund("REFUND-CT-1", "SUCCESS", notify=False)["notification"] is None
+    control.renotify_refund("REFUND-CT-1")
+    assert control.pay_notifications()[-1]["event_type"] == "REFUND.SUCCESS"

@@ -359,12 +359,17 @@ def web_follow():
     user, appid = _form_user_and_appid()
     emu = state()
     if request.form.get("action") == "follow":
-        sent = pushes.follow_pushes(user, [appid] if emu.follow(user, appid) else [], [])
+        changed = emu.follow(user, appid)
+        sent = pushes.follow_pushes(user, [appid] if changed else [], [])
     else:
-        sent = pushes.follow_pushes(user, [], [appid] if emu.unfollow(user, appid) else [])
-    notice = "; ".join(_pushed(d) for d in sent) or "nothing changed"
-    if sent == [] and pushes.push_state().config(appid) is None:
+        changed = emu.unfollow(user, appid)
+        sent = pushes.follow_pushes(user, [], [appid] if changed else [])
+    if not changed:
+        notice = "nothing changed"
+    elif not sent:
         notice = "follow state changed; push is off for this account"
+    else:
+        notice = "; ".join(_pushed(d) for d in sent)
     return _back(notice, f"user-{user}")
 
 

@@ -135,7 +135,7 @@ def send_event(
         appid=appid,
         url=config.url,
         mode=config.mode,
-        kind="tamper" if tamper else "event",
+        kind="tamper" if tamper else "normal",
         xml=push.to_xml(fields),
         push=build(),
         user=user,

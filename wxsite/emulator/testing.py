@@ -16,7 +16,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class Control:
-    """Drive a running emulator over HTTP: reset, faults, clock, users, media, events."""
+    """Drive a running emulator over HTTP: faults, clock, users, media, push, QR codes, Pay."""
 
     def __init__(self, base_url, timeout=10):
         self.base_url = base_url.rstrip("/")
@@ -200,8 +200,35 @@ class Control:
         return self.call("GET", "/qrcode")
 
     def scan(self, ticket, user="zhangsan"):
-        """Scan a QR code as *user*: SCAN (a follower) or subscribe with qrscene_ (who then follows)."""
+        """Scan a QR code as *user*: SCAN for a follower, else subscribe with qrscene_."""
         return self.call("POST", "/qrcode/scan", {"ticket": ticket, "user": user})
+
+    # -- WeChat Pay ---------------------------------------------------------------------
+
+    def pay_signer(self, signer):
+        """Choose who signs Pay answers and notifications: public_key, certificate or both."""
+        return self.call("POST", "/pay/signer", {"signer": signer})
+
+    def refund_mode(self, status):
+        """Make new refunds answer PROCESSING (until moved) or SUCCESS at once."""
+        return self.call("POST", "/pay/refund-mode", {"status": status})
+
+    def move_refund(self, out_refund_no, status, notify=True):
+        """Move a refund to SUCCESS, CLOSED or ABNORMAL; return {"refund", "notification"}."""
+        body = {"status": status, "notify": notify}
+        return self.call("POST", f"/pay/refunds/{out_refund_no}", body)
+
+    def renotify_refund(self, out_refund_no):
+        """Send a refund's notification for its current state again."""
+        return self.call("POST", f"/pay/refunds/{out_refund_no}/notify")
+
+    def pay_refunds(self):
+        """Return every refund as the query API shows it."""
+        return self.call("GET", "/pay/refunds")
+
+    def pay_notifications(self):
+        """Return every Pay notification sent, with its headers and body."""
+        return self.call("GET", "/pay/notifications")
 
     def authorize(self, url, user="zhangsan", action="allow", from_menu=False):
         """Walk an authorization link as *user* would; return the site's callback URL.
