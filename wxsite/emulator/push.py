@@ -256,12 +256,13 @@ def _with_doctype(xml, tamper):
     # What an attacker can add: the envelope is outside the signature (and the ciphertext).
     if tamper == "dtd":
         entities = '<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
-        doctype = f"<!DOCTYPE xml [{entities}]>"
-        return '<?xml version="1.0"?>' + doctype + xml.replace("</xml>", "<Note>&b;</Note></xml>")
-    if tamper == "xxe":
-        doctype = '<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-        return '<?xml version="1.0"?>' + doctype + xml.replace("</xml>", "<Note>&xxe;</Note></xml>")
-    return xml
+        doctype, use = f"<!DOCTYPE xml [{entities}]>", "&b;"
+    elif tamper == "xxe":
+        doctype, use = '<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>', "&xxe;"
+    else:
+        return xml
+    head = xml[: -len("</xml>")]
+    return f'<?xml version="1.0"?>{doctype}{head}<Note>{use}</Note></xml>'
 
 
 def verification_query(token, timestamp, echostr, tamper=None):
