@@ -7,7 +7,7 @@ import sys
 import wxsite.emulator
 
 PACKAGE = pathlib.Path(wxsite.emulator.__file__).parent
-ALLOWED_THIRD_PARTY = {"flask", "werkzeug", "cryptography"}  # cryptography: WeChat Pay
+ALLOWED_THIRD_PARTY = {"flask", "werkzeug", "cryptography", "segno"}  # Pay and push; QR images
 
 
 def _imports(path):

@@ -8,7 +8,7 @@ from flask import Flask, redirect
 
 from wxsite.wechat import protocol
 
-from . import api, control, hooks, jssdk, oauth, pay, server
+from . import api, control, hooks, jssdk, oauth, pay, push, pushes, qrcodes, server
 from .state import EmulatorState
 from .users import DEFAULT_USERS
 
@@ -33,8 +33,25 @@ DEFAULTS = {
     "EMU_PUBLIC_URL": None,
     #: The fake merchant's APIv3 key (notifications are encrypted with it).
     "EMU_PAY_APIV3_KEY": protocol.EMULATOR_APIV3_KEY,
+    #: Who signs Pay answers/notifications: public_key, certificate, or both (at random).
+    "EMU_PAY_SIGNER": "public_key",
+    #: What a new refund answers: SUCCESS at once, or PROCESSING until moved.
+    "EMU_PAY_REFUND_STATUS": "SUCCESS",
+    #: media/get/jssdk makes up real WeChat-framed wideband speex (silence) instead of the
+    #: marked stand-in bytes (which the site's tests rely on being refused as not speex).
+    "EMU_REAL_SPEEX": False,
     #: The fake users (FakeUser instances).
     "EMU_USERS": DEFAULT_USERS,
+    #: appid -> 服务器配置 {"url", "token", "aes_key", "mode"} the emulator pushes with.
+    "EMU_PUSH": {},
+    #: appid -> original id (gh_…), the ToUserName of pushes; unset ones are derived.
+    "EMU_ORIGINAL_IDS": {},
+    #: Seconds WeChat waits for a push's answer before it tries again.
+    "EMU_PUSH_TIMEOUT": push.TIMEOUT,
+    #: Retries after the first attempt (timeout, non-2xx, or an answer not success/""/XML).
+    "EMU_PUSH_RETRIES": push.RETRIES,
+    #: Wall-clock seconds between attempts (WeChat's pace is the timeout; tests want less).
+    "EMU_PUSH_RETRY_DELAY": push.RETRY_DELAY,
 }
 
 
@@ -52,10 +69,16 @@ def create_emulator(config=None):
         users=app.config["EMU_USERS"],
         grace=app.config["EMU_CLASSIC_GRACE"],
         fixed_ticket=app.config["EMU_FIXED_TICKET"],
+        real_speex=app.config["EMU_REAL_SPEEX"],
     )
-    app.extensions["wxemu.pay"] = pay.PayState(app.config["EMU_PAY_APIV3_KEY"])
+    app.extensions["wxemu.pay"] = pay.PayState(
+        app.config["EMU_PAY_APIV3_KEY"],
+        app.config["EMU_PAY_SIGNER"],
+        app.config["EMU_PAY_REFUND_STATUS"],
+    )
+    app.extensions["wxemu.push"] = push.PushState(pushes.configs_from_settings(app))
     hooks.init_app(app)
-    for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp, pay.bp):
+    for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp, pay.bp, pushes.bp, qrcodes.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", "home", lambda: redirect("/_emu/"))
     # Run alone (`flask --app wsgi wx emulator`) its access lines would show the fake

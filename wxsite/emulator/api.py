@@ -11,6 +11,9 @@ from .web import external_url, state, wx_json
 bp = Blueprint("api", __name__)
 
 _MEDIA_TYPES = ("image", "voice", "video", "thumb")
+#: What sns/userinfo says about a snapshot page's virtual account.
+SNAPSHOT_NICKNAME = "微信用户"
+SNAPSHOT_AVATAR = "snapshot-avatar.svg"
 _CHUNK = 64 * 1024
 
 
@@ -23,7 +26,7 @@ def _web_token_body(grant, refresh):
         "access_token": grant.value,
         "expires_in": protocol.TOKEN_LIFETIME,
         "refresh_token": refresh.value,
-        "openid": emu.openid(grant.appid, grant.user),
+        "openid": emu.grant_openid(grant),
         "scope": grant.scope,
     }
 
@@ -38,10 +41,10 @@ def sns_access_token():
         raise ApiError(protocol.INVALID_GRANT_TYPE)
     grant, refresh = emu.exchange_code(args["appid"], args.get("code"))
     body = _web_token_body(grant, refresh)
-    unionid = emu.unionid(grant.user)
+    unionid = emu.grant_unionid(grant)
     if unionid:
         body["unionid"] = unionid
-    body["is_snapshotuser"] = 0
+    body["is_snapshotuser"] = 1 if grant.snapshot else 0
     return wx_json(body)
 
 
@@ -65,18 +68,23 @@ def sns_userinfo():
     if grant.scope != protocol.SCOPE_USERINFO:
         raise ApiError(protocol.API_UNAUTHORIZED)
     user = emu.users[grant.user]
+    if grant.snapshot:
+        # The snapshot page's virtual account: WeChat's placeholder name and grey avatar.
+        nickname, avatar = SNAPSHOT_NICKNAME, external_url("static", filename=SNAPSHOT_AVATAR)
+    else:
+        nickname, avatar = user.nickname, external_url("control.avatar", key=user.key)
     # Since October 2021 WeChat returns no sex or region: zero and empty strings.
     body = {
-        "openid": emu.openid(grant.appid, user.key),
-        "nickname": user.nickname,
+        "openid": emu.grant_openid(grant),
+        "nickname": nickname,
         "sex": 0,
         "province": "",
         "city": "",
         "country": "",
-        "headimgurl": external_url("control.avatar", key=user.key),
+        "headimgurl": avatar,
         "privilege": [],
     }
-    unionid = emu.unionid(user.key)
+    unionid = emu.grant_unionid(grant)
     if unionid:
         body["unionid"] = unionid
     return wx_json(body)
@@ -155,13 +163,14 @@ def user_info():
     }
     if unionid:
         body["unionid"] = unionid
+    qr = emu.follow_scene(key, appid)
     body.update(
         remark="",
         groupid=0,
         tagid_list=[],
         subscribe_scene="ADD_SCENE_QR_CODE",
-        qr_scene=0,
-        qr_scene_str="",
+        qr_scene=(qr.scene_id or 0) if qr else 0,
+        qr_scene_str=(qr.scene_str or "") if qr else "",
     )
     return wx_json(body)
 
@@ -169,7 +178,7 @@ def user_info():
 # -- media -----------------------------------------------------------------------------
 
 
-def store_upload(kind, data, content_type, appid=None, duration_ms=None):
+def store_upload(kind, data, content_type, appid=None, duration_ms=None, speex=None):
     """Keep uploaded bytes as media of *kind*; return (media_id, created_at)."""
     if kind == "image":
         content_type = media_bytes.sniff_image_type(data, content_type or "image/jpeg")
@@ -179,7 +188,7 @@ def store_upload(kind, data, content_type, appid=None, duration_ms=None):
             duration_ms = media_bytes.amr_duration_ms(data)
     else:
         content_type = content_type or "application/octet-stream"
-    return state().add_media(kind, data, content_type, appid, duration_ms or 0)
+    return state().add_media(kind, data, content_type, appid, duration_ms or 0, speex)
 
 
 @bp.post(protocol.MEDIA_UPLOAD)
@@ -230,11 +239,16 @@ def media_get():
 
 @bp.get(protocol.MEDIA_GET_JSSDK)
 def media_get_jssdk():
-    """Download a JS-SDK voice as "high quality" speex (fake bytes, see docs)."""
+    """Download a JS-SDK voice as "high quality" speex (given, made-up real, or stand-in)."""
     emu = state()
     appid = emu.token_appid(request.args.get("access_token"))
     item = emu.get_media(request.args.get("media_id"), appid)
     if item.kind != "voice":
         raise ApiError(protocol.INVALID_MEDIA_ID)
-    data = media_bytes.fake_speex(item.duration_ms)
+    if item.speex is not None:
+        data = item.speex
+    elif emu.real_speex:
+        data = media_bytes.wechat_speex(item.duration_ms)
+    else:
+        data = media_bytes.fake_speex(item.duration_ms)
     return media_response(item.media_id, data, "voice/speex")

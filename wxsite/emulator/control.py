@@ -2,12 +2,23 @@
 
 import math
 
-from flask import current_app, Blueprint, Response, abort, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from wxsite.wechat import protocol
 
+from . import media as media_bytes
+from . import pushes, qrcodes
 from .api import store_upload
-from .state import FAULT_PATHS, MEDIA_PATHS, Fault
+from .state import FAULT_PATHS, MEDIA_PATHS, ApiError, Fault, voice_media
 from .users import avatar_svg
 from .web import bad_request, external_url, request_json, state, wx_json
 
@@ -152,6 +163,7 @@ def reset():
     """Forget every token, ticket, code, media, fault, counter, event, clock change and payment."""
     state().reset()
     current_app.extensions["wxemu.pay"].reset()
+    pushes.push_state().reset()
     return wx_json({"ok": True})
 
 
@@ -163,15 +175,37 @@ def users():
 
 @bp.post("/users/<key>")
 def update_user(key):
-    """Change which appids user *key* follows (JSON ``follows``)."""
+    """Change which appids user *key* follows (JSON ``follows``), pushing (un)subscribe."""
     emu = state()
     if key not in emu.users:
         abort(404)
     follows = request_json().get("follows")
     if not isinstance(follows, list) or any(a not in emu.accounts for a in follows):
         return bad_request(f"follows must be a list of appids among {list(emu.accounts)}")
-    emu.set_follows(key, follows)
-    return wx_json(next(u for u in emu.describe_users() if u["key"] == key))
+    added, removed = emu.set_follows(key, follows)
+    sent = pushes.follow_pushes(key, added, removed)
+    user = next(u for u in emu.describe_users() if u["key"] == key)
+    return wx_json({**user, "pushes": [d.describe() for d in sent]})
+
+
+@bp.get("/snapshot")
+def snapshots():
+    """Return the users whose next snsapi_userinfo authorization is a snapshot one."""
+    return wx_json(state().describe_snapshots())
+
+
+@bp.post("/snapshot")
+def arm_snapshot():
+    """Make a user's next snsapi_userinfo authorization (``appid`` or any) a snapshot page."""
+    emu = state()
+    data = request_json()
+    user, appid = data.get("user"), data.get("appid")
+    if user not in emu.users:
+        return bad_request(f"user must be one of {list(emu.users)}")
+    if appid is not None and appid not in emu.accounts:
+        return bad_request(f"appid must be one of {list(emu.accounts)}")
+    emu.arm_snapshot(user, appid)
+    return wx_json({"user": user, "appid": appid, "armed": True})
 
 
 @bp.post("/tokens/revoke")
@@ -184,9 +218,13 @@ def revoke_tokens():
     return wx_json({"revoked": emu.revoke_tokens(appid)})
 
 
+def _flag(name):
+    return request.args.get(name, "") in ("1", "true", "yes")
+
+
 @bp.post("/media")
 def add_media():
-    """Keep the raw request body as media (``?type=image|voice``, optional ``appid``)."""
+    """Keep the raw request body as media (``?type=image|voice``, ``appid``, ``speex=1``)."""
     kind = request.args.get("type", "image")
     appid = request.args.get("appid") or None
     if kind not in ("image", "voice"):
@@ -196,8 +234,42 @@ def add_media():
     data = request.get_data(cache=False)
     if not data:
         return bad_request("send the media bytes as the request body")
-    media_id, created_at = store_upload(kind, data, request.mimetype, appid)
+    if _flag("speex"):
+        if kind != "voice":
+            return bad_request("speex=1 goes with type=voice")
+        # The body is the HD voice; the AMR copy is silence of the same length.
+        duration = media_bytes.speex_duration_ms(data) or 1000
+        amr, duration = voice_media(duration)
+        media_id, created_at = store_upload("voice", amr, "audio/amr", appid, duration, data)
+    else:
+        media_id, created_at = store_upload(kind, data, request.mimetype, appid)
     return wx_json({"media_id": media_id, "type": kind, "created_at": int(created_at)})
+
+
+@bp.post("/media/<media_id>/speex")
+def attach_speex(media_id):
+    """Make a voice's media/get/jssdk answer the raw request body, as is."""
+    data = request.get_data(cache=False)
+    if not data:
+        return bad_request("send the speex bytes as the request body")
+    try:
+        item = state().attach_speex(media_id, data)
+    except ApiError:
+        return bad_request("no such voice media")
+    return wx_json({"media_id": item.media_id, "type": item.kind, "speex_bytes": len(data)})
+
+
+@bp.route("/speex", methods=["GET", "POST"])
+def speex_mode():
+    """Read or set (``{"real": bool}``) whether made-up HD voice is real speex."""
+    emu = state()
+    if request.method == "POST":
+        real = request_json().get("real")
+        if not isinstance(real, bool):
+            return bad_request("real must be true or false")
+        with emu.lock:
+            emu.real_speex = real
+    return wx_json({"real": emu.real_speex})
 
 
 @bp.get("/events")
@@ -236,14 +308,115 @@ def avatar(key):
 
 @bp.get("/")
 def index():
-    """Show what this emulator offers: accounts, users, and where things are."""
+    """Show what this emulator offers: accounts, users, push, QR codes, and where things are."""
     emu = state()
+    now = emu.now()
+    codes = [q for q in emu.describe_qrcodes() if not q["expired"]]
+    for code in codes:
+        qr = emu.qrcode(ticket=code["ticket"])
+        code["page"] = url_for("qrcodes.scan_page", code=qr.code)
+        code["left"] = None if qr.expires_at is None else int(qr.expires_at - now)
     return render_template(
         "index.html",
         accounts=list(emu.accounts),
+        push=[pushes.describe_config(a) for a in emu.accounts],
         users=emu.describe_users(),
         avatars={u: external_url("control.avatar", key=u) for u in emu.users},
         jssdk_url=external_url("jssdk.script"),
         paths=FAULT_PATHS,
         protocol=protocol,
+        qrcodes=codes,
+        deliveries=pushes.push_state().describe_deliveries()[-10:][::-1],
+        notice=request.args.get("notice"),
     )
+
+
+# -- the home page's forms (plain HTML, no JavaScript) -----------------------------------
+
+
+def _back(notice, anchor):
+    return redirect(url_for("control.index", notice=notice, _anchor=anchor), 303)
+
+
+def _form_user_and_appid():
+    emu = state()
+    user, appid = request.form.get("user", ""), request.form.get("appid", "")
+    if user not in emu.users or appid not in emu.accounts:
+        abort(400)
+    return user, appid
+
+
+def _pushed(delivery):
+    if delivery is None:
+        return "push is off for this account: nothing sent"
+    outcome = "accepted" if delivery.accepted else "not accepted"
+    return f"push #{delivery.id} {delivery.event or delivery.msg_type}: {outcome}"
+
+
+@bp.post("/web/follow")
+def web_follow():
+    """Follow or unfollow an account as a user (the home page's buttons)."""
+    user, appid = _form_user_and_appid()
+    emu = state()
+    if request.form.get("action") == "follow":
+        changed = emu.follow(user, appid)
+        sent = pushes.follow_pushes(user, [appid] if changed else [], [])
+    else:
+        changed = emu.unfollow(user, appid)
+        sent = pushes.follow_pushes(user, [], [appid] if changed else [])
+    if not changed:
+        notice = "nothing changed"
+    elif not sent:
+        notice = "follow state changed; push is off for this account"
+    else:
+        notice = "; ".join(_pushed(d) for d in sent)
+    return _back(notice, f"user-{user}")
+
+
+@bp.post("/web/text")
+def web_text():
+    """Send a text message to an account as a user."""
+    user, appid = _form_user_and_appid()
+    content = request.form.get("content", "").strip() or "你好"
+    delivery = pushes.send_event(appid, user, msg_type="text", content=content)
+    return _back(_pushed(delivery), "pushes")
+
+
+@bp.post("/web/qrcode")
+def web_qrcode():
+    """Make a temporary QR code with a scene string."""
+    appid = request.form.get("appid", "")
+    if appid not in state().accounts:
+        abort(400)
+    scene = request.form.get("scene", "").strip() or "emu"
+    body = {
+        "action_name": "QR_STR_SCENE",
+        "expire_seconds": 600,
+        "action_info": {"scene": {"scene_str": scene[:64]}},
+    }
+    qrcodes.create(appid, body)
+    return _back(f"QR code for scene {scene[:64]!r} made (10 minutes)", "qrcodes")
+
+
+@bp.post("/web/scan")
+def web_scan():
+    """Scan a QR code as a user."""
+    result, error = qrcodes.scan(request.form.get("ticket", ""), request.form.get("user", ""))
+    if error:
+        return _back(error, "qrcodes")
+    delivery = pushes.push_state().find(result["delivery"]["id"]) if result["delivery"] else None
+    return _back(f"{result['event']} {result['event_key']}: " + _pushed(delivery), "pushes")
+
+
+@bp.post("/web/verify")
+def web_verify():
+    """Do WeChat's URL check against an account's push URL."""
+    appid = request.form.get("appid", "")
+    config = pushes.push_state().config(appid) if appid in state().accounts else None
+    if config is None:
+        return _back("push is off for this account", "push")
+    result = pushes.check_url(appid, config)
+    outcome = (
+        "echoed: OK" if result["ok"] else f"not echoed ({result['status'] or result['error']})"
+    )
+    return _back(f"URL check of {config.url}: {outcome}", "push")

@@ -13,6 +13,19 @@ SPEEX_MAGIC = b"#!SPEEX-WXEMU\n"
 _SPEEX_FRAME = 70
 #: WeChat stops a JS-SDK recording after 60 seconds.
 VOICE_LIMIT_MS = 60_000
+SPEEX_FRAME_MS = 20
+# Wideband speex (16 kHz, quality 8, 70 bytes per 20 ms) of silence, as libspeex 1.2.1
+# encodes it: made once with `ffmpeg -f lavfi -i anullsrc=r=16000:cl=mono -t 0.2
+# -c:a libspeex -ar 16000 -ac 1 silence.ogg` and cut out of the Ogg packets. The first
+# frame differs from the rest by one bit of encoder state; after it every frame is alike.
+SPEEX_FIRST_FRAME = bytes.fromhex(
+    "369d1b9a20000168e8e8e8e8e8e8e88400b47474747474747442005a3a3a3a3a3a3a3a"
+    "21002d1d1d1d1d1d1d1d1b3b60ababababab0ababababab0ababababab0ababababab7"
+)
+SPEEX_SILENT_FRAME = bytes.fromhex(
+    "369d1b9a20080168e8e8e8e8e8e8e88400b47474747474747442005a3a3a3a3a3a3a3a"
+    "21002d1d1d1d1d1d1d1d1b3b60ababababab0ababababab0ababababab0ababababab7"
+)
 
 
 def amr_nb(duration_ms):
@@ -35,6 +48,26 @@ def fake_speex(duration_ms):
     frames = max(1, round(duration_ms / AMR_FRAME_MS))
     header = SPEEX_MAGIC + b"duration_ms=%d\n" % duration_ms
     return header + bytes(_SPEEX_FRAME * frames)
+
+
+def wechat_speex(duration_ms):
+    """Return *duration_ms* of silence as WeChat frames speex: a length byte before each frame."""
+    frames = max(1, round(min(duration_ms, VOICE_LIMIT_MS) / SPEEX_FRAME_MS))
+    first = bytes([len(SPEEX_FIRST_FRAME)]) + SPEEX_FIRST_FRAME
+    rest = bytes([len(SPEEX_SILENT_FRAME)]) + SPEEX_SILENT_FRAME
+    return first + rest * (frames - 1)
+
+
+def speex_duration_ms(data):
+    """Return 20 ms per length-prefixed block of WeChat-framed speex, or 0 if it is not framed."""
+    pos = blocks = 0
+    while pos < len(data):
+        size = data[pos]
+        if size == 0 or pos + 1 + size > len(data):
+            return 0
+        pos += 1 + size
+        blocks += 1
+    return blocks * SPEEX_FRAME_MS
 
 
 def sniff_image_type(data, default="image/jpeg"):

@@ -179,8 +179,14 @@ def _user_rows(appid):
     ]
 
 
-def _approve(auth, user):
-    code = state().issue_code(auth.appid, user, auth.scope)
+def _approve(auth, user, snapshot=False):
+    emu = state()
+    if auth.scope == protocol.SCOPE_USERINFO:
+        # An armed snapshot is spent by this authorization, whichever way it was asked for.
+        snapshot = emu.take_snapshot(user, auth.appid) or snapshot
+    else:
+        snapshot = False
+    code = emu.issue_code(auth.appid, user, auth.scope, snapshot)
     return redirect(callback_url(auth, code), 302)
 
 
@@ -200,6 +206,9 @@ def authorize():
     if user is not None:
         following = emu.follow_time(user, auth.appid) is not None
         if auth.scope == protocol.SCOPE_BASE or (following and from_menu):
+            return _approve(auth, user)
+        if emu.snapshot_armed(user, auth.appid):
+            # Snapshot-page mode: WeChat opens the page at once, no consent asked.
             return _approve(auth, user)
     return render_template(
         "authorize.html",
@@ -241,10 +250,12 @@ def confirm():
     action = form.get("action", "")
     if user not in state().users:
         return _error_page(AuthLinkError("请选择用户", f"unknown user {user!r}"))
-    if action not in ("allow", "deny"):
-        return _error_page(AuthLinkError("参数错误", "action must be allow or deny"))
-    if action == "allow":
-        response = _approve(auth, user)
+    if action not in ("allow", "deny", "snapshot"):
+        return _error_page(AuthLinkError("参数错误", "action must be allow, deny or snapshot"))
+    if action == "snapshot" and auth.scope != protocol.SCOPE_USERINFO:
+        return _error_page(AuthLinkError("参数错误", "a snapshot page is for snsapi_userinfo"))
+    if action in ("allow", "snapshot"):
+        response = _approve(auth, user, snapshot=action == "snapshot")
     else:
         response = redirect(callback_url(auth), 302)
     response.set_cookie(USER_COOKIE, user, max_age=_COOKIE_AGE, samesite="Lax", httponly=True)

@@ -4,6 +4,7 @@ Nothing here knows about Flask: the blueprints translate :class:`ApiError` into
 WeChat's ``{"errcode", "errmsg"}`` bodies.
 """
 
+import base64
 import hashlib
 import math
 import secrets
@@ -22,11 +23,23 @@ from .users import openid_for, subscribe_time_for, unionid_for
 APPSECRET_MISSING = 41004
 DATA_FORMAT_ERROR = 47001
 INVALID_ARGS = 40097
+INVALID_ACTION_INFO = 40053
 LOCAL_ERRMSG = {
     APPSECRET_MISSING: "appsecret missing",
     DATA_FORMAT_ERROR: "data format error",
     INVALID_ARGS: "invalid args",
+    INVALID_ACTION_INFO: "invalid action info",
 }
+
+#: Parametric QR codes: written down here from WeChat's documentation (生成带参数的二维码).
+QRCODE_CREATE = "/cgi-bin/qrcode/create"
+#: Served by mp.weixin.qq.com in WeChat; the emulator serves it too.
+SHOWQRCODE = "/cgi-bin/showqrcode"
+QR_TEMPORARY = ("QR_SCENE", "QR_STR_SCENE")
+QR_PERMANENT = ("QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
+#: expire_seconds when a temporary code is asked for without one, and the most allowed.
+QR_DEFAULT_EXPIRY = 60
+QR_MAX_EXPIRY = 30 * 24 * 3600
 
 #: Every path that is counted and can be given a fault (WeChat's, plus the JS-SDK's).
 FAULT_PATHS = (
@@ -42,6 +55,8 @@ FAULT_PATHS = (
     protocol.MEDIA_UPLOAD,
     protocol.MEDIA_GET,
     protocol.MEDIA_GET_JSSDK,
+    QRCODE_CREATE,
+    SHOWQRCODE,
     "/_emu/jssdk/verify",
     "/_emu/jssdk/upload",
 )
@@ -109,6 +124,8 @@ class Code:
     scope: str
     expires_at: float
     used: bool = False
+    #: Issued in snapshot-page mode (快照页): exchanged for a virtual identity.
+    snapshot: bool = False
 
 
 @dataclass
@@ -120,6 +137,10 @@ class WebGrant:
     user: str
     scope: str
     expires_at: float
+    #: Snapshot-page grants speak for a virtual openid / unionid, not the user's own.
+    snapshot: bool = False
+    virtual_openid: str | None = None
+    virtual_unionid: str | None = None
 
 
 @dataclass
@@ -134,6 +155,46 @@ class Media:
     #: None: any account may download it (media seeded by tests).
     appid: str | None = None
     duration_ms: int = 0
+    #: Voice: the bytes media/get/jssdk answers (None: made up from the duration).
+    speex: bytes | None = None
+
+
+@dataclass
+class QrCode:
+    """A parametric QR code: its ticket, scene, and (temporary codes) expiry."""
+
+    ticket: str
+    #: Short id in the code's ``url`` (the emulator's scan page).
+    code: str
+    appid: str
+    action_name: str
+    scene_id: int | None
+    scene_str: str | None
+    created_at: float
+    #: None for permanent codes.
+    expires_at: float | None
+
+    @property
+    def scene(self):
+        """Return the scene as EventKey carries it (scene_str, or scene_id in digits)."""
+        return self.scene_str if self.scene_str is not None else str(self.scene_id)
+
+    def expired(self, now):
+        """Tell whether the code can no longer be scanned at *now*."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    def describe(self, now):
+        """Return the code as the control API lists it."""
+        return {
+            "ticket": self.ticket,
+            "appid": self.appid,
+            "action_name": self.action_name,
+            "scene": self.scene,
+            "scene_id": self.scene_id,
+            "scene_str": self.scene_str,
+            "expires_at": self.expires_at,
+            "expired": self.expired(now),
+        }
 
 
 @dataclass
@@ -196,8 +257,9 @@ class Delivery:
 class EmulatorState:
     """The emulator's memory: one instance per emulator app, every method thread-safe."""
 
-    def __init__(self, accounts, users, grace, fixed_ticket=None):
+    def __init__(self, accounts, users, grace, fixed_ticket=None, real_speex=False):
         self.lock = threading.RLock()
+        self.default_real_speex = real_speex
         self.accounts = dict(accounts)
         self.users = {u.key: u for u in users}
         self.grace = grace
@@ -227,6 +289,8 @@ class EmulatorState:
         """Forget everything that happened since start-up."""
         with self.lock:
             self.offset = 0.0
+            #: media/get/jssdk makes up real wideband speex (else the marked stand-in).
+            self.real_speex = self.default_real_speex
             self.tokens = {}  # value -> Credential (global access tokens)
             self.stable = {}  # appid -> Credential (the current stable token)
             self.tickets = {}  # appid -> [Credential]
@@ -243,6 +307,10 @@ class EmulatorState:
                 u.key: {a: subscribe_time_for(i) for a in u.follows if a in self.accounts}
                 for i, u in enumerate(self.users.values())
             }
+            self.follow_scenes = {}  # (user, appid) -> the QrCode they followed through
+            self.snapshots = {}  # user -> appid (None: any) whose next userinfo code is a snapshot
+            self.qrcodes = {}  # ticket -> QrCode
+            self.msg_seq = 0
 
     # -- accounts and users -----------------------------------------------------------
 
@@ -279,11 +347,38 @@ class EmulatorState:
             return self.follows.get(key, {}).get(appid)
 
     def set_follows(self, key, appids):
-        """Make user *key* follow exactly *appids* (keeping earlier subscribe times)."""
+        """Make user *key* follow exactly *appids*; return (appids followed, unfollowed)."""
         with self.lock:
             old = self.follows.get(key, {})
             now = int(self.now())
             self.follows[key] = {a: old.get(a, now) for a in appids}
+            added = [a for a in self.follows[key] if a not in old]
+            removed = [a for a in old if a not in self.follows[key]]
+            for appid in removed:
+                self.follow_scenes.pop((key, appid), None)
+            return added, removed
+
+    def follow(self, key, appid, qrcode=None):
+        """Make user *key* follow *appid* (through *qrcode* if given); False if they already do."""
+        with self.lock:
+            follows = self.follows.setdefault(key, {})
+            if appid in follows:
+                return False
+            follows[appid] = int(self.now())
+            if qrcode is not None:
+                self.follow_scenes[(key, appid)] = qrcode
+            return True
+
+    def unfollow(self, key, appid):
+        """Make user *key* stop following *appid*; False if they did not follow it."""
+        with self.lock:
+            self.follow_scenes.pop((key, appid), None)
+            return self.follows.get(key, {}).pop(appid, None) is not None
+
+    def follow_scene(self, key, appid):
+        """Return the QrCode through which user *key* followed *appid*, or None."""
+        with self.lock:
+            return self.follow_scenes.get((key, appid))
 
     def describe_users(self):
         """Return every user as the control API lists them."""
@@ -390,14 +485,39 @@ class EmulatorState:
 
     # -- web authorization ---------------------------------------------------------------
 
-    def issue_code(self, appid, user, scope):
-        """Return a new single-use code for (appid, user, scope)."""
+    def issue_code(self, appid, user, scope, snapshot=False):
+        """Return a new single-use code for (appid, user, scope), a snapshot one if asked."""
         with self.lock:
             now = self.now()
             self._prune(now)
             code = _random(32)
-            self.codes[code] = Code(appid, user, scope, now + protocol.CODE_LIFETIME)
+            self.codes[code] = Code(
+                appid, user, scope, now + protocol.CODE_LIFETIME, snapshot=snapshot
+            )
             return code
+
+    def arm_snapshot(self, user, appid=None):
+        """Make *user*'s next snsapi_userinfo authorization (of *appid*, or any) a snapshot one."""
+        with self.lock:
+            self.snapshots[user] = appid
+
+    def snapshot_armed(self, user, appid):
+        """Tell whether *user*'s next snsapi_userinfo authorization of *appid* is a snapshot."""
+        with self.lock:
+            return user in self.snapshots and self.snapshots[user] in (None, appid)
+
+    def take_snapshot(self, user, appid):
+        """Disarm and return True if *user*'s authorization of *appid* is to be a snapshot."""
+        with self.lock:
+            armed = self.snapshot_armed(user, appid)
+            if armed:
+                del self.snapshots[user]
+            return armed
+
+    def describe_snapshots(self):
+        """Return the armed snapshot authorizations."""
+        with self.lock:
+            return [{"user": u, "appid": a} for u, a in self.snapshots.items()]
 
     def exchange_code(self, appid, value):
         """Spend a code; return (web access grant, refresh grant) or raise its errcode."""
@@ -420,6 +540,12 @@ class EmulatorState:
                 code.scope,
                 now + protocol.REFRESH_TOKEN_LIFETIME,
             )
+            if code.snapshot:
+                # A virtual account: new ids each time, shaped like real ones.
+                refresh.snapshot = True
+                refresh.virtual_openid = "o" + secrets.token_urlsafe(21)[:27]
+                if self.unionid(code.user):
+                    refresh.virtual_unionid = "o" + secrets.token_urlsafe(21)[:27]
             self.refresh_tokens[refresh.value] = refresh
             return self._new_web_token(refresh, now), refresh
 
@@ -430,6 +556,9 @@ class EmulatorState:
             refresh.user,
             refresh.scope,
             now + protocol.TOKEN_LIFETIME,
+            refresh.snapshot,
+            refresh.virtual_openid,
+            refresh.virtual_unionid,
         )
         self.web_tokens[grant.value] = grant
         return grant
@@ -455,18 +584,83 @@ class EmulatorState:
                 raise ApiError(protocol.INVALID_CREDENTIAL)
             if self.now() >= grant.expires_at:
                 raise ApiError(protocol.ACCESS_TOKEN_EXPIRED)
-        if openid != self.openid(grant.appid, grant.user):
+        if openid != self.grant_openid(grant):
             raise ApiError(protocol.INVALID_OPENID)
         return grant
 
+    def grant_openid(self, grant):
+        """Return the openid a web grant speaks for (virtual for snapshot grants)."""
+        return grant.virtual_openid or self.openid(grant.appid, grant.user)
+
+    def grant_unionid(self, grant):
+        """Return the unionid a web grant reports (virtual for snapshot grants), or None."""
+        return grant.virtual_unionid if grant.snapshot else self.unionid(grant.user)
+
+    # -- parametric QR codes ---------------------------------------------------------------
+
+    def create_qrcode(self, appid, action_name, scene_id, scene_str, expire_seconds):
+        """Return a new QrCode (a permanent one asked for again: the same code)."""
+        with self.lock:
+            now = self.now()
+            if action_name in QR_PERMANENT:
+                for qr in self.qrcodes.values():
+                    if (qr.appid, qr.action_name, qr.scene_id, qr.scene_str) == (
+                        appid,
+                        action_name,
+                        scene_id,
+                        scene_str,
+                    ):
+                        return qr
+                expires_at = None
+            else:
+                expires_at = now + expire_seconds
+            # Shaped like WeChat's: base64 of binary starting "gQ", ending "=" (so callers
+            # must URL-encode it for showqrcode).
+            ticket = base64.b64encode(b"\x81\x01" + secrets.token_bytes(48)).decode("ascii")
+            qr = QrCode(
+                ticket,
+                secrets.token_urlsafe(16),
+                appid,
+                action_name,
+                scene_id,
+                scene_str,
+                now,
+                expires_at,
+            )
+            self.qrcodes[ticket] = qr
+            # Forget codes that expired a day ago so a long session stays small.
+            horizon = now - _FORGET_AFTER
+            for old in [q for q in self.qrcodes.values() if (q.expires_at or now) < horizon]:
+                del self.qrcodes[old.ticket]
+            return qr
+
+    def qrcode(self, ticket=None, code=None):
+        """Return the QrCode of *ticket* (or of its url's *code*), expired or not, or None."""
+        with self.lock:
+            if ticket is not None:
+                return self.qrcodes.get(ticket)
+            return next((q for q in self.qrcodes.values() if q.code == code), None)
+
+    def describe_qrcodes(self):
+        """Return every QR code, oldest first."""
+        with self.lock:
+            now = self.now()
+            return [q.describe(now) for q in self.qrcodes.values()]
+
+    def next_msg_id(self):
+        """Return a new MsgId: 19 digits, like WeChat's."""
+        with self.lock:
+            self.msg_seq += 1
+            return 6_000_000_000_000_000_000 + int(self.now()) * 10_000 + self.msg_seq % 10_000
+
     # -- media ---------------------------------------------------------------------------
 
-    def add_media(self, kind, data, content_type, appid=None, duration_ms=0):
+    def add_media(self, kind, data, content_type, appid=None, duration_ms=0, speex=None):
         """Keep *data* as temporary media and return its media_id."""
         with self.lock:
             media_id = secrets.token_urlsafe(48)
             self.media[media_id] = Media(
-                media_id, kind, data, content_type, self.now(), appid, duration_ms
+                media_id, kind, data, content_type, self.now(), appid, duration_ms, speex
             )
             # Drop media past its lifetime so big uploads don't pile up in memory.
             horizon = self.now() - protocol.MEDIA_LIFETIME - _FORGET_AFTER
@@ -486,6 +680,15 @@ class EmulatorState:
         if appid is not None and item.appid not in (None, appid):
             raise ApiError(protocol.INVALID_MEDIA_ID)
         return item
+
+    def attach_speex(self, media_id, data):
+        """Make voice *media_id*'s media/get/jssdk answer *data*; raise 40007 if not voice."""
+        with self.lock:
+            item = self.get_media(media_id)
+            if item.kind != "voice":
+                raise ApiError(protocol.INVALID_MEDIA_ID)
+            item.speex = bytes(data)
+            return item
 
     # -- faults, counters, events --------------------------------------------------------
 

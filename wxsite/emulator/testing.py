@@ -16,7 +16,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class Control:
-    """Drive a running emulator over HTTP: reset, faults, clock, users, media, events."""
+    """Drive a running emulator over HTTP: faults, clock, users, media, push, QR codes, Pay."""
 
     def __init__(self, base_url, timeout=10):
         self.base_url = base_url.rstrip("/")
@@ -106,15 +106,30 @@ class Control:
         """Invalidate every current global access_token of *appid*."""
         return self.call("POST", "/tokens/revoke", {"appid": appid})
 
-    def add_media(self, data, type="image", content_type="image/jpeg", appid=None):
-        """Store *data* as media and return its media_id."""
-        query = urlencode({"type": type, **({"appid": appid} if appid else {})})
+    def add_media(self, data, type="image", content_type="image/jpeg", appid=None, speex=None):
+        """Store *data* as media and return its media_id.
+
+        *speex*: True when *data* is the HD voice itself (the AMR is made up), or bytes that
+        media/get/jssdk answers for the voice *data*.
+        """
+        params = {"type": type, **({"appid": appid} if appid else {})}
+        if speex is True:
+            params["speex"] = "1"
         status, _, body = self.request(
-            "POST", f"/_emu/media?{query}", data, {"Content-Type": content_type}
+            "POST", f"/_emu/media?{urlencode(params)}", data, {"Content-Type": content_type}
         )
         if status != 200:
             raise AssertionError(f"POST /_emu/media -> {status}: {body[:500]!r}")
-        return json.loads(body)["media_id"]
+        media_id = json.loads(body)["media_id"]
+        if isinstance(speex, (bytes, bytearray)):
+            status, _, body = self.request("POST", f"/_emu/media/{media_id}/speex", bytes(speex))
+            if status != 200:
+                raise AssertionError(f"POST /_emu/media/…/speex -> {status}: {body[:500]!r}")
+        return media_id
+
+    def real_speex(self, real=True):
+        """Make made-up HD voice real WeChat-framed speex (True) or the marked stand-in."""
+        return self.call("POST", "/speex", {"real": real})
 
     def events(self, api=None):
         """Return the recorded JS-SDK events (only those of *api* if given)."""
@@ -124,6 +139,96 @@ class Control:
     def clear_events(self):
         """Forget the recorded JS-SDK events."""
         return self.call("DELETE", "/events")
+
+    def snapshot(self, user="zhangsan", appid=None):
+        """Make *user*'s next snsapi_userinfo authorization a snapshot page (is_snapshotuser 1)."""
+        return self.call("POST", "/snapshot", {"user": user, "appid": appid})
+
+    # -- server push --------------------------------------------------------------------
+
+    def push_config(
+        self, url, token, aes_key=None, mode=None, appid=protocol.EMULATOR_APPID, **opts
+    ):
+        """Set *appid*'s 服务器配置 (url None switches push off); opts: timeout, retries, retry_delay."""
+        body = {"appid": appid, "url": url, "token": token, "aes_key": aes_key, **opts}
+        if mode is not None:
+            body["mode"] = mode
+        return self.call("POST", "/push/config", body)
+
+    def push_configs(self):
+        """Return every account's push settings keyed by appid."""
+        return {c["appid"]: c for c in self.call("GET", "/push/config")}
+
+    def push_verify(self, appid=protocol.EMULATOR_APPID, **kwargs):
+        """Do WeChat's URL check (kwargs: echostr, tamper); return {"ok", "status", "answer", …}."""
+        return self.call("POST", "/push/verify", {"appid": appid, **kwargs})
+
+    def push_event(self, event, user="zhangsan", appid=protocol.EMULATOR_APPID, **kwargs):
+        """Push an event as *user* (kwargs: event_key, ticket, tamper, size, age, wait)."""
+        return self.call(
+            "POST", "/push/event", {"appid": appid, "user": user, "event": event, **kwargs}
+        )
+
+    def push_text(self, content, user="zhangsan", appid=protocol.EMULATOR_APPID, **kwargs):
+        """Push a text message as *user* (kwargs as push_event)."""
+        body = {"appid": appid, "user": user, "msg_type": "text", "content": content, **kwargs}
+        return self.call("POST", "/push/event", body)
+
+    def push_replay(self, delivery_id=None):
+        """Send a recorded push again byte for byte (default: the last one)."""
+        return self.call("POST", "/push/replay", {} if delivery_id is None else {"id": delivery_id})
+
+    def push_deliveries(self):
+        """Return every push delivery, oldest first."""
+        return self.call("GET", "/push/deliveries")
+
+    def clear_push_deliveries(self):
+        """Forget the push deliveries."""
+        return self.call("DELETE", "/push/deliveries")
+
+    def qrcode(self, scene, appid=protocol.EMULATOR_APPID, action_name=None, expire_seconds=None):
+        """Make a parametric QR code (str scene: *_STR_SCENE, int: *_SCENE); return its answer."""
+        key = "scene_str" if isinstance(scene, str) else "scene_id"
+        body = {"appid": appid, "action_info": {"scene": {key: scene}}}
+        body["action_name"] = action_name or ("QR_STR_SCENE" if key == "scene_str" else "QR_SCENE")
+        if expire_seconds is not None:
+            body["expire_seconds"] = expire_seconds
+        return self.call("POST", "/qrcode", body)
+
+    def qrcodes(self):
+        """Return every QR code made, oldest first."""
+        return self.call("GET", "/qrcode")
+
+    def scan(self, ticket, user="zhangsan"):
+        """Scan a QR code as *user*: SCAN for a follower, else subscribe with qrscene_."""
+        return self.call("POST", "/qrcode/scan", {"ticket": ticket, "user": user})
+
+    # -- WeChat Pay ---------------------------------------------------------------------
+
+    def pay_signer(self, signer):
+        """Choose who signs Pay answers and notifications: public_key, certificate or both."""
+        return self.call("POST", "/pay/signer", {"signer": signer})
+
+    def refund_mode(self, status):
+        """Make new refunds answer PROCESSING (until moved) or SUCCESS at once."""
+        return self.call("POST", "/pay/refund-mode", {"status": status})
+
+    def move_refund(self, out_refund_no, status, notify=True):
+        """Move a refund to SUCCESS, CLOSED or ABNORMAL; return {"refund", "notification"}."""
+        body = {"status": status, "notify": notify}
+        return self.call("POST", f"/pay/refunds/{out_refund_no}", body)
+
+    def renotify_refund(self, out_refund_no):
+        """Send a refund's notification for its current state again."""
+        return self.call("POST", f"/pay/refunds/{out_refund_no}/notify")
+
+    def pay_refunds(self):
+        """Return every refund as the query API shows it."""
+        return self.call("GET", "/pay/refunds")
+
+    def pay_notifications(self):
+        """Return every Pay notification sent, with its headers and body."""
+        return self.call("GET", "/pay/notifications")
 
     def authorize(self, url, user="zhangsan", action="allow", from_menu=False):
         """Walk an authorization link as *user* would; return the site's callback URL.

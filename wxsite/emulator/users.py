@@ -85,3 +85,8 @@ def avatar_svg(user):
         'font-family="PingFang SC, Noto Sans CJK SC, Microsoft YaHei, sans-serif" '
         f'fill="#fff">{initial}</text></svg>'
     )
+
+
+def original_id_for(appid):
+    """Return a stable original id (原始ID, ``gh_`` + 12 hex digits) for *appid*."""
+    return "gh_" + hashlib.sha256(f"wxemu-gh:{appid}".encode()).hexdigest()[:12]

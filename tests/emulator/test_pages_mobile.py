@@ -1,0 +1,47 @@
+"""The emulator's own pages on a phone's width: no sideways scroll, the forms work."""
+
+import shutil
+
+import pytest
+
+from .conftest import APPID, auth_link
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def phone():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM:
+        pytest.skip("needs Debian's chromium")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2)
+        browser.close()
+
+
+def no_sideways_scroll(page):
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_pages_fit_a_phone_and_the_buttons_work(phone, emulator):
+    emulator.control.qrcode("a-rather-long-scene-string-that-must-wrap-0123456789")
+    page = phone.new_page()
+    try:
+        page.goto(emulator.url("/_emu/"))
+        assert no_sideways_scroll(page)
+        page.click("#wxemu-follow-lisi-1")
+        assert "push is off" in page.text_content("#wxemu-notice")
+        assert APPID in emulator.control.users()["lisi"]["follows"]
+        assert no_sideways_scroll(page)
+        page.click("#qrcodes ~ .wxemu-cells a")
+        assert no_sideways_scroll(page)
+        page.click("#wxemu-scan-zhouba")
+        assert "zhouba scanned: subscribe" in page.text_content("#wxemu-notice")
+        page.goto(emulator.url(auth_link()) + "#wechat_redirect")
+        assert no_sideways_scroll(page) and page.is_visible("#wxemu-snapshot")
+    finally:
+        page.close()
