@@ -21,7 +21,6 @@ BAD = [
         {"WX_APPID": "wx0123456789abcdef", "WX_SECRET": "x", "SECRET_KEY": "k" * 40},
         "WXSITE_PUBLIC_URL",
     ),
-    ({"WXSITE_PUBLIC_URL": "wx.example.com"}, "WXSITE_PUBLIC_URL"),
     ({"WXSITE_TRUSTED_HOSTS": "https://wx.example.com"}, "WXSITE_TRUSTED_HOSTS"),
     ({"WXSITE_TRUSTED_HOSTS": "wx.example.com:8000"}, "WXSITE_TRUSTED_HOSTS"),
     ({"WXSITE_TRUSTED_HOSTS": "ok.example.com, evil.com/path"}, "WXSITE_TRUSTED_HOSTS"),

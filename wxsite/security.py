@@ -101,7 +101,10 @@ class DrainUnreadBody:
 
     def __call__(self, environ, start_response):
         length = _content_length(environ)
-        terminated = bool(environ.get("wsgi.input_terminated"))
+        # A chunked body has no length; it can be read to its end only when the server
+        # says it ends the stream there (wsgi.input_terminated: gunicorn, Werkzeug).
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        terminated = chunked and bool(environ.get("wsgi.input_terminated"))
         if not length and not (length is None and terminated):
             return self.app(environ, start_response)
         body = environ["wsgi.input"] = _CountingInput(environ["wsgi.input"])
