@@ -278,11 +278,9 @@ class Unhandled(logging.Handler):
 
 
 def walk(app, state, defaults=(), relogin=None):
-    """Throw random requests at every rule and method of ``app``; fail on any 5xx but 503.
-
-    ``state`` holds the session cookie and CSRF token the stand-ins become; ``defaults``
-    are headers sent unless the example draws its own.
-    """
+    """Throw random requests at every rule and method of ``app``; fail on any 5xx but 503."""
+    # state: the session cookie and CSRF token the stand-ins become; defaults: headers
+    # sent unless the example draws its own.
     client = app.test_client(use_cookies=False)
     unhandled = Unhandled()
     logging.getLogger("wxsite").addHandler(unhandled)

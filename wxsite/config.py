@@ -103,11 +103,10 @@ _HOST = re.compile(r"\.?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 def load(environ, testing=False):
-    """Return validated settings from ``environ`` (any mapping of names to values).
-
-    ``testing`` is for apps the tests build from a dict (``create_app(test_config)``):
-    production mode there may leave out WXSITE_PUBLIC_URL and then answers any host.
-    """
+    """Return validated settings from ``environ`` (any mapping of names to values)."""
+    # testing: an app the tests build from a dict (create_app(test_config)) may run
+    # production mode without WXSITE_PUBLIC_URL, answering any host (the test client's
+    # "localhost"); the real start paths (wsgi.py, gunicorn, flask) never pass it.
     out = {}
     for setting in SETTINGS:
         raw = environ.get(setting.name)

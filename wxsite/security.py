@@ -52,7 +52,7 @@ class Request(flask.Request):
 
 
 class IdConverter(IntegerConverter):
-    """``<int:…>`` for row ids: ASCII digits up to SQLite's largest INTEGER, else no match (404)."""
+    """``<int:…>`` for row ids: ASCII digits up to SQLite's largest INTEGER, else a 404."""
 
     # \d would also match other scripts' digits (int() accepts "٣"); 19 digits cover 2**63-1.
     regex = r"[0-9]{1,19}"
@@ -87,13 +87,13 @@ class _CountingInput:
 
 
 class DrainUnreadBody:
-    """WSGI middleware: read and discard what the application left of a request body.
+    """WSGI middleware that reads and discards what the application left of a request body."""
 
-    A request refused before its body was read (CSRF, 413, a 400 on a bad header) leaves
-    the rest of the body in the socket. gunicorn drains at most 64 KB of it for keep-alive,
-    then closes while the client is still sending, and the client gets a TCP reset instead
-    of the answer. Reading up to ``max_bytes`` first keeps the connection usable.
-    """
+    # A request refused before its body was read (CSRF, 413, a 400 on a bad header) leaves
+    # the rest of the body in the socket. gunicorn 27 drains at most 64 KB of it for
+    # keep-alive (and 64 KB more while closing), then closes while the client is still
+    # sending: the client's next segments meet a RST, and it reports a reset instead of
+    # the answer. Reading up to max_bytes first keeps the connection clean and open.
 
     def __init__(self, app, max_bytes):
         self.app = app
