@@ -17,6 +17,13 @@ BAD = [
     ({"WX_SECRET": "s3cret"}, "WX_APPID"),
     ({"WX_APPID": "not-an-appid", "WX_SECRET": "x", "SECRET_KEY": "k" * 40}, "WX_APPID"),
     ({"WX_APPID": "wx0123456789abcdef", "WX_SECRET": "x"}, "SECRET_KEY"),
+    (
+        {"WX_APPID": "wx0123456789abcdef", "WX_SECRET": "x", "SECRET_KEY": "k" * 40},
+        "WXSITE_PUBLIC_URL",
+    ),
+    ({"WXSITE_TRUSTED_HOSTS": "https://wx.example.com"}, "WXSITE_TRUSTED_HOSTS"),
+    ({"WXSITE_TRUSTED_HOSTS": "wx.example.com:8000"}, "WXSITE_TRUSTED_HOSTS"),
+    ({"WXSITE_TRUSTED_HOSTS": "ok.example.com, evil.com/path"}, "WXSITE_TRUSTED_HOSTS"),
     ({"WX_API_BASE": "api.weixin.qq.com"}, "WX_API_BASE"),
     ({"WX_OPEN_BASE": "ftp://open.weixin.qq.com"}, "WX_OPEN_BASE"),
     ({"WX_JSSDK_URL": "not a url"}, "WX_JSSDK_URL"),
@@ -43,16 +50,60 @@ def test_emulator_mode_points_everything_at_the_emulator():
     assert settings["WX_JSSDK_URL"] == "http://127.0.0.1:5999" + protocol.EMULATOR_JSSDK_PATH
 
 
+PRODUCTION = {
+    "WX_APPID": "wx0123456789abcdef",
+    "WX_SECRET": "s",
+    "SECRET_KEY": "k" * 40,
+    "WXSITE_PUBLIC_URL": "https://wx.example.com",
+}
+
+
 def test_production_defaults_are_the_official_hosts():
-    settings = config.load(
-        {"WX_APPID": "wx0123456789abcdef", "WX_SECRET": "s", "SECRET_KEY": "k" * 40}
-    )
+    settings = config.load(PRODUCTION)
     assert settings["WX_EMULATOR"] is False
     assert settings["WX_API_BASE"] == "https://api.weixin.qq.com"
     assert settings["WX_OPEN_BASE"] == "https://open.weixin.qq.com"
     assert settings["WX_JSSDK_URL"] == "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
     assert settings["WX_TOKEN_API"] == "stable"
     assert settings["WX_PROXY_HOPS"] == 0
+
+
+def test_production_answers_only_its_public_host_and_the_listed_ones():
+    assert config.load(PRODUCTION)["WXSITE_ALLOWED_HOSTS"] == ["wx.example.com"]
+    more = config.load({**PRODUCTION, "WXSITE_TRUSTED_HOSTS": " 10.0.0.5, .Example.org ,"})
+    assert more["WXSITE_ALLOWED_HOSTS"] == ["wx.example.com", "10.0.0.5", ".example.org"]
+
+
+def test_emulator_mode_answers_any_host_unless_told():
+    assert config.load({})["WXSITE_ALLOWED_HOSTS"] is None
+    told = config.load({"WXSITE_PUBLIC_URL": "https://abc.trycloudflare.com/"})
+    assert told["WXSITE_ALLOWED_HOSTS"] == ["abc.trycloudflare.com"]
+
+
+def test_apps_built_by_tests_may_run_production_on_any_host():
+    # create_app(test_config) with TESTING: the test client's localhost is not a public URL.
+    settings = config.load({k: v for k, v in PRODUCTION.items() if k != "WXSITE_PUBLIC_URL"}, True)
+    assert settings["WX_EMULATOR"] is False and settings["WXSITE_ALLOWED_HOSTS"] is None
+
+
+def test_production_start_up_without_public_url_names_it(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "WX_APPID": "wx0123456789abcdef",
+        "WX_SECRET": "s",
+        "SECRET_KEY": "k" * 40,
+        "WXSITE_DOTENV": str(tmp_path / "none.env"),
+        "WXSITE_DATABASE": str(tmp_path / "db.sqlite3"),
+        "WXSITE_UPLOADS": str(tmp_path / "uploads"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "wxsite: configuration error: WXSITE_PUBLIC_URL is not set: it is required when "
+        "WX_APPID is set (production), it names the host the site answers"
+    ]
 
 
 def test_start_up_prints_one_line_and_exits(tmp_path):

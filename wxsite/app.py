@@ -20,6 +20,7 @@ def create_app(test_config=None):
         instance_path=os.path.join(PROJECT_ROOT, "instance"),
     )
     _configure(app, test_config)
+    security.init_inputs(app)  # before the blueprints: their <int:…> routes use its converter
     logs.init_app(app)
     _register_proxy_fix(app)
     store.init_app(app)
@@ -40,7 +41,7 @@ def _configure(app, test_config):
         settings = config.load_environ()
         extra = {}
     else:
-        settings = config.load(test_config)
+        settings = config.load(test_config, testing=bool(test_config.get("TESTING")))
         extra = {k: v for k, v in test_config.items() if k not in settings}
     app.config.from_mapping(settings)
     app.config.update(extra)

@@ -22,7 +22,7 @@ class Setting:
     name: str
     default: object
     help: str
-    kind: str = "str"  # str | url | redis | int | float | choice | push
+    kind: str = "str"  # str | url | redis | int | float | choice | push | hosts
     choices: tuple = ()
 
 
@@ -101,7 +101,16 @@ SETTINGS = (
         "WXPAY_CA_BUNDLE", None, "CA bundle to verify WeChat Pay's TLS with (private test setups)"
     ),
     Setting(
-        "WXSITE_PUBLIC_URL", None, "public base URL, for links made outside requests (CLI)", "url"
+        "WXSITE_PUBLIC_URL",
+        None,
+        "public base URL: the only Host the site answers, and links made outside requests (CLI)",
+        "url",
+    ),
+    Setting(
+        "WXSITE_TRUSTED_HOSTS",
+        "",
+        "more host names the site answers (comma-separated; .example.com for subdomains)",
+        "hosts",
     ),
     Setting("WXSITE_LOG_LEVEL", "INFO", "log level of the wxsite loggers"),
     Setting("WXSITE_NAME", "微站", "the site's name in page titles and headers"),
@@ -109,10 +118,16 @@ SETTINGS = (
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 _APPID = re.compile(r"wx[0-9a-f]{16}")
+#: One entry of WXSITE_TRUSTED_HOSTS: a DNS name (a leading dot: its subdomains too) or an
+#: IPv4 address; no scheme, port or path (Werkzeug's host check cannot match IPv6).
+_HOST = re.compile(r"\.?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
-def load(environ):
+def load(environ, testing=False):
     """Return validated settings from ``environ`` (any mapping of names to values)."""
+    # testing: an app the tests build from a dict (create_app(test_config)) may run
+    # production mode without WXSITE_PUBLIC_URL, answering any host (the test client's
+    # "localhost"); the real start paths (wsgi.py, gunicorn, flask) never pass it.
     out = {}
     for setting in SETTINGS:
         raw = environ.get(setting.name)
@@ -121,6 +136,7 @@ def load(environ):
             continue
         out[setting.name] = _parse(setting, raw.strip() if isinstance(raw, str) else raw)
     _check_pairs(out, environ)
+    _check_hosts(out, testing)
     _check_pay(out, environ)
     if out["WX_PUSH_AES_KEY"] and not out["WX_PUSH_TOKEN"]:
         raise ConfigError("WX_PUSH_TOKEN is not set: WX_PUSH_AES_KEY needs the Token beside it")
@@ -165,6 +181,15 @@ def _parse(setting, raw):
         raise ConfigError(f"{name} must be one of {', '.join(setting.choices)}, got {raw!r}")
     if setting.kind == "redis" and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL, got {raw!r}")
+    if setting.kind == "hosts":
+        hosts = [h.strip().lower() for h in raw.split(",") if h.strip()]
+        for host in hosts:
+            if not _HOST.fullmatch(host):
+                raise ConfigError(
+                    f"{name} must list host names such as wx.example.com (no scheme or port), "
+                    f"got {host!r}"
+                )
+        return ",".join(hosts)
     if setting.kind == "url":
         parts = urlsplit(raw)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -172,6 +197,22 @@ def _parse(setting, raw):
         if setting.name.endswith("_BASE"):
             raw = raw.rstrip("/")
     return raw
+
+
+def _check_hosts(out, testing):
+    # WXSITE_ALLOWED_HOSTS (computed; None: any host) is what security.py lets through. The
+    # Host header ends up in redirect_uri, the pay notify_url and QR links, so production
+    # answers only its public host and the ones listed in WXSITE_TRUSTED_HOSTS.
+    public = out["WXSITE_PUBLIC_URL"]
+    if not out["WX_EMULATOR"] and not public and not testing:
+        raise ConfigError(
+            "WXSITE_PUBLIC_URL is not set: it is required when WX_APPID is set (production), "
+            "it names the host the site answers"
+        )
+    hosts = [h for h in out["WXSITE_TRUSTED_HOSTS"].split(",") if h]
+    if public:
+        hosts.insert(0, urlsplit(public).hostname)
+    out["WXSITE_ALLOWED_HOSTS"] = hosts or None
 
 
 PAY_SETTINGS = (

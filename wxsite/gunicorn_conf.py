@@ -37,3 +37,9 @@ loglevel = os.environ.get("WXSITE_LOG_LEVEL", "info").lower()
 # rewrite the scheme from headers a client could send.
 forwarded_allow_ips = ""
 proxy_allow_ips = ""
+
+# gunicorn 25.1+ opens a control socket for `gunicornc` at $XDG_RUNTIME_DIR/gunicorn.ctl or
+# ~/.gunicorn/gunicorn.ctl: one path per user, so a second instance (the tests start
+# several, a host may run staging beside production) takes over the first one's socket.
+# Nothing here uses it; older gunicorn ignores the unknown name.
+control_socket_disable = True

@@ -1,13 +1,160 @@
-"""Response headers for pages opened in WeChat's in-app browser (RELIABILITY §3)."""
+"""What the site accepts from a request, and the headers it answers with (RELIABILITY §2–3).
 
+Input rules live here rather than in the views, so that every route gets them: JSON bodies
+are objects or a 400, ``<int:…>`` ids fit SQLite or the route does not match (404), a Host
+that is not the site's (``WXSITE_ALLOWED_HOSTS``, from config.py) is a 400, and a body the
+site refused without reading is drained so that the client sees the answer, not a reset.
+"""
+
+import logging
+import socket
+import time
 from urllib.parse import urlsplit
 
+import flask
 from flask import request
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import IntegerConverter
+from werkzeug.sansio.utils import host_is_trusted
+
+from .errors import error_response
+
+log = logging.getLogger("wxsite")
 
 #: Where WeChat serves the JS-SDK (res2 is the fallback public code uses).
 JSSDK_HOSTS = ("https://res.wx.qq.com", "https://res2.wx.qq.com")
 #: Where WeChat serves avatars (headimgurl).
 AVATAR_HOSTS = ("https://thirdwx.qlogo.cn", "https://wx.qlogo.cn")
+
+#: SQLite's INTEGER is a signed 64-bit number; a larger id cannot name a row.
+MAX_ID = 2**63 - 1
+#: How long draining an unread body may take before the connection is given up.
+DRAIN_SECONDS = 5.0
+
+
+class Request(flask.Request):
+    """Flask's request, holding JSON bodies to what every endpoint here takes: one object."""
+
+    def get_json(self, force=False, silent=False, cache=True):
+        """Return the body's JSON object; anything else is None (``silent``) or a 400."""
+        try:
+            value = super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:
+            # Nested deeper than the parser goes: no endpoint takes such a body.
+            if not silent:
+                raise BadRequest("The JSON body is nested too deeply.") from None
+            return None
+        if isinstance(value, dict):
+            return value
+        if silent:
+            return None
+        raise BadRequest("The body must be a JSON object.")
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` for row ids: ASCII digits up to SQLite's largest INTEGER, else a 404."""
+
+    # \d would also match other scripts' digits (int() accepts "٣"); 19 digits cover 2**63-1.
+    regex = r"[0-9]{1,19}"
+
+    def __init__(self, map, fixed_digits=0, min=0, max=MAX_ID, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+class _CountingInput:
+    """``wsgi.input`` that counts what the application read (so the rest can be drained)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.consumed = 0
+
+    def read(self, size=-1):
+        data = self._stream.read() if size is None or size < 0 else self._stream.read(size)
+        self.consumed += len(data)
+        return data
+
+    def readline(self, size=-1):
+        whole = size is None or size < 0
+        data = self._stream.readline() if whole else self._stream.readline(size)
+        self.consumed += len(data)
+        return data
+
+    def readlines(self, hint=-1):
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+
+class DrainUnreadBody:
+    """WSGI middleware that reads and discards what the application left of a request body."""
+
+    # A request refused before its body was read (CSRF, 413, a 400 on a bad header) leaves
+    # the rest of the body in the socket. gunicorn 27 drains at most 64 KB of it for
+    # keep-alive (and 64 KB more while closing), then closes while the client is still
+    # sending: the client's next segments meet a RST, and it reports a reset instead of
+    # the answer. Reading up to max_bytes first keeps the connection clean and open.
+
+    def __init__(self, app, max_bytes):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def __call__(self, environ, start_response):
+        length = _content_length(environ)
+        # A chunked body has no length; it can be read to its end only when the server
+        # says it ends the stream there (wsgi.input_terminated: gunicorn, Werkzeug).
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        terminated = chunked and bool(environ.get("wsgi.input_terminated"))
+        if not length and not (length is None and terminated):
+            return self.app(environ, start_response)
+        body = environ["wsgi.input"] = _CountingInput(environ["wsgi.input"])
+        result = self.app(environ, start_response)
+        unread = None if length is None else length - body.consumed
+        if unread is None or 0 < unread <= self.max_bytes:
+            # Before the answer goes out: a client that sends its whole body before reading
+            # (most do) then finds the answer, and the connection stays open.
+            _drain(body, unread, self.max_bytes, _socket(environ))
+        return result
+
+
+def _content_length(environ):
+    try:
+        value = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _socket(environ):
+    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _drain(body, unread, max_bytes, sock):
+    # A client that stops sending must not hold this thread: bound each read by the
+    # time left (gunicorn's own drain does the same with its socket).
+    deadline = time.monotonic() + DRAIN_SECONDS
+    prior = sock.gettimeout() if sock is not None else None
+    left = max_bytes if unread is None else unread
+    try:
+        while left > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if sock is not None:
+                sock.settimeout(remaining)
+            data = body.read(min(left, 64 * 1024))
+            if not data:
+                return
+            left -= len(data)
+    except (OSError, ValueError):
+        return  # timed out or gone: the server closes the connection, as before
+    finally:
+        if sock is not None:
+            try:
+                sock.settimeout(prior)
+            except OSError:
+                pass
 
 
 def _origin(url):
@@ -38,6 +185,28 @@ def content_security_policy(config):
         "base-uri 'none'",
     ]
     return "; ".join(directives)
+
+
+def init_inputs(app):
+    """Install the request rules; call before any blueprint adds a route or a hook."""
+    app.request_class = Request
+    app.url_map.converters["int"] = IdConverter
+    allowed = app.config["WXSITE_ALLOWED_HOSTS"]
+    if allowed:
+        # The first before_request hook, so no other hook (some write) runs for a foreign
+        # host. Not Flask's TRUSTED_HOSTS: it fails while the URL adapter is being made,
+        # which leaves the error page without url_for and still runs every hook.
+        @app.before_request
+        def own_hosts_only():
+            if not host_is_trusted(request.host, allowed):
+                log.warning(
+                    "refused a request for another host: %.80r", request.headers.get("Host")
+                )
+                return error_response(400, "请求无效", "这个地址不属于本站。", code="bad_host")
+
+    # Twice the largest body accepted: enough to drain anything a page or a client of
+    # ours sends; a larger body is not worth reading only to refuse it.
+    app.wsgi_app = DrainUnreadBody(app.wsgi_app, 2 * app.config["MAX_CONTENT_LENGTH"])
 
 
 def init_app(app):

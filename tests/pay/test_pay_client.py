@@ -1,5 +1,6 @@
 """The Pay API v3 client against the emulator: signatures both ways, refunds, TLS."""
 
+import base64
 import datetime
 import ipaddress
 import json
@@ -10,6 +11,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 from werkzeug.serving import make_server
 
@@ -156,3 +158,41 @@ def test_tls_is_verified_and_a_private_ca_bundle_is_honoured(tmp_path):
         assert trusted.jsapi_order("x", "T20261124010", 1, OPENID, NOWHERE).startswith("wx")
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("timestamp", ["²", "1²3", "9" * 400, "9" * 5000])
+def test_timestamps_that_are_not_ascii_seconds_are_a_bad_notification(client, emu, timestamp):
+    # str.isdigit() takes "²"; int() then fails, or makes a number no float compares with.
+    paid_order(client, emu)
+    sent = requests.get(emu.base_url + "/_emu/pay/notifications").json()[-1]
+    with pytest.raises(pay.BadNotification):
+        client.parse_notification({**sent["headers"], "Wechatpay-Timestamp": timestamp}, b"{}")
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"nonce": 5, "ciphertext": "AAAA"},
+        {"nonce": "abcdef012345", "ciphertext": "AAAA", "associated_data": ["x"]},
+    ],
+)
+def test_resource_fields_that_are_not_strings_are_a_bad_notification(resource):
+    with pytest.raises(pay.BadNotification):
+        pay.decrypt(protocol.EMULATOR_APIV3_KEY, resource)
+
+
+@pytest.mark.parametrize(
+    "plain", ["[1]", '"x"', '{"out_trade_no": ["T1"]}', '{"amount": 5}', '{"payer": "o"}']
+)
+def test_a_decrypted_resource_of_the_wrong_shape_is_a_bad_notification(plain):
+    nonce = "abcdef012345"
+    data = AESGCM(protocol.EMULATOR_APIV3_KEY.encode()).encrypt(
+        nonce.encode(), plain.encode(), b"transaction"
+    )
+    resource = {
+        "nonce": nonce,
+        "ciphertext": base64.b64encode(data).decode(),
+        "associated_data": "transaction",
+    }
+    with pytest.raises(pay.BadNotification):
+        pay.decrypt(protocol.EMULATOR_APIV3_KEY, resource)

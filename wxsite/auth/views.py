@@ -213,7 +213,8 @@ def bind():
     if current_user.account_id:
         flash(f"已绑定账号 {current_user.account_username}", "info")
         return redirect(next_path)
-    form = BindForm()
+    # Form fields only: Flask-WTF would also read a JSON body, numbers and lists included.
+    form = BindForm(formdata=request.form if request.method == "POST" else None)
     error = None
     status = 200
     if form.validate_on_submit():

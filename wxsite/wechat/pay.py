@@ -71,17 +71,52 @@ def verify(public_key, message, signature):
     return True
 
 
+#: A timestamp header has at most this many digits (seconds until the year 33658).
+TIMESTAMP_DIGITS = 12
+#: Fields of a decrypted resource that the site reads, and the JSON type each must have.
+RESOURCE_FIELDS = {
+    "mchid": str,
+    "appid": str,
+    "out_trade_no": str,
+    "transaction_id": str,
+    "trade_state": str,
+    "success_time": str,
+    "out_refund_no": str,
+    "refund_id": str,
+    "refund_status": str,
+    "status": str,
+    "funds_account": str,
+    "amount": dict,
+    "payer": dict,
+}
+
+
 def decrypt(apiv3_key, resource):
-    """Decrypt a notification's AES-256-GCM ``resource``; return the JSON it holds."""
+    """Decrypt a notification's AES-256-GCM ``resource``; return the JSON object it holds."""
+    if not isinstance(resource, dict):
+        raise BadNotification("resource is not an object")
+    fields = [resource.get(k) for k in ("nonce", "ciphertext")]
+    associated = resource.get("associated_data") or ""
+    if not all(isinstance(v, str) for v in (*fields, associated)):
+        raise BadNotification("resource fields are not strings")
     try:
         plain = AESGCM(apiv3_key.encode()).decrypt(
-            resource["nonce"].encode(),
-            base64.b64decode(resource["ciphertext"]),
-            (resource.get("associated_data") or "").encode(),
+            fields[0].encode(), base64.b64decode(fields[1]), associated.encode()
         )
-        return json.loads(plain)
-    except (InvalidTag, KeyError, TypeError, ValueError) as exc:
+        data = json.loads(plain)
+    except (InvalidTag, ValueError, RecursionError) as exc:
         raise BadNotification(f"cannot decrypt resource ({type(exc).__name__})") from None
+    check_resource(data)
+    return data
+
+
+def check_resource(data):
+    """Raise BadNotification unless ``data`` is an object whose known fields have their types."""
+    if not isinstance(data, dict):
+        raise BadNotification("decrypted resource is not an object")
+    for name, kind in RESOURCE_FIELDS.items():
+        if data.get(name) is not None and not isinstance(data[name], kind):
+            raise BadNotification(f"resource field {name} is not a {kind.__name__}")
 
 
 class PayClient:
@@ -149,7 +184,12 @@ class PayClient:
     def query(self, out_trade_no):
         """Return WeChat's view of an order (covers lost notifications)."""
         path = protocol.PAY_QUERY.format(out_trade_no=out_trade_no) + f"?mchid={self.mchid}"
-        return self._request("GET", path)
+        data = self._request("GET", path)
+        try:
+            check_resource(data)
+        except BadNotification as exc:
+            raise PayError(None, f"WeChat Pay answered an odd order ({exc})", path=path) from None
+        return data
 
     def refund(
         self, out_trade_no, out_refund_no, refund, total, notify_url=None, funds_account=None
@@ -173,10 +213,13 @@ class PayClient:
         self._check_signed(headers, body, BadNotification)
         try:
             data = json.loads(body)
-            resource = data["resource"]
-        except (ValueError, KeyError, TypeError):
-            raise BadNotification("not a notification") from None
-        data["resource"] = decrypt(self._apiv3_key, resource)
+        except (ValueError, RecursionError):
+            raise BadNotification("not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("resource"), dict):
+            raise BadNotification("not a notification")
+        if not all(isinstance(data.get(k), str) for k in ("id", "event_type")):
+            raise BadNotification("id or event_type is not a string")
+        data["resource"] = decrypt(self._apiv3_key, data["resource"])
         return data
 
     # -- HTTP -----------------------------------------------------------------------------
@@ -224,6 +267,8 @@ class PayClient:
             raise PayError(
                 None, "WeChat Pay answered something that is not JSON", path=path
             ) from None
+        if not isinstance(data, dict):
+            raise PayError(None, "WeChat Pay answered JSON that is not an object", path=path)
         if response.status_code >= 400:
             raise PayError(
                 data.get("code", "ERROR"), data.get("message", ""), response.status_code, path
@@ -245,7 +290,14 @@ class PayClient:
         serial = headers.get("Wechatpay-Serial", "")
         if serial != self.platform_key_id:
             raise _error(error, "signed with an unknown platform key")
-        if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > protocol.PAY_MAX_SKEW:
+        # ASCII digits only: str.isdigit() also takes "²" and "١٢٣", which int() refuses or
+        # reads; and a bounded length, so the number converts and compares with a float.
+        if not (
+            0 < len(timestamp) <= TIMESTAMP_DIGITS
+            and timestamp.isascii()
+            and timestamp.isdigit()
+            and abs(self.clock() - int(timestamp)) <= protocol.PAY_MAX_SKEW
+        ):
             raise _error(error, "stale or missing timestamp")
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         if not verify(self._platform_key, f"{timestamp}\n{nonce}\n{text}\n", signature):
