@@ -18,6 +18,8 @@ def age(path, seconds):
 
 @pytest.fixture
 def uploads(app):
+    # The start-up sweep runs in a thread: let it finish before planting files.
+    app.extensions[maintenance.EXTENSION]["thread"].join(30)
     folder = app.config["WXSITE_UPLOADS"]
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     return folder
