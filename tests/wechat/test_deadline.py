@@ -201,6 +201,23 @@ def test_authlib_requests_hold_the_deadline_on_a_mounted_session(emu, client):
     assert_cut(emu, protocol.SNS_ACCESS_TOKEN)
 
 
+def test_the_code_exchange_holds_the_deadline_mid_read(emu, client):
+    # Through the client's own path (no mount by the caller): Authlib's session is mounted.
+    wechat = client()
+    location = emu.authorize(
+        f"{protocol.AUTHORIZE}?appid={APPID}&redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcb"
+        "&response_type=code&scope=snsapi_base&state=abc"
+    )
+    code = location.split("code=")[1].split("&")[0]
+    emu.fault(protocol.SNS_ACCESS_TOKEN, count=-1, drip=0.1)
+    started = time.monotonic()
+    with pytest.raises(WeChatError) as raised:
+        wechat.exchange_code(code)
+    assert time.monotonic() - started < ENDED_BY
+    assert raised.value.unavailable
+    assert_cut(emu, protocol.SNS_ACCESS_TOKEN)
+
+
 class DrippingServer:
     """A raw HTTP server that sends its status line and headers one byte at a time."""
 

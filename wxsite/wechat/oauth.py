@@ -84,6 +84,10 @@ class WeChatOAuth2Session(OAuth2Session):
         kwargs.setdefault("token_endpoint_auth_method", AUTH_APPID_SECRET)
         super().__init__(client_id, client_secret, **kwargs)
         self.transport = transport
+        if transport is not None:
+            # Authlib's own adapters would bound each recv only; ours holds the whole call's
+            # deadline in the middle of a read, as for every other WeChat call.
+            transport.mount(self)
         self.refresh_token_endpoint = refresh_token_endpoint
         self.guard = guard
         self.register_client_auth_method((AUTH_APPID_SECRET, _appid_and_secret))
