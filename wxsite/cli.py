@@ -56,7 +56,12 @@ def run_command(host, port):
         from .emulator.server import start
 
         emu = urlsplit(app.config["WXSITE_EMULATOR_URL"])
-        running = start(create_emulator(), emu.hostname, emu.port or 80, quiet=True)
+        running = start(
+            create_emulator(_emulator_push(app, host, port)),
+            emu.hostname,
+            emu.port or 80,
+            quiet=True,
+        )
         click.echo(f"WeChat emulator on {running.base_url}/ (no WX_APPID configured)")
         # A new emulator knows none of the tokens and tickets the last one issued; kept,
         # they would make every JS-SDK page fail its signature until they expire.
@@ -68,6 +73,21 @@ def run_command(host, port):
     # werkzeug's access lines carry query strings (?code=…&state=…); wxsite logs its own.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+def _emulator_push(app, host, port):
+    """Point the emulator's 服务器配置 at this site when push is configured (WX_PUSH_TOKEN)."""
+    cfg = app.config
+    if not cfg["WX_PUSH_TOKEN"]:
+        return {}
+    target = {
+        "url": f"http://{host}:{port}/wechat/push",
+        "token": cfg["WX_PUSH_TOKEN"],
+        "aes_key": cfg["WX_PUSH_AES_KEY"],
+        "mode": "safe" if cfg["WX_PUSH_AES_KEY"] else "plaintext",
+    }
+    click.echo(f"the emulator pushes follow events to {target['url']} ({target['mode']} mode)")
+    return {"EMU_PUSH": {cfg["WX_APPID"]: target}}
 
 
 @wx_cli.command("token")

@@ -27,6 +27,7 @@ def run(app, client, public_url=None):
     cfg = app.config
     checks = [_mode(cfg), _secret_key(cfg), _database(app), _uploads(cfg)]
     checks += _credentials(client)
+    checks.append(_push(app, public_url))
     if public_url:
         checks += _public(cfg, public_url)
     else:
@@ -44,6 +45,23 @@ def console_entries(cfg, public_url):
         f"设置与开发 → 公众号设置 → 功能设置 → JS接口安全域名: {host}",
         "设置与开发 → 基本配置 → IP白名单: this server's public outbound IP",
     ]
+    if cfg["WX_PUSH_TOKEN"]:
+        mode = "安全模式（推荐）" if cfg["WX_PUSH_AES_KEY"] else "明文模式"
+        lines += [
+            f"设置与开发 → 基本配置 → 服务器配置 → 服务器地址(URL): {public_url.rstrip('/')}/wechat/push",
+            "设置与开发 → 基本配置 → 服务器配置 → 令牌(Token): the value of WX_PUSH_TOKEN",
+            "设置与开发 → 基本配置 → 服务器配置 → 消息加解密密钥(EncodingAESKey): "
+            + (
+                "the value of WX_PUSH_AES_KEY"
+                if cfg["WX_PUSH_AES_KEY"]
+                else "(unset: plaintext only)"
+            ),
+            f"设置与开发 → 基本配置 → 服务器配置 → 消息加解密方式: {mode}",
+        ]
+    else:
+        lines.append(
+            "服务器配置 (server push): set WX_PUSH_TOKEN (and WX_PUSH_AES_KEY) to receive it"
+        )
     if cfg["WX_MP_VERIFY"]:
         lines.append(
             f"verification file: served at {public_url.rstrip('/')}/MP_verify_{cfg['WX_MP_VERIFY']}.txt"
@@ -51,6 +69,40 @@ def console_entries(cfg, public_url):
     else:
         lines.append("verification file: set WX_MP_VERIFY to the code in MP_verify_<code>.txt")
     return lines
+
+
+def _push(app, public_url):
+    """Answer WeChat's URL check the way WeChat will: through the site, or its public URL."""
+    import secrets
+    import time
+
+    from .wechat import push
+
+    cfg = app.config
+    if not cfg["WX_PUSH_TOKEN"]:
+        return Check(None, "server push", "off (WX_PUSH_TOKEN not set)")
+    timestamp, nonce, echostr = str(int(time.time())), "1", secrets.token_hex(8)
+    query = {
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "echostr": echostr,
+        "signature": push.signature(cfg["WX_PUSH_TOKEN"], timestamp, nonce),
+    }
+    try:
+        if public_url:
+            answer = requests.get(f"{public_url.rstrip('/')}/wechat/push", params=query, timeout=5)
+            status, text, where = answer.status_code, answer.text, public_url
+        else:
+            answer = app.test_client().get("/wechat/push", query_string=query)
+            status, text, where = answer.status_code, answer.get_data(as_text=True), "the site"
+    except requests.RequestException as exc:
+        return Check(
+            False, "server push", f"{public_url}/wechat/push unreachable ({type(exc).__name__})"
+        )
+    if status == 200 and text == echostr:
+        mode = "safe/compatible" if cfg["WX_PUSH_AES_KEY"] else "plaintext"
+        return Check(True, "server push", f"/wechat/push at {where} answers the URL check ({mode})")
+    return Check(False, "server push", f"/wechat/push at {where} answered HTTP {status}")
 
 
 def _mode(cfg):
