@@ -234,3 +234,33 @@ class Nginx(Process):
             [nginx_binary(), "-e", os.path.join(conf_dir, "error.log"), "-c", conf, "-p", conf_dir]
         )
         wait_for(self.base_url + "/healthz", proc=self.proc, verify=self.cert or True)
+
+
+class Stack:
+    """The emulator, the site and optionally nginx, with ``url()`` as the browser sees it."""
+
+    def __init__(self, variant, workdir):
+        self.variant = variant
+        self.emulator = Emulator()
+        env = {"WX_PROXY_HOPS": "1"} if variant == "nginx" else {}
+        self.site = Gunicorn(str(workdir), self.emulator.base_url, workers=4, env=env)
+        # Behind nginx the browser speaks https, as through a tunnel (self-signed certificate).
+        self.proxy = Nginx(str(workdir), self.site.port, tls=True) if variant == "nginx" else None
+        self.base_url = (self.proxy or self.site).base_url
+        self.emu = requests.Session()
+
+    def url(self, path):
+        return self.base_url + path
+
+    def emu_get(self, path):
+        return self.emu.get(self.emulator.base_url + path).json()
+
+    def emu_post(self, path, json=None):
+        response = self.emu.post(self.emulator.base_url + path, json=json)
+        response.raise_for_status()
+        return response
+
+    def stop(self):
+        for part in (self.proxy, self.site, self.emulator):
+            if part:
+                part.stop()

@@ -8,9 +8,8 @@ import os
 import shutil
 
 import pytest
-import requests
 
-from stack import Emulator, Gunicorn, Nginx
+from stack import Stack
 from support import ARTIFACTS, WECHAT_UA
 
 CHROMIUM_ARGS = [
@@ -43,36 +42,6 @@ def browser():
         instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
-
-
-class Stack:
-    """The emulator, the site and optionally nginx, with ``url()`` as the browser sees it."""
-
-    def __init__(self, variant, workdir):
-        self.variant = variant
-        self.emulator = Emulator()
-        env = {"WX_PROXY_HOPS": "1"} if variant == "nginx" else {}
-        self.site = Gunicorn(str(workdir), self.emulator.base_url, workers=4, env=env)
-        # Behind nginx the browser speaks https, as through a tunnel (self-signed certificate).
-        self.proxy = Nginx(str(workdir), self.site.port, tls=True) if variant == "nginx" else None
-        self.base_url = (self.proxy or self.site).base_url
-        self.emu = requests.Session()
-
-    def url(self, path):
-        return self.base_url + path
-
-    def emu_get(self, path):
-        return self.emu.get(self.emulator.base_url + path).json()
-
-    def emu_post(self, path, json=None):
-        response = self.emu.post(self.emulator.base_url + path, json=json)
-        response.raise_for_status()
-        return response
-
-    def stop(self):
-        for part in (self.proxy, self.site, self.emulator):
-            if part:
-                part.stop()
 
 
 @pytest.fixture(scope="module", params=["direct", "nginx"])

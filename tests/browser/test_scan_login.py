@@ -1,0 +1,103 @@
+"""Desktop login by scanning in two real browsers: desktop Chromium and a WeChat phone."""
+
+import os
+import re
+
+import pytest
+
+from stack import Stack
+from support import ARTIFACTS, DESKTOP_UA, WECHAT_UA
+from test_scenarios import pick_user
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    running = Stack("direct", tmp_path_factory.mktemp("scan"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def desktop(browser):
+    ctx = browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 800})
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def phone(browser):
+    ctx = browser.new_context(
+        user_agent=WECHAT_UA,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+    )
+    yield ctx
+    ctx.close()
+
+
+def shoot(page, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, f"scan-{name}.png"), full_page=True)
+
+
+def open_code(desktop, site):
+    page = desktop.new_page()
+    problems = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(site.url("/auth/scan?next=/"))
+    page.wait_for_selector("#scan-qr svg")
+    status = page.get_attribute("#scan", "data-status-url")
+    return page, site.url(status.rsplit("/", 1)[0]), problems
+
+
+def test_scan_confirm_cancel_foreign_browser_and_replay(site, desktop, phone, browser):
+    page, link, problems = open_code(desktop, site)
+    shoot(page, "desktop")
+    mobile = phone.new_page()
+    mobile.goto(link)
+    pick_user(mobile, "lisi")  # the phone logs in silently-or-by-consent first
+    mobile.wait_for_selector("#scan-confirm")
+    assert "Linux 上的 Chrome" in mobile.inner_text("#scan-desktop")
+    shoot(mobile, "phone-confirm")
+
+    # Another desktop browser holding the same link cannot redeem it.
+    thief = browser.new_context(user_agent=DESKTOP_UA).new_page()
+    answer = thief.goto(link + "/status")
+    assert answer.status == 403
+    thief.context.close()
+
+    mobile.click("#scan-confirm")
+    mobile.wait_for_selector("#scan-result")
+    assert "已确认登录" in mobile.inner_text("#scan-result")
+    shoot(mobile, "phone-done")
+    page.wait_for_url(re.compile(r".*/$"))
+    # The desktop continues logged in (home shows the person's entry, 微信用户 until the
+    # profile is consented), with a session of its own.
+    page.wait_for_selector('a[href="/me"] .cell-body')
+    assert "微信用户" in page.inner_text('a[href="/me"] .cell-body')
+    shoot(page, "desktop-done")
+    assert problems == []
+
+    # A replayed confirm (Back, then submit again) is refused.
+    mobile.go_back()
+    mobile.wait_for_selector("#scan-confirm, .msg-title")
+    if mobile.query_selector("#scan-confirm"):
+        mobile.click("#scan-confirm")
+    assert "二维码已失效" in mobile.content()
+
+
+def test_cancel_on_the_phone_stops_the_desktop(site, desktop, phone):
+    page, link, _ = open_code(desktop, site)
+    mobile = phone.new_page()
+    mobile.goto(link)
+    if mobile.query_selector("#wxemu-authorize"):
+        pick_user(mobile, "lisi")
+    mobile.wait_for_selector("#scan-cancel")
+    mobile.click("#scan-cancel")
+    mobile.wait_for_selector("#scan-result")
+    page.wait_for_selector("#scan-again:not([hidden])")
+    assert "已在手机上取消登录" in page.inner_text("#scan-state")
+    shoot(page, "desktop-cancelled")
