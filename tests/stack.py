@@ -264,3 +264,18 @@ class Stack:
         for part in (self.proxy, self.site, self.emulator):
             if part:
                 part.stop()
+
+
+def phone_context(browser, **options):
+    """Open a Playwright context that looks like WeChat's browser on a phone."""
+    from support import WECHAT_UA
+
+    return browser.new_context(
+        user_agent=WECHAT_UA,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+        **options,
+    )

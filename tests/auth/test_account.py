@@ -1,11 +1,8 @@
 """/account (the seed's 校验用户是否绑定已有账号): bound people only; unbound → bind → back."""
 
-import requests
 
-from support import WECHAT_UA, LiveServer, database, site_config, wechat_login
-from test_session import bind
-from wxsite import accounts, create_app, store
-from wxsite.wechat import protocol
+from test_session import bind, carol_on_two_appids
+from wxsite import accounts, store
 
 
 def test_unbound_goes_to_bind_and_comes_back(app, logged_in, live):
@@ -26,30 +23,7 @@ def test_home_links_to_the_account_page(client):
 
 
 def test_account_shows_identities_of_both_appids_and_orders(tmp_path, emu):
-    common = dict(WXSITE_DATABASE=database(tmp_path, "shared"))
-    site1 = create_app(site_config(tmp_path, emu, **common))
-    site2 = create_app(
-        site_config(
-            tmp_path,
-            emu,
-            WX_APPID=protocol.EMULATOR_APPID_2,
-            WX_SECRET=protocol.EMULATOR_SECRET_2,
-            WX_API_BASE=emu.base_url,
-            WX_OPEN_BASE=emu.base_url,
-            **common,
-        )
-    )
-    with site1.app_context():
-        accounts.create(store.get_db(), "carol", "a long password")
-    live1, live2 = LiveServer(site1), LiveServer(site2)
-    try:
-        phone = requests.Session()
-        phone.headers["User-Agent"] = WECHAT_UA
-        wechat_login(phone, live1, user="zhaoliu")
-        bind(phone, live1, username="carol", password="a long password")
-        other = requests.Session()
-        other.headers["User-Agent"] = WECHAT_UA
-        wechat_login(other, live2, user="zhaoliu")
+    with carol_on_two_appids(tmp_path, emu) as (site1, live1, live2, phone, other):
         with site1.app_context():
             db = store.get_db()
             person = db.scalar("SELECT person_id FROM wechat_users LIMIT 1")
@@ -58,6 +32,3 @@ def test_account_shows_identities_of_both_appids_and_orders(tmp_path, emu):
         assert page.count('class="cell"') >= 2
         assert "本公众号" in page and "其他公众号" in page
         assert "一杯咖啡 · ¥12.00" in page and "待支付" in page
-    finally:
-        live1.shutdown()
-        live2.shutdown()

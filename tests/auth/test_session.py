@@ -2,6 +2,7 @@
 
 import logging
 import re
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -264,7 +265,10 @@ def test_session_survives_network_change(logged_in, live):
     assert again.status_code == 200  # and back on Wi-Fi too
 
 
-def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
+@contextmanager
+def carol_on_two_appids(tmp_path, emu):
+    """Two sites (the emulator's two appids) over one database; zhaoliu logged in on both
+    (``phone`` on the first, bound to carol; ``other`` on the second)."""
     from support import LiveServer
 
     common = dict(WXSITE_DATABASE=database(tmp_path, "shared"))
@@ -291,6 +295,14 @@ def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
         other = requests.Session()
         other.headers["User-Agent"] = WECHAT_UA
         wechat_login(other, live2, user="zhaoliu")
+        yield site1, live1, live2, phone, other
+    finally:
+        live1.shutdown()
+        live2.shutdown()
+
+
+def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
+    with carol_on_two_appids(tmp_path, emu) as (site1, live1, live2, phone, other):
         me = wechat_login(other, live2, user="zhaoliu", scope="snsapi_userinfo", next="/me")
         assert "carol" in me.text  # same person, same binding, through the other appid
         openid2 = emu.users()["zhaoliu"]["openids"][protocol.EMULATOR_APPID_2]
@@ -319,9 +331,6 @@ def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
                 )
             }
         assert len(people) == 2 and len(set(people.values())) == 2
-    finally:
-        live1.shutdown()
-        live2.shutdown()
 
 
 def test_without_unionid_each_appid_is_its_own_person(tmp_path, emu):

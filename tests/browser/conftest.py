@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from stack import Stack
-from support import ARTIFACTS, WECHAT_UA
+from stack import Stack, phone_context
+from support import ARTIFACTS
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -53,15 +53,8 @@ def stack(request, tmp_path_factory):
 
 @pytest.fixture
 def context(browser, stack):
-    ctx = browser.new_context(
-        user_agent=WECHAT_UA,
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        locale="zh-CN",
-        ignore_https_errors=True,  # the nginx variant's self-signed certificate
-    )
+    # ignore_https_errors: the nginx variant's self-signed certificate
+    ctx = phone_context(browser, ignore_https_errors=True)
     yield ctx
     ctx.close()
 

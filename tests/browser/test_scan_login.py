@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from stack import Stack
-from support import ARTIFACTS, DESKTOP_UA, WECHAT_UA
+from stack import Stack, phone_context
+from support import ARTIFACTS, DESKTOP_UA
 from test_scenarios import pick_user
 
 
@@ -26,14 +26,7 @@ def desktop(browser):
 
 @pytest.fixture
 def phone(browser):
-    ctx = browser.new_context(
-        user_agent=WECHAT_UA,
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        locale="zh-CN",
-    )
+    ctx = phone_context(browser)
     yield ctx
     ctx.close()
 

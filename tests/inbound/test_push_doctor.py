@@ -19,7 +19,9 @@ def test_doctor_checks_push_and_prints_the_console_entries(tmp_path, emu):
 def test_doctor_verifies_the_endpoint_through_the_site(tmp_path, emu):
     app = create_app(site_config(tmp_path, emu, WX_PUSH_TOKEN=TOKEN))
     result = app.test_cli_runner().invoke(args=["wx", "doctor"])
-    assert "server push: /wechat/push at the site answers the URL check (plaintext)" in result.output
+    assert (
+        "server push: /wechat/push at the site answers the URL check (plaintext)" in result.output
+    )
 
 
 def test_doctor_says_push_is_off(tmp_path, emu):

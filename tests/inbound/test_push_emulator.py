@@ -3,8 +3,8 @@ URL verification, follow/unfollow on /me, replays, every tamper kind, passive re
 
 import pytest
 
-from support import LiveServer, site_config, wechat_login
-from wxsite import create_app, store
+from support import LiveServer, wechat_login
+from wxsite import store
 from wxsite.wechat import protocol
 
 TOKEN = "emulatorpushtoken"
@@ -12,17 +12,9 @@ AES_KEY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
 APPID = protocol.EMULATOR_APPID
 
 
-@pytest.fixture(params=["plaintext", "compatible", "safe"])
-def mode(request):
-    return request.param
-
-
 @pytest.fixture
-def site(tmp_path, emu, mode):
-    extra = {"WX_PUSH_TOKEN": TOKEN, "WX_PUSH_REPLY": "收到"}
-    if mode != "plaintext":
-        extra["WX_PUSH_AES_KEY"] = AES_KEY
-    app = create_app(site_config(tmp_path, emu, **extra))
+def site(push_app, emu, mode):
+    app = push_app(TOKEN, AES_KEY, "收到")
     live = LiveServer(app)
     emu.push_config(
         live.url("/wechat/push"),

@@ -75,17 +75,9 @@ class Pusher:
         return self.client.post("/wechat/push", query_string=query, data=body.encode())
 
 
-@pytest.fixture(params=["plaintext", "compatible", "safe"])
-def mode(request):
-    return request.param
-
-
 @pytest.fixture
-def site(tmp_path, emu, mode):
-    extra = {"WX_PUSH_TOKEN": TOKEN, "WX_PUSH_REPLY": "谢谢留言 ]]> <b>"}
-    if mode != "plaintext":
-        extra["WX_PUSH_AES_KEY"] = AES_KEY
-    return create_app(site_config(tmp_path, emu, **extra))
+def site(push_app):
+    return push_app(TOKEN, AES_KEY, "谢谢留言 ]]> <b>")
 
 
 @pytest.fixture
