@@ -20,6 +20,8 @@ def create_app(test_config=None):
         instance_path=os.path.join(PROJECT_ROOT, "instance"),
     )
     _configure(app, test_config)
+    # JSON answers in readable Chinese (JSON_AS_ASCII has done nothing since Flask 2.3).
+    app.json.ensure_ascii = False
     security.init_inputs(app)  # before the blueprints: their <int:…> routes use its converter
     logs.init_app(app)
     _register_proxy_fix(app)
@@ -62,7 +64,6 @@ def _configure(app, test_config):
         # Bounded like the server-side login records (wxsite.auth.users.LOGIN_MAX_AGE).
         PERMANENT_SESSION_LIFETIME=7 * 86400,
         MAX_CONTENT_LENGTH=1024 * 1024,
-        JSON_AS_ASCII=False,
     )
 
 
