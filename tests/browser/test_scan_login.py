@@ -94,3 +94,25 @@ def test_cancel_on_the_phone_stops_the_desktop(site, desktop, phone):
     page.wait_for_selector("#scan-again:not([hidden])")
     assert "已在手机上取消登录" in page.inner_text("#scan-state")
     shoot(page, "desktop-cancelled")
+
+
+def test_an_expired_code_offers_a_new_one(site, desktop, phone):
+    from wxsite import store
+
+    page, link, _ = open_code(desktop, site)
+    db = store.connect(site.site.env["WXSITE_DATABASE"])
+    try:
+        db.execute("UPDATE scan_logins SET expires_at = 0")
+    finally:
+        db.close()
+    page.wait_for_selector("#scan-again:not([hidden])")
+    assert "二维码已过期" in page.inner_text("#scan-state")
+    mobile = phone.new_page()
+    mobile.goto(link)
+    if mobile.query_selector("#wxemu-authorize"):
+        pick_user(mobile, "lisi")
+    mobile.wait_for_selector(".msg-title")
+    assert "二维码已失效" in mobile.inner_text(".msg-title")
+    page.click("#scan-again")  # a fresh code
+    page.wait_for_selector("#scan-qr svg")
+    assert page.get_attribute("#scan", "data-status-url") not in link
