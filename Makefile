@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: run test test-sqlite test-postgresql serve bench system-deps clean
+.PHONY: run test test-sqlite test-postgresql test-fast lint serve bench system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ test-sqlite: $(STAMP) system-deps
 
 test-postgresql: $(STAMP) system-deps
 	WXSITE_TEST_ENGINE=postgresql $(BIN)/pytest -q $(PG_TESTS)
+
+# Quick loop while coding: no browser, no gunicorn/nginx/Redis/PostgreSQL processes.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not browser and not slow" --ignore=tests/engines
+
+lint: $(STAMP)
+	$(BIN)/pip install --quiet ruff black
+	$(BIN)/ruff check .
+	$(BIN)/black --check -q .
 
 serve: $(STAMP)
 	$(BIN)/gunicorn -c python:wxsite.gunicorn_conf wsgi:app

@@ -1,6 +1,5 @@
 """/account (the seed's 校验用户是否绑定已有账号): bound people only; unbound → bind → back."""
 
-
 from test_session import bind, carol_on_two_appids
 from wxsite import accounts, store
 

@@ -14,7 +14,6 @@ from wxsite.inbound.views import notification_key
 from wxsite.pay import apply as pay_apply
 from wxsite.pay import views as pay_views
 
-
 FAILING_TRIGGER = {
     "sqlite": [
         "CREATE TRIGGER fail_once BEFORE UPDATE OF state ON orders "
@@ -27,7 +26,10 @@ FAILING_TRIGGER = {
         "FOR EACH ROW EXECUTE FUNCTION fail_once()",
     ],
 }
-DROP_TRIGGER = {"sqlite": "DROP TRIGGER fail_once", "postgresql": "DROP TRIGGER fail_once ON orders"}
+DROP_TRIGGER = {
+    "sqlite": "DROP TRIGGER fail_once",
+    "postgresql": "DROP TRIGGER fail_once ON orders",
+}
 
 
 def order_state(app, no):

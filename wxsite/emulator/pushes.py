@@ -3,7 +3,7 @@
 import re
 import threading
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 
 from . import push
 from .users import original_id_for
