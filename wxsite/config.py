@@ -44,7 +44,11 @@ SETTINGS = (
     Setting("WX_MP_VERIFY", None, "code of the MP_verify_<code>.txt file to serve"),
     Setting("SECRET_KEY", None, "Flask secret; required in production"),
     Setting("WXSITE_DATABASE", None, "SQLite file (default instance/wxsite.sqlite3)"),
-    Setting("WXSITE_UPLOADS", None, "downloaded media (default instance/uploads)"),
+    Setting("WXSITE_UPLOADS", None, "media: a folder (default instance/uploads) or s3://…"),
+    Setting("AWS_ENDPOINT_URL", None, "S3-compatible endpoint, for s3:// uploads", "url"),
+    Setting("AWS_ACCESS_KEY_ID", None, "object storage access key (Tencent COS: SecretId)"),
+    Setting("AWS_SECRET_ACCESS_KEY", None, "object storage secret (Tencent COS: SecretKey)"),
+    Setting("AWS_DEFAULT_REGION", None, "object storage region (ap-guangzhou, us-east-1 …)"),
     Setting(
         "WXSITE_EMULATOR_URL",
         "http://127.0.0.1:5001",
@@ -107,6 +111,7 @@ def load(environ):
         out[setting.name] = _parse(setting, raw.strip() if isinstance(raw, str) else raw)
     _check_pairs(out, environ)
     _check_pay(out, environ)
+    _check_uploads(out)
     return out
 
 
@@ -147,6 +152,54 @@ def _parse(setting, raw):
         if setting.name.endswith("_BASE"):
             raw = raw.rstrip("/")
     return raw
+
+
+S3_SETTINGS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_PART = re.compile(r"[A-Za-z0-9._-]+")
+_REGION = re.compile(r"[A-Za-z0-9-]{2,64}")
+
+
+def s3_location(value):
+    """Return ``(bucket, prefix)`` of an ``s3://bucket[/prefix]`` WXSITE_UPLOADS; None: a folder."""
+    if not isinstance(value, str) or not value.lower().startswith("s3:"):
+        return None
+    usage = f"WXSITE_UPLOADS must be s3://bucket or s3://bucket/prefix, got {value!r}"
+    if not value.startswith("s3://"):
+        raise ConfigError(usage)
+    # Bucket and prefix parts allow no ":", "@", "?", "#" or "%": no port, userinfo,
+    # query or escapes can hide in the value.
+    bucket, _, prefix = value[len("s3://") :].partition("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ConfigError(f"WXSITE_UPLOADS: {bucket!r} is not a bucket name (3–63 a-z 0-9 . -)")
+    prefix = prefix.strip("/")
+    parts = prefix.split("/") if prefix else []
+    if any(not _PREFIX_PART.fullmatch(p) or p in (".", "..") for p in parts):
+        raise ConfigError(
+            f"WXSITE_UPLOADS: the prefix {prefix!r} may hold only A-Z a-z 0-9 . _ - and /"
+        )
+    return bucket, prefix
+
+
+def _check_uploads(out):
+    if s3_location(out["WXSITE_UPLOADS"]) is None:
+        return
+    for name in S3_SETTINGS:
+        if not out[name]:
+            raise ConfigError(
+                f"{name} is not set: WXSITE_UPLOADS={out['WXSITE_UPLOADS']} needs "
+                + ", ".join(S3_SETTINGS)
+            )
+    if not _REGION.fullmatch(out["AWS_DEFAULT_REGION"]):
+        raise ConfigError(
+            f"AWS_DEFAULT_REGION must be a region name such as ap-guangzhou, "
+            f"got {out['AWS_DEFAULT_REGION']!r}"
+        )
 
 
 PAY_SETTINGS = (
