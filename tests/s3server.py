@@ -88,9 +88,10 @@ class SeaweedServer:
             f"-master.port={p['master']}",
             f"-master.port.grpc={g['master']}",
             "-master.telemetry=false",
-            # Small volumes: the default (30 GB each, 8 of them) is for real disks.
+            "-master.electionTimeout=1s",
+            # Small volumes (created sparse, 7 per bucket): the default 30 GB is for real disks.
             "-master.volumeSizeLimitMB=64",
-            "-volume.max=16",
+            "-volume.max=100",
             f"-volume.port={p['volume']}",
             f"-volume.port.grpc={g['volume']}",
             "-volume.preStopSeconds=0",
@@ -108,7 +109,8 @@ class SeaweedServer:
         ]
 
     def start(self, timeout=60):
-        """Start the server and wait until an object can be written, read and deleted."""
+        """Start the server (again, after ``stop``) and wait until an object can be written."""
+        self._remove_sockets()
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir
@@ -123,7 +125,8 @@ class SeaweedServer:
             try:
                 # The gateway answers before the volume server has joined the master: only a
                 # real write proves the whole chain is up.
-                client.create_bucket(Bucket="wxsite-ready")
+                if "wxsite-ready" not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+                    client.create_bucket(Bucket="wxsite-ready")
                 client.put_object(Bucket="wxsite-ready", Key="probe", Body=b"ok")
                 client.delete_object(Bucket="wxsite-ready", Key="probe")
                 self.startup_seconds = time.monotonic() - started
@@ -147,14 +150,17 @@ class SeaweedServer:
             self.stop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
-            # weed names its gRPC unix sockets after their ports, in /tmp whatever TMPDIR says;
-            # a killed server leaves them there.
-            for port in self.grpc.values():
-                for path in glob.glob(f"/tmp/seaweedfs-*-grpc-{port}.sock"):
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+            self._remove_sockets()
+
+    def _remove_sockets(self):
+        # weed names its gRPC unix sockets after their ports, in /tmp whatever TMPDIR says;
+        # a killed server leaves them there.
+        for port in self.grpc.values():
+            for path in glob.glob(f"/tmp/seaweedfs-*-grpc-{port}.sock"):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
 
     def log_tail(self, lines=20):
         """Return the end of the server log (for failure messages)."""
