@@ -115,6 +115,10 @@ def test_served_with_ranges_for_audio(logged_in, live, emu, post_json, app):
     # Several ranges, or an If-Range we cannot match: the whole file.
     several = logged_in.get(url, headers={"Range": "bytes=0-1,4-5"})
     assert several.status_code == 200 and several.content == whole.content
+    # HEAD opens the file and must let it go unread.
+    head = logged_in.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == str(len(whole.content))
 
 
 def test_a_failed_row_insert_leaves_no_object(logged_in, live, emu, post_json, app):
