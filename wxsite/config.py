@@ -169,9 +169,14 @@ def s3_location(value):
     """Return ``(bucket, prefix)`` of an ``s3://bucket[/prefix]`` WXSITE_UPLOADS; None: a folder."""
     if not isinstance(value, str) or not value.lower().startswith("s3:"):
         return None
-    usage = f"WXSITE_UPLOADS must be s3://bucket or s3://bucket/prefix, got {value!r}"
+    if "@" in value:  # never echo what may be a key pasted into the URL
+        raise ConfigError(
+            "WXSITE_UPLOADS: no keys in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
     if not value.startswith("s3://"):
-        raise ConfigError(usage)
+        raise ConfigError(
+            f"WXSITE_UPLOADS must be s3://bucket or s3://bucket/prefix, got {value!r}"
+        )
     # Bucket and prefix parts allow no ":", "@", "?", "#" or "%": no port, userinfo,
     # query or escapes can hide in the value.
     bucket, _, prefix = value[len("s3://") :].partition("/")

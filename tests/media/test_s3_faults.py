@@ -72,6 +72,7 @@ def test_bad_s3_urls_name_wxsite_uploads(value):
     with pytest.raises(ConfigError) as info:
         config.load({**S3, "WXSITE_UPLOADS": value})
     assert str(info.value).startswith("WXSITE_UPLOADS") and "\n" not in str(info.value)
+    assert "secret" not in str(info.value)  # keys pasted into the URL are not echoed
 
 
 @pytest.mark.parametrize("name", config.S3_SETTINGS)
