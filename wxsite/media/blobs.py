@@ -20,7 +20,11 @@ from .. import config
 log = logging.getLogger("wxsite.media")
 
 #: What a key looks like: a kind folder and a generated name (temporary names start with ".").
+#: Only such keys are listed, hence swept.
 KEY_RE = re.compile(r"(images|voice)/[A-Za-z0-9._-]+")
+#: What may be read, written or removed: those, or a bare name at the top (older rows, tests);
+#: never a "/" more, so never a way out of the folder or prefix.
+_USABLE = re.compile(r"(?:(?:images|voice)/)?[A-Za-z0-9._-]+")
 KINDS = ("images", "voice")
 #: Where create_app keeps the store: ``app.extensions[EXTENSION]``.
 EXTENSION = "wxsite.blobs"
@@ -57,7 +61,7 @@ class StorageUnavailable(BlobError):
 
 @dataclass
 class Blob:
-    """An open stored object: ``length`` bytes from ``start`` of ``size``, read by ``chunks()``."""
+    """An open stored object: ``length`` bytes from ``start`` of ``size``; iterate ``chunks``."""
 
     size: int
     start: int
@@ -68,7 +72,7 @@ class Blob:
 
 def check_key(key):
     """Return ``key`` if it has the shape of a generated key, else raise ValueError."""
-    if not isinstance(key, str) or not KEY_RE.fullmatch(key) or key.split("/")[1] in (".", ".."):
+    if not isinstance(key, str) or not _USABLE.fullmatch(key) or key.rsplit("/")[-1] in (".", ".."):
         raise ValueError(f"not a media key: {key!r}")
     return key
 

@@ -170,6 +170,9 @@ def _send(key, mimetype, download_name=None, attachment=False):
         blob = blob_store().open(key, _wanted_range())
     except blobs.BlobNotFound:
         abort(404)
+    except ValueError:  # a row naming something that is no key: nothing to serve
+        log.warning("upload row with an unusable path")
+        abort(404)
     except blobs.RangeNotSatisfiable as exc:
         response = Response(status=416)
         if exc.size is not None:
