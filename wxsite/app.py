@@ -54,7 +54,9 @@ def _configure(app, test_config):
     app.config["WXSITE_UPLOADS"] = app.config["WXSITE_UPLOADS"] or os.path.join(
         app.instance_path, "uploads"
     )
-    os.makedirs(app.config["WXSITE_UPLOADS"], exist_ok=True)
+    from .media import blobs  # a folder or s3://… (checked with the store: ConfigError if wrong)
+
+    app.extensions[blobs.EXTENSION] = blobs.from_settings(app.config, app.instance_path)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _dev_secret_key(app.instance_path)
     app.config.update(

@@ -59,7 +59,11 @@ SETTINGS = (
         "a SQLite file (default instance/wxsite.sqlite3) or postgresql://user:pw@host:port/db",
     ),
     Setting("WXSITE_DB_POOL", 10, "PostgreSQL connections each process may open", "int"),
-    Setting("WXSITE_UPLOADS", None, "downloaded media (default instance/uploads)"),
+    Setting("WXSITE_UPLOADS", None, "media: a folder (default instance/uploads) or s3://…"),
+    Setting("AWS_ENDPOINT_URL", None, "S3-compatible endpoint, for s3:// uploads", "url"),
+    Setting("AWS_ACCESS_KEY_ID", None, "object storage access key (Tencent COS: SecretId)"),
+    Setting("AWS_SECRET_ACCESS_KEY", None, "object storage secret (Tencent COS: SecretKey)"),
+    Setting("AWS_DEFAULT_REGION", None, "object storage region (ap-guangzhou, us-east-1 …)"),
     Setting(
         "WXSITE_EMULATOR_URL",
         "http://127.0.0.1:5001",
@@ -140,6 +144,7 @@ def load(environ, testing=False):
     _check_pay(out, environ)
     if out["WX_PUSH_AES_KEY"] and not out["WX_PUSH_TOKEN"]:
         raise ConfigError("WX_PUSH_TOKEN is not set: WX_PUSH_AES_KEY needs the Token beside it")
+    _check_uploads(out)
     return out
 
 
@@ -213,6 +218,57 @@ def _check_hosts(out, testing):
     if public:
         hosts.insert(0, urlsplit(public).hostname)
     out["WXSITE_ALLOWED_HOSTS"] = hosts or None
+S3_SETTINGS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_PART = re.compile(r"[A-Za-z0-9._-]+")
+_REGION = re.compile(r"[A-Za-z0-9-]{2,64}")
+
+
+def s3_location(value):
+    """Return ``(bucket, prefix)`` of an ``s3://bucket[/prefix]`` WXSITE_UPLOADS; None: a folder."""
+    if not isinstance(value, str) or not value.lower().startswith("s3:"):
+        return None
+    if "@" in value:  # never echo what may be a key pasted into the URL
+        raise ConfigError(
+            "WXSITE_UPLOADS: no keys in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if not value.startswith("s3://"):
+        raise ConfigError(
+            f"WXSITE_UPLOADS must be s3://bucket or s3://bucket/prefix, got {value!r}"
+        )
+    # Bucket and prefix parts allow no ":", "@", "?", "#" or "%": no port, userinfo,
+    # query or escapes can hide in the value.
+    bucket, _, prefix = value[len("s3://") :].partition("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ConfigError(f"WXSITE_UPLOADS: {bucket!r} is not a bucket name (3–63 a-z 0-9 . -)")
+    prefix = prefix.strip("/")
+    parts = prefix.split("/") if prefix else []
+    if any(not _PREFIX_PART.fullmatch(p) or p in (".", "..") for p in parts):
+        raise ConfigError(
+            f"WXSITE_UPLOADS: the prefix {prefix!r} may hold only A-Z a-z 0-9 . _ - and /"
+        )
+    return bucket, prefix
+
+
+def _check_uploads(out):
+    if s3_location(out["WXSITE_UPLOADS"]) is None:
+        return
+    for name in S3_SETTINGS:
+        if not out[name]:
+            raise ConfigError(
+                f"{name} is not set: WXSITE_UPLOADS={out['WXSITE_UPLOADS']} needs "
+                + ", ".join(S3_SETTINGS)
+            )
+    if not _REGION.fullmatch(out["AWS_DEFAULT_REGION"]):
+        raise ConfigError(
+            f"AWS_DEFAULT_REGION must be a region name such as ap-guangzhou, "
+            f"got {out['AWS_DEFAULT_REGION']!r}"
+        )
 
 
 PAY_SETTINGS = (

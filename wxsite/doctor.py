@@ -3,8 +3,6 @@
 Each check returns a ``Check``; the CLI prints them and exits non-zero if any failed.
 """
 
-import os
-import tempfile
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -25,7 +23,7 @@ class Check:
 def run(app, client, public_url=None):
     """Return the list of checks for ``app`` (and its public URL, when given)."""
     cfg = app.config
-    checks = [_mode(cfg), _secret_key(cfg), _database(app), _uploads(cfg)]
+    checks = [_mode(cfg), _secret_key(cfg), _database(app), _uploads(app)]
     checks += _credentials(client)
     checks.append(_push(app, public_url))
     if public_url:
@@ -143,15 +141,17 @@ def _database(app):
     return Check(not pending, "database", f"{where} ({', '.join(details)})")
 
 
-def _uploads(cfg):
-    path = cfg["WXSITE_UPLOADS"]
+def _uploads(app):
+    from .media import blobs
+
+    store = app.extensions[blobs.EXTENSION]
+    where = store.describe()["location"]
     try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path):
-            pass
+        return Check(True, "uploads", store.check())
     except OSError as exc:
-        return Check(False, "uploads", f"{path} is not writable: {exc.strerror}")
-    return Check(True, "uploads", f"{path} is writable")
+        return Check(False, "uploads", f"{where} is not writable: {exc.strerror}")
+    except blobs.BlobError as exc:
+        return Check(False, "uploads", f"{where}: {exc}")
 
 
 def _credentials(client):

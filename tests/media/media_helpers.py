@@ -1,6 +1,7 @@
 """Real image and voice bytes for media tests."""
 
 import io
+import os
 
 from PIL import Image
 
@@ -27,3 +28,22 @@ def json_poster(session, live):
         )
 
     return post
+
+
+def blob_store(app):
+    from wxsite.media import blobs
+
+    return app.extensions[blobs.EXTENSION]
+
+
+def stored_files(app, kind="images"):
+    """Names under ``kind`` in the app's blob store, plus S3 mode's local temp files, sorted.
+
+    Empty means nothing was kept and nothing half-written was left, on either store.
+    """
+    store = blob_store(app)
+    names = [key.split("/", 1)[1] for key, _ in store.iter_keys() if key.startswith(kind + "/")]
+    if store.local_temp_root:
+        folder = os.path.join(store.local_temp_root, kind)
+        names += os.listdir(folder) if os.path.isdir(folder) else []
+    return sorted(names)

@@ -4,13 +4,12 @@ RELIABILITY 33 and 47: a 1 byte/s body or one without Content-Length meets the b
 and the total deadline; the partial file is deleted.
 """
 
-import os
 import time
 
 import pytest
 
 from support import LiveServer, csrf_token, site_config, wechat_login
-from media_helpers import amr_bytes, image_bytes
+from media_helpers import amr_bytes, image_bytes, stored_files
 from wxsite import create_app
 from wxsite.wechat import protocol
 
@@ -22,9 +21,15 @@ ENDED_BY = DEADLINE + 4.0
 
 
 @pytest.fixture
-def site(tmp_path, emu):
+def site(tmp_path, emu, media_config):
     app = create_app(
-        site_config(tmp_path, emu, WXSITE_DEADLINE=DEADLINE, WXSITE_MEDIA_MAX_BYTES=300_000)
+        site_config(
+            tmp_path,
+            emu,
+            WXSITE_DEADLINE=DEADLINE,
+            WXSITE_MEDIA_MAX_BYTES=300_000,
+            **media_config,
+        )
     )
     live = LiveServer(app)
     yield app, live
@@ -48,8 +53,8 @@ def post_json(site, phone):
 
 
 def leftovers(app, kind="images"):
-    """Every file under the uploads folder of *kind*, temporary ones included."""
-    return os.listdir(os.path.join(app.config["WXSITE_UPLOADS"], kind))
+    """Everything stored under *kind*, temporary files included (on either store)."""
+    return stored_files(app, kind)
 
 
 def test_dripping_image_download_is_wechat_unavailable_and_leaves_no_file(site, emu, post_json):

@@ -14,7 +14,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from media_helpers import amr_bytes, json_poster
+from media_helpers import amr_bytes, json_poster, stored_files
 from support import site_config
 from wxsite import create_app
 from wxsite.emulator.media import fake_speex
@@ -312,8 +312,8 @@ def front(emu):
 
 
 @pytest.fixture
-def app(tmp_path, emu, front):
-    return create_app(site_config(tmp_path, emu, WX_API_BASE=front.base_url))
+def app(tmp_path, emu, front, media_config):
+    return create_app(site_config(tmp_path, emu, WX_API_BASE=front.base_url, **media_config))
 
 
 @pytest.fixture
@@ -322,7 +322,7 @@ def post_json(logged_in, live):
 
 
 def voice_files(app):
-    return sorted(os.listdir(os.path.join(app.config["WXSITE_UPLOADS"], "voice")))
+    return stored_files(app, "voice")
 
 
 def test_site_plays_the_hd_voice(front, emu, post_json, logged_in, live, app, tmp_path):

@@ -8,18 +8,13 @@ import pytest
 import requests
 
 from support import WECHAT_UA, csrf_token, site_config, wechat_login
-from media_helpers import image_bytes, json_poster
+from media_helpers import image_bytes, json_poster, stored_files
 from wxsite.wechat import protocol
 
 
 @pytest.fixture
 def post_json(logged_in, live):
     return json_poster(logged_in, live)
-
-
-def stored_files(app):
-    root = os.path.join(app.config["WXSITE_UPLOADS"], "images")
-    return sorted(os.listdir(root)) if os.path.isdir(root) else []
 
 
 def test_three_images_stored_and_shown_in_gallery(logged_in, live, emu, post_json, app):
@@ -64,8 +59,7 @@ def test_non_images_are_refused_and_nothing_is_kept(logged_in, emu, post_json, a
     media_id = emu.upload_media(body, ctype)
     item = post_json("/upload", {"server_ids": [media_id]}).json()["items"][0]
     assert item["status"] == "error" and item["error"] == "not_an_image"
-    assert stored_files(app) == []
-    assert os.listdir(os.path.join(app.config["WXSITE_UPLOADS"], "images")) == []  # no temp files
+    assert stored_files(app) == []  # no object, no temp file
 
 
 def test_polyglot_is_reencoded(logged_in, live, emu, post_json):
@@ -75,11 +69,11 @@ def test_polyglot_is_reencoded(logged_in, live, emu, post_json):
     assert b"<script>" not in logged_in.get(live.url(item["url"])).content
 
 
-def test_oversize_media_is_refused_without_partial_file(tmp_path, emu, phone):
+def test_oversize_media_is_refused_without_partial_file(tmp_path, emu, phone, media_config):
     from support import LiveServer
     from wxsite import create_app
 
-    app = create_app(site_config(tmp_path, emu, WXSITE_MEDIA_MAX_BYTES=20_000))
+    app = create_app(site_config(tmp_path, emu, WXSITE_MEDIA_MAX_BYTES=20_000, **media_config))
     live = LiveServer(app)
     try:
         wechat_login(phone, live)
@@ -90,7 +84,7 @@ def test_oversize_media_is_refused_without_partial_file(tmp_path, emu, phone):
         )
         item = response.json()["items"][0]
         assert item["error"] == "too_large" and "过大" in item["message"]
-        assert os.listdir(os.path.join(app.config["WXSITE_UPLOADS"], "images")) == []
+        assert stored_files(app) == []
     finally:
         live.shutdown()
 
@@ -189,7 +183,7 @@ def test_delete_needs_csrf_and_removes_the_file(logged_in, live, emu, post_json,
     assert logged_in.get(live.url(item["url"])).status_code == 404
 
 
-def test_disk_full_stores_nothing_and_retry_succeeds(tmp_path, emu, phone):
+def test_disk_full_stores_nothing_and_retry_succeeds(tmp_path, emu, phone, media_config):
     from support import LiveServer
     from wxsite import create_app
 
@@ -197,8 +191,10 @@ def test_disk_full_stores_nothing_and_retry_succeeds(tmp_path, emu, phone):
     uploads.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(uploads)]).returncode:
         pytest.fail("cannot mount a small tmpfs (tests run as root in CI)")
+    # The full disk is where downloads land: the folder itself, or S3 mode's temp folder.
+    where = "WXSITE_UPLOADS_TMP" if media_config else "WXSITE_UPLOADS"
     try:
-        app = create_app(site_config(tmp_path, emu, WXSITE_UPLOADS=str(uploads)))
+        app = create_app(site_config(tmp_path, emu, **{**media_config, where: str(uploads)}))
         live = LiveServer(app)
         wechat_login(phone, live)
         token = csrf_token(phone.get(live.url("/upload")).text)
@@ -207,7 +203,7 @@ def test_disk_full_stores_nothing_and_retry_succeeds(tmp_path, emu, phone):
             live.url("/upload"), json={"server_ids": [big]}, headers={"X-CSRFToken": token}
         ).json()["items"][0]
         assert item["error"] == "save_failed" and "保存失败" in item["message"]
-        assert os.listdir(uploads / "images") == []
+        assert os.listdir(uploads / "images") == [] and stored_files(app) == []
         small = emu.upload_media(image_bytes())
         again = phone.post(
             live.url("/upload"), json={"server_ids": [small]}, headers={"X-CSRFToken": token}

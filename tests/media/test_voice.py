@@ -1,11 +1,10 @@
 """Voice notes: AMR from media/get, high-quality speex from media/get/jssdk, playable MP3."""
 
-import os
 import shutil
 
 import pytest
 
-from media_helpers import amr_bytes, image_bytes, json_poster
+from media_helpers import amr_bytes, image_bytes, json_poster, stored_files
 from wxsite.wechat import protocol
 
 
@@ -29,8 +28,7 @@ def test_voice_both_ways_and_playable(logged_in, live, emu, post_json, app):
     # (test_speex.py covers real speex); ?v=hq then falls back to the AMR.
     assert "高清原始语音" not in page and "高清</span>" not in page
     assert logged_in.get(live.url(item["url"] + "?v=hq")).content == amr.content
-    folder = os.path.join(app.config["WXSITE_UPLOADS"], "voice")
-    assert not [f for f in os.listdir(folder) if f.endswith(".speex")]
+    assert not [f for f in stored_files(app, "voice") if f.endswith(".speex")]
     if shutil.which("ffmpeg"):
         assert item["play_url"]
         mp3 = logged_in.get(live.url(item["play_url"]))
@@ -55,8 +53,7 @@ def test_image_posted_as_voice_is_refused(post_json, emu, app):
     media_id = emu.upload_media(image_bytes())
     response = post_json("/voice", {"server_id": media_id})
     assert response.status_code == 400 and response.json()["error"] == "not_voice"
-    folder = os.path.join(app.config["WXSITE_UPLOADS"], "voice")
-    assert os.listdir(folder) == []
+    assert stored_files(app, "voice") == []
 
 
 def test_wechat_down_is_503(post_json, emu):
@@ -75,16 +72,7 @@ def test_duplicate_voice(post_json, emu, app):
         "/voice", {"server_id": emu.upload_media(data, "audio/amr", kind="voice")}
     ).json()["item"]
     assert second["status"] == "duplicate" and second["id"] == first["id"]
-    assert (
-        len(
-            [
-                f
-                for f in os.listdir(os.path.join(app.config["WXSITE_UPLOADS"], "voice"))
-                if f.endswith(".amr")
-            ]
-        )
-        == 1
-    )
+    assert len([f for f in stored_files(app, "voice") if f.endswith(".amr")]) == 1
 
 
 def test_bad_bodies(post_json):

@@ -1,7 +1,10 @@
-"""Fetch media from WeChat into WXSITE_UPLOADS: one item at a time, all or nothing each.
+"""Fetch media from WeChat into the blob store: one item at a time, all or nothing each.
 
-Files get generated names (never names from input), arrive in a temp file and are
-renamed into place; the row is written last, and a failure removes what was written.
+Files get generated names (never names from input). Each is downloaded into a local temp
+file, checked and re-encoded (or transcoded) there, then put into the store (a rename in a
+local folder, an upload to a bucket); the row is written last, and a failure removes what
+was put. A process killed in between leaves an object no row names, which the sweep in
+``wxsite.maintenance`` removes after its grace period.
 """
 
 import logging
@@ -14,7 +17,7 @@ from flask import current_app
 from .. import store, wx
 from ..errors import wechat_failure
 from ..wechat import MediaTooLarge, WeChatError, protocol
-from . import images, speex, voice
+from . import blobs, images, speex, voice
 
 log = logging.getLogger("wxsite.media")
 MEDIA_ID_RE = re.compile(protocol.MEDIA_ID_PATTERN)
@@ -30,26 +33,30 @@ class ItemError(Exception):
         self.status = status
 
 
-def folder(kind):
-    """Return (and create) the folder for ``kind`` under WXSITE_UPLOADS."""
-    path = os.path.join(current_app.config["WXSITE_UPLOADS"], kind)
-    os.makedirs(path, exist_ok=True)
-    return path
+def storage_unavailable():
+    """Return the ItemError of an object store that does not answer."""
+    return ItemError("storage_unavailable", "存储服务暂时不可用，请稍后重试", 503)
 
 
-def absolute(relative):
-    """Return the absolute path of a stored file."""
-    return os.path.join(current_app.config["WXSITE_UPLOADS"], relative)
+def save_failed():
+    """Return the ItemError of a local disk or database failure."""
+    return ItemError("save_failed", "保存失败，请重试", 503)
+
+
+def blob_store():
+    """Return the app's blob store (``wxsite.media.blobs``)."""
+    return current_app.extensions[blobs.EXTENSION]
 
 
 def remove_files(row):
-    """Delete an upload's files (original, high-quality copy, playable copy)."""
-    for key in ("path", "hq_path", "playable_path"):
+    """Delete an upload's stored files; one the store cannot delete now is left to the sweep."""
+    for key in store.UPLOAD_FILES:
         if row.get(key):
             try:
-                os.unlink(absolute(row[key]))
-            except FileNotFoundError:
-                pass
+                blob_store().delete(row[key])
+            except blobs.StorageUnavailable:
+                # Still queued in orphan_files (delete_upload did that): the sweep retries.
+                log.warning("stored file left for the sweep: the object store did not answer")
 
 
 def _download(media_id, directory, high_quality_voice=False):
@@ -68,14 +75,78 @@ def _download(media_id, directory, high_quality_voice=False):
         raise ItemError(f"wechat_{exc.errcode or 'unavailable'}", title, status) from None
     except OSError as exc:
         log.error("saving media failed: %s", exc.strerror)
-        raise ItemError("save_failed", "保存失败，请重试", 503) from None
+        raise save_failed() from None
+
+
+class _Written:
+    """The keys put into the store for one item, removed again unless the row took them."""
+
+    def __init__(self):
+        self.keys = []
+
+    def put(self, tmp_path, key, content_type):
+        blob_store().put_file(tmp_path, key, content_type)
+        self.keys.append(key)
+
+    def remove(self):
+        for key in self.keys:
+            try:
+                blob_store().delete(key)
+            except blobs.StorageUnavailable:
+                log.warning("a stored file without its row is left for the sweep")
+        self.keys = []
+
+
+def _unlink(path):
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _record(written, db, *args, **extra):
+    """Insert the row for what ``written`` holds; return ``(row, created)``."""
+    try:
+        row, created = store.add_upload(db, *args, **extra)
+    except store.Error as exc:
+        log.error("recording an upload failed: %s", type(exc).__name__)
+        raise save_failed() from None
+    if not created:  # the same content was stored by a concurrent request
+        written.remove()
+    return row, created
+
+
+def _stored(action):
+    """Run the item's body, translating storage failures and undoing its writes on any."""
+
+    def run(*args):
+        written = _Written()
+        try:
+            return action(written, *args)
+        except blobs.StorageUnavailable:
+            written.remove()
+            raise storage_unavailable() from None
+        except OSError as exc:
+            log.error("saving media failed: %s", exc.strerror)
+            written.remove()
+            raise save_failed() from None
+        except BaseException:
+            written.remove()
+            raise
+
+    return run
 
 
 def save_image(db, person_id, media_id):
     """Download, check, re-encode and record one image; return ``(row, created)``."""
-    directory = folder("images")
+    return _stored(_save_image)(db, person_id, media_id)
+
+
+def _save_image(written, db, person_id, media_id):
+    directory = blob_store().temp_dir("images")
     download = _download(media_id, directory)
-    final = None
+    clean = None
     try:
         duplicate = store.find_upload(db, person_id, "image", download.sha256)
         if duplicate:
@@ -83,50 +154,41 @@ def save_image(db, person_id, media_id):
         try:
             _, ext, _ = images.sniff(download.head)
             name = f"{generate_token(24)}.{ext}"
-            final = os.path.join(directory, name)
             clean = os.path.join(directory, f".clean-{name}")
-            try:
-                content_type = images.reencode(download.tmp_path, clean, download.head)
-                os.replace(clean, final)
-            finally:
-                if os.path.exists(clean):
-                    os.unlink(clean)
+            content_type = images.reencode(download.tmp_path, clean, download.head)
         except images.NotAnImage:
             raise ItemError(
                 "not_an_image", "不是有效的图片（仅支持 JPEG、PNG、GIF、WebP）"
             ) from None
-        row, created = store.add_upload(
+        size = os.path.getsize(clean)
+        download.discard()  # no need to keep both copies while the clean one goes up
+        written.put(clean, f"images/{name}", content_type)
+        return _record(
+            written,
             db,
             person_id,
             "image",
             media_id,
             f"images/{name}",
             download.sha256,
-            os.path.getsize(final),
+            size,
             content_type,
         )
-        if not created:  # the same image was stored by a concurrent request
-            os.unlink(final)
-        return row, created
-    except OSError as exc:
-        log.error("saving image failed: %s", exc.strerror)
-        if final and os.path.exists(final):
-            os.unlink(final)
-        raise ItemError("save_failed", "保存失败，请重试", 503) from None
-    except BaseException:
-        if final and os.path.exists(final):
-            os.unlink(final)
-        raise
     finally:
         download.discard()
+        _unlink(clean)
 
 
 def save_voice(db, person_id, media_id):
     """Download one voice note (AMR, plus speex when WeChat has it); return ``(row, created)``."""
-    directory = folder("voice")
+    return _stored(_save_voice)(db, person_id, media_id)
+
+
+def _save_voice(written, db, person_id, media_id):
+    directory = blob_store().temp_dir("voice")
     amr = _download(media_id, directory)
     hq = None
-    written = []
+    playable = None
     try:
         if not voice.is_amr(amr.head):
             raise ItemError("not_voice", "不是有效的语音")
@@ -143,18 +205,19 @@ def save_voice(db, person_id, media_id):
             hq.discard()
             hq = None
         base = generate_token(24)
+        # Everything local first (duration, transcoding), then the store, then the row.
+        duration = voice.amr_duration(amr.tmp_path)
+        playable = _playable(directory, base, frames, amr.tmp_path)
         paths = {"path": f"voice/{base}.amr"}
-        amr.move_to(absolute(paths["path"]))
-        written.append(paths["path"])
+        written.put(amr.tmp_path, paths["path"], "audio/amr")
         if hq:
             paths["hq_path"] = f"voice/{base}.speex"
-            hq.move_to(absolute(paths["hq_path"]))
-            written.append(paths["hq_path"])
-        playable = _playable(base, frames, absolute(paths["path"]))
+            written.put(hq.tmp_path, paths["hq_path"], "audio/speex")
         if playable:
-            paths["playable_path"] = playable
-            written.append(playable)
-        row, created = store.add_upload(
+            tmp, paths["playable_path"] = playable
+            written.put(tmp, paths["playable_path"], "audio/mpeg")
+        return _record(
+            written,
             db,
             person_id,
             "voice",
@@ -163,39 +226,24 @@ def save_voice(db, person_id, media_id):
             amr.sha256,
             amr.size,
             "audio/amr",
-            duration=voice.amr_duration(absolute(paths["path"])),
+            duration=duration,
             hq_path=paths.get("hq_path"),
             playable_path=paths.get("playable_path"),
         )
-        if not created:
-            _unlink(written)
-        return row, created
-    except OSError as exc:
-        log.error("saving voice failed: %s", exc.strerror)
-        _unlink(written)
-        raise ItemError("save_failed", "保存失败，请重试", 503) from None
-    except BaseException:
-        _unlink(written)
-        raise
     finally:
+        # A local put renamed these away; in S3 mode the temp copies go now.
         amr.discard()
         if hq:
             hq.discard()
+        if playable:
+            _unlink(playable[0])
 
 
-def _playable(base, frames, amr_path):
-    """Return the MP3 people play (from the speex if it decodes, else the AMR), or None."""
+def _playable(directory, base, frames, amr_path):
+    """Return ``(temp file, key)`` of the MP3 people play (from speex, else AMR), or None."""
     if frames:
-        hd = f"voice/{base}{voice.HD_MP3}"
-        if speex.to_mp3(frames, absolute(hd)):
-            return hd
-    mp3 = f"voice/{base}.mp3"
-    return mp3 if voice.transcode(amr_path, absolute(mp3)) else None
-
-
-def _unlink(relatives):
-    for relative in relatives:
-        try:
-            os.unlink(absolute(relative))
-        except FileNotFoundError:
-            pass
+        tmp = os.path.join(directory, f".clean-{base}{voice.HD_MP3}")
+        if speex.to_mp3(frames, tmp):
+            return tmp, f"voice/{base}{voice.HD_MP3}"
+    tmp = os.path.join(directory, f".clean-{base}.mp3")
+    return (tmp, f"voice/{base}.mp3") if voice.transcode(amr_path, tmp) else None

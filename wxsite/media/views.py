@@ -1,25 +1,41 @@
-"""``/upload``, ``/voice``, ``/uploads/<id>``: pages, JSON endpoints and owner-only files."""
+"""``/upload``, ``/voice``, ``/uploads/<id>``: pages, JSON endpoints and owner-only files.
 
-import os
+Stored files are served through the site from either store (never a public bucket, never
+a presigned URL): the owner check runs on every request, pages keep linking to
+``/uploads/<id>`` (CSP ``'self'``), and the headers (type, nosniff, no-store) are ours.
+"""
+
+import logging
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
     jsonify,
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_login import current_user
+from werkzeug.datastructures import ContentRange
 
 from .. import store
 from ..auth.decorators import wechat_required
 from ..errors import error_response
 from ..jssdk.signing import IMAGE_APIS, VOICE_APIS, signed_config
-from .storage import ItemError, absolute, remove_files, save_image, save_voice
+from . import blobs
+from .storage import (
+    ItemError,
+    blob_store,
+    remove_files,
+    save_image,
+    save_voice,
+    storage_unavailable,
+)
+
+log = logging.getLogger("wxsite.media")
 
 bp = Blueprint("media", __name__)
 
@@ -45,10 +61,15 @@ def upload_post():
         )
     db = store.get_db()
     results = []
+    store_down = False
     for server_id in ids:
         try:
+            if store_down:
+                # One timeout per batch, not nine: the request must end well within 30 s.
+                raise storage_unavailable()
             row, created = save_image(db, current_user.person_id, server_id)
         except ItemError as exc:
+            store_down = exc.code == "storage_unavailable"
             results.append(
                 {
                     "server_id": server_id,
@@ -128,20 +149,49 @@ def _page(kind, template, js_api_list):
 
 def _own(upload_id):
     row = store.get_upload(store.get_db(), upload_id, current_user.person_id)
-    if row is None or not os.path.exists(absolute(row["path"])):
+    if row is None:
         abort(404)
     return row
 
 
-def _send(relative, mimetype, download_name=None, attachment=False):
-    response = send_file(
-        absolute(relative),
-        mimetype=mimetype,
-        as_attachment=attachment,
-        download_name=download_name,
-        max_age=0,
-        conditional=True,
-    )
+def _wanted_range():
+    """Return the one byte range asked for, or None (no Range, several, or an If-Range)."""
+    # <audio> in iOS WeChat plays only from servers that answer ranges.
+    wanted = request.range
+    if wanted is None or wanted.units != "bytes" or len(wanted.ranges) != 1:
+        return None
+    if "If-Range" in request.headers:  # we send no validators, so none can match
+        return None
+    return wanted.ranges[0]
+
+
+def _send(key, mimetype, download_name=None, attachment=False):
+    try:
+        blob = blob_store().open(key, _wanted_range())
+    except blobs.BlobNotFound:
+        abort(404)
+    except ValueError:  # a row naming something that is no key: nothing to serve
+        log.warning("upload row with an unusable path")
+        abort(404)
+    except blobs.RangeNotSatisfiable as exc:
+        response = Response(status=416)
+        if exc.size is not None:
+            response.headers["Content-Range"] = f"bytes */{exc.size}"
+        return response
+    except blobs.StorageUnavailable:
+        return error_response(503, "存储服务暂时不可用", "请稍后重试。", code="storage_unavailable")
+    response = Response(blob.chunks, mimetype=mimetype, direct_passthrough=True)
+    response.content_length = blob.length
+    response.accept_ranges = "bytes"
+    if blob.partial:
+        response.status_code = 206
+        response.content_range = ContentRange(
+            "bytes", blob.start, blob.start + blob.length, blob.size
+        )
+    if download_name:
+        response.headers.set(
+            "Content-Disposition", "attachment" if attachment else "inline", filename=download_name
+        )
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
