@@ -91,9 +91,12 @@ SETTINGS = (
     Setting("WXPAY_PRIVATE_KEY_FILE", None, "merchant API private key (apiclient_key.pem)"),
     Setting("WXPAY_CERT_SERIAL", None, "serial number of the merchant API certificate"),
     Setting("WXPAY_APIV3_KEY", None, "APIv3 key (32 characters) that decrypts notifications"),
-    Setting("WXPAY_PUBLIC_KEY_FILE", None, "WeChat Pay public key (or platform certificate) PEM"),
+    Setting("WXPAY_PUBLIC_KEY_FILE", None, "WeChat Pay public key (微信支付公钥) PEM"),
+    Setting("WXPAY_PUBLIC_KEY_ID", None, "the public key's id (PUB_KEY_ID_…)"),
     Setting(
-        "WXPAY_PUBLIC_KEY_ID", None, "its id (PUB_KEY_ID_…) or the platform certificate serial"
+        "WXPAY_PLATFORM_CERT_FILES",
+        None,
+        "platform certificate PEM files, comma-separated (alone or beside the public key)",
     ),
     Setting("WXPAY_API_BASE", protocol.PAY_API_BASE, "base of the WeChat Pay API", "url"),
     Setting(
@@ -218,6 +221,8 @@ def _check_hosts(out, testing):
     if public:
         hosts.insert(0, urlsplit(public).hostname)
     out["WXSITE_ALLOWED_HOSTS"] = hosts or None
+
+
 S3_SETTINGS = (
     "AWS_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
@@ -276,15 +281,15 @@ PAY_SETTINGS = (
     "WXPAY_PRIVATE_KEY_FILE",
     "WXPAY_CERT_SERIAL",
     "WXPAY_APIV3_KEY",
-    "WXPAY_PUBLIC_KEY_FILE",
-    "WXPAY_PUBLIC_KEY_ID",
 )
+#: What WeChat Pay's answers may be signed with: the public key, certificates, or both.
+PAY_VERIFY_SETTINGS = ("WXPAY_PUBLIC_KEY_FILE", "WXPAY_PUBLIC_KEY_ID", "WXPAY_PLATFORM_CERT_FILES")
 #: The emulator's fake merchant: public test keys, emulator mode only.
 EMULATOR_PAY_KEYS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "emulator", "pay_keys")
 
 
 def _check_pay(out, environ):
-    given = [name for name in PAY_SETTINGS if out[name]]
+    given = [name for name in PAY_SETTINGS + PAY_VERIFY_SETTINGS if out[name]]
     if not given and out["WX_EMULATOR"]:
         out.update(
             WXPAY_MCHID=protocol.EMULATOR_MCHID,
@@ -293,6 +298,7 @@ def _check_pay(out, environ):
             WXPAY_APIV3_KEY=protocol.EMULATOR_APIV3_KEY,
             WXPAY_PUBLIC_KEY_FILE=os.path.join(EMULATOR_PAY_KEYS, "platform.pub.pem"),
             WXPAY_PUBLIC_KEY_ID=protocol.EMULATOR_PLATFORM_KEY_ID,
+            WXPAY_PLATFORM_CERT_FILES=os.path.join(EMULATOR_PAY_KEYS, "platform_cert.pem"),
         )
         if not environ.get("WXPAY_API_BASE"):
             out["WXPAY_API_BASE"] = out["WX_API_BASE"]
@@ -306,9 +312,23 @@ def _check_pay(out, environ):
             )
     if len(out["WXPAY_APIV3_KEY"]) != 32:
         raise ConfigError("WXPAY_APIV3_KEY must be exactly 32 characters")
+    public_file, public_id = out["WXPAY_PUBLIC_KEY_FILE"], out["WXPAY_PUBLIC_KEY_ID"]
+    if bool(public_file) != bool(public_id):
+        missing = "WXPAY_PUBLIC_KEY_ID" if public_file else "WXPAY_PUBLIC_KEY_FILE"
+        raise ConfigError(f"{missing} is not set: the public key file and its id go together")
+    certs = [c.strip() for c in (out["WXPAY_PLATFORM_CERT_FILES"] or "").split(",") if c.strip()]
+    if not public_file and not certs:
+        raise ConfigError(
+            "WXPAY_PUBLIC_KEY_FILE is not set: WeChat Pay needs the public key (with "
+            "WXPAY_PUBLIC_KEY_ID) or WXPAY_PLATFORM_CERT_FILES to verify its answers"
+        )
+    out["WXPAY_PLATFORM_CERT_FILES"] = ",".join(certs) or None
     for name in ("WXPAY_PRIVATE_KEY_FILE", "WXPAY_PUBLIC_KEY_FILE", "WXPAY_CA_BUNDLE"):
         if out[name] and not os.path.isfile(out[name]):
             raise ConfigError(f"{name} is not a readable file: {out[name]}")
+    for path in certs:
+        if not os.path.isfile(path):
+            raise ConfigError(f"WXPAY_PLATFORM_CERT_FILES: {path} is not a readable file")
 
 
 def _check_pairs(out, environ):

@@ -24,6 +24,7 @@ def run(app, client, public_url=None):
     """Return the list of checks for ``app`` (and its public URL, when given)."""
     cfg = app.config
     checks = [_mode(cfg), _secret_key(cfg), _database(app), _uploads(app)]
+    checks += _pay(app)
     checks += _credentials(client)
     checks.append(_push(app, public_url))
     if public_url:
@@ -139,6 +140,32 @@ def _database(app):
     if "pool" in info:
         details.append(f"pool {info['pool']['open']}/{info['pool']['max']} open")
     return Check(not pending, "database", f"{where} ({', '.join(details)})")
+
+
+def _pay(app):
+    """WeChat Pay: the keys it verifies with, and refunds waiting for a balance top-up."""
+    client = app.extensions.get("wxsite.pay")
+    if client is None:
+        return [Check(None, "WeChat Pay", "off (WXPAY_MCHID not set)")]
+    from .pay.products import yuan
+    from .store import pay as pay_store
+
+    keys = f"merchant {client.mchid}, verifies with {', '.join(client.serials)}"
+    try:
+        with store.engine(app).connection() as db:
+            count, fen = pay_store.short_refunds(db)
+    except store.Error as exc:
+        return [Check(False, "WeChat Pay", f"{keys}; refunds unreadable: {exc}")]
+    if count:
+        return [
+            Check(
+                None,
+                "WeChat Pay",
+                f"{keys}; {count} refunds (¥{yuan(fen)}) wait: the merchant balance needs a "
+                "top-up, then `flask --app wsgi pay reconcile` retries them",
+            )
+        ]
+    return [Check(True, "WeChat Pay", keys)]
 
 
 def _uploads(app):

@@ -68,27 +68,50 @@ def init_pay(app):
     app.extensions[PAY_EXTENSION] = None
     if not cfg["WXPAY_MCHID"]:
         return
-    keys = {}
-    for name, load in (
-        ("WXPAY_PRIVATE_KEY_FILE", pay.load_private_key),
-        ("WXPAY_PUBLIC_KEY_FILE", pay.load_public_key),
-    ):
-        try:
-            with open(cfg[name], "rb") as f:
-                keys[name] = load(f.read())
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"{name} is not a usable PEM key ({type(exc).__name__})") from None
+    private_key = _read_pem(
+        "WXPAY_PRIVATE_KEY_FILE", cfg["WXPAY_PRIVATE_KEY_FILE"], pay.load_private_key
+    )
+    keys, request_serial = {}, None
+    if cfg["WXPAY_PUBLIC_KEY_FILE"]:
+        request_serial = cfg["WXPAY_PUBLIC_KEY_ID"]
+        keys[request_serial] = _read_pem(
+            "WXPAY_PUBLIC_KEY_FILE", cfg["WXPAY_PUBLIC_KEY_FILE"], pay.load_public_key
+        )
+    newest = None
+    for path in (cfg["WXPAY_PLATFORM_CERT_FILES"] or "").split(","):
+        if not path:
+            continue
+        serial, key, since = _read_pem("WXPAY_PLATFORM_CERT_FILES", path, pay.load_certificate)
+        if serial in keys:
+            raise ConfigError(f"WXPAY_PLATFORM_CERT_FILES names serial {serial} twice")
+        keys[serial] = key
+        if newest is None or since > newest[1]:
+            newest = (serial, since)
+    # The serial the site names in its own requests: the public key when there is one
+    # (WeChat's direction since 2024), else the newest certificate.
+    request_serial = request_serial or newest[0]
     app.extensions[PAY_EXTENSION] = pay.PayClient(
         cfg["WXPAY_MCHID"],
         cfg["WX_APPID"],
-        keys["WXPAY_PRIVATE_KEY_FILE"],
+        private_key,
         cfg["WXPAY_CERT_SERIAL"],
         cfg["WXPAY_APIV3_KEY"],
-        keys["WXPAY_PUBLIC_KEY_FILE"],
-        cfg["WXPAY_PUBLIC_KEY_ID"],
+        keys,
+        request_serial,
         api_base=cfg["WXPAY_API_BASE"],
         ca_bundle=cfg["WXPAY_CA_BUNDLE"],
     )
+
+
+def _read_pem(name, path, load):
+    from .config import ConfigError
+
+    try:
+        with open(path, "rb") as f:
+            return load(f.read())
+    except (OSError, ValueError, TypeError) as exc:
+        where = f": {path}" if name == "WXPAY_PLATFORM_CERT_FILES" else ""
+        raise ConfigError(f"{name} is not a usable PEM key{where} ({type(exc).__name__})") from None
 
 
 def pay_client():

@@ -24,7 +24,7 @@ def emulator_pay_client(base_url, **options):
         pay.load_private_key(read("merchant.key.pem")),
         protocol.EMULATOR_MERCHANT_SERIAL,
         protocol.EMULATOR_APIV3_KEY,
-        pay.load_public_key(read("platform.pub.pem")),
+        {protocol.EMULATOR_PLATFORM_KEY_ID: pay.load_public_key(read("platform.pub.pem"))},
         protocol.EMULATOR_PLATFORM_KEY_ID,
         api_base=base_url,
         **options,

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from support import LiveServer, csrf_token, site_config, wechat_login
-from test_pay_site import bind, buy, notifications, pay
+from test_pay_site import admin_refund, bind, buy, notifications, pay
 from wxsite import accounts, create_app, store
 from wxsite.inbound.views import notification_key
 from wxsite.pay import apply as pay_apply
@@ -149,12 +149,13 @@ def test_admin_refund_numbers_differ_for_orders_of_the_same_second(tmp_path, emu
                 r'value="([^"]+)"',
                 page,
             )
-            answer = phone.post(
-                live.url("/pay/admin"),
-                data={
+            answer = admin_refund(
+                phone,
+                live,
+                {
                     "csrf_token": csrf_token(page),
                     "out_trade_no": no,
-                    "amount": "1200",
+                    "amount": "12",
                     "request_id": form.group(1),
                 },
             )

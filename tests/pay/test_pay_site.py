@@ -225,6 +225,15 @@ def test_secrets_never_in_logs(logged_in, live, emu, caplog):
     assert protocol.EMULATOR_APIV3_KEY not in ours and params["paySign"] not in ours
 
 
+def admin_refund(phone, live, form):
+    """Refund on /pay/admin as a person does: the amount in yuan, then the confirmation."""
+    asked = phone.post(live.url("/pay/admin"), data=form)
+    assert asked.status_code == 200 and "确认退款" in asked.text, asked.text[:300]
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', asked.text))
+    assert fields["confirm"] == "yes" and float(fields["amount"]) == float(form["amount"])
+    return phone.post(live.url("/pay/admin"), data=fields)
+
+
 def bind(phone, live, username, password="a long password"):
     page = phone.get(live.url("/auth/bind"))
     data = {"csrf_token": csrf_token(page.text), "username": username, "password": password}
@@ -251,13 +260,13 @@ def test_admin_page_refunds_for_admins_only(tmp_path, emu, phone):
         form = {
             "csrf_token": csrf_token(page.text),
             "out_trade_no": no,
-            "amount": "500",
+            "amount": "5.00",
             "request_id": "RFadmin000001",
         }
-        first = phone.post(live.url("/pay/admin"), data=form)
+        first = admin_refund(phone, live, form)
         toast = re.findall(r"<div class=\"toast[^>]*>([^<]*)<", first.text)
         assert "已退款 ¥5.00（可用余额）" in first.text, toast
-        again = phone.post(live.url("/pay/admin"), data=form)  # a double submit: the same refund
+        again = admin_refund(phone, live, form)  # a double submit: the same refund
         assert "已退款 ¥5.00" in again.text and "可退 ¥7.00" in again.text
         assert requests.get(emu.base_url + "/_emu/pay/balance").json()["available"] == 4500
         assert (

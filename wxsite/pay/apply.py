@@ -27,11 +27,20 @@ def apply_transaction(tx):
     store.mark_paid(db, row["out_trade_no"], tx.get("transaction_id"), tx.get("success_time"))
 
 
-def apply_refund(resource):
-    """Move a refund of ours to the state WeChat reports, if number, order and amount match."""
+#: Why a refund did not go through, by the state WeChat reports (kept on the row).
+FAILED_STATES = ("CLOSED", "ABNORMAL")
+
+
+def apply_refund(resource, answered=False):
+    """Move a refund of ours to the state WeChat reports, if number, order and amount match.
+
+    ``answered``: the resource is WeChat's answer to our own signed request (a refund or a
+    query of one), which names no merchant; a notification must name ours.
+    """
     db = store.get_db()
     status = resource.get("refund_status") or resource.get("status")
-    if resource.get("mchid") != current_app.config["WXPAY_MCHID"] or not status:
+    mchid_ok = answered or resource.get("mchid") == current_app.config["WXPAY_MCHID"]
+    if not mchid_ok or not isinstance(status, str) or not status:
         log.warning("refund notification for another merchant, or without a status, ignored")
         return
     row = store.get_refund(db, str(resource.get("out_refund_no", "")))
@@ -44,5 +53,10 @@ def apply_refund(resource):
         log.error("refund notification does not match a refund of ours (number, order or amount)")
         return
     store.update_refund(
-        db, row["out_refund_no"], status, resource.get("refund_id"), resource.get("funds_account")
+        db,
+        row["out_refund_no"],
+        status,
+        resource.get("refund_id"),
+        resource.get("funds_account"),
+        fail_reason=status if status in FAILED_STATES else None,
     )

@@ -1,14 +1,22 @@
-"""``flask pay …``: refunds from the command line (the operator's tool)."""
+"""``flask pay …``: refunds and the periodic pay work from the command line."""
 
 import click
-from flask import current_app, url_for
 from flask.cli import AppGroup
 
 from .. import store, wx
+from ..store import pay as pay_store
 from .products import yuan
-from .refunds import RefundError, refund
+from .reconcile import PAY_WINDOW, QUERY_AFTER, reconcile
+from .refunds import RefundError, notify_url, refund
 
-pay_cli = AppGroup("pay", help="WeChat Pay: refunds.")
+pay_cli = AppGroup("pay", help="WeChat Pay: refunds, reconciling with WeChat.")
+
+
+def _client():
+    client = wx.pay_client()
+    if client is None:
+        raise click.ClickException("WeChat Pay is not configured (WXPAY_* settings)")
+    return client
 
 
 @pay_cli.command("refund")
@@ -22,19 +30,40 @@ def refund_command(out_trade_no, amount, request_id):
 
     Example: flask --app wsgi pay refund WX20261124120000abc --amount 500
     """
-    client = wx.pay_client()
-    if client is None:
-        raise click.ClickException("WeChat Pay is not configured (WXPAY_* settings)")
-    notify_url = None
-    public = current_app.config["WXSITE_PUBLIC_URL"]
-    if public:  # a CLI has no request: the public base says where notifications go
-        with current_app.test_request_context(base_url=public):
-            notify_url = url_for("inbound.refund_notify", _external=True)
+    client = _client()
     try:
-        row = refund(store.get_db(), client, out_trade_no, amount, request_id, notify_url)
+        # A CLI has no request: WXSITE_PUBLIC_URL says where notifications go.
+        row = refund(store.get_db(), client, out_trade_no, amount, request_id, notify_url())
     except RefundError as exc:
         raise click.ClickException(str(exc))
     click.echo(
         f"refund {row['out_refund_no']}: {yuan(row['amount'])} 元, {row['status']}, "
         f"funds {row['funds_account'] or '-'}"
     )
+    if row["status"] == "PENDING":
+        click.echo(
+            "the merchant balance is short: top it up; `pay reconcile` retries this refund "
+            "with the same number",
+            err=True,
+        )
+
+
+@pay_cli.command("reconcile")
+def reconcile_command():
+    """Run the periodic pay work once: query, retry, close (safe to run from cron).
+
+    Queries refunds PROCESSING for over a minute (lost notifications), retries PENDING
+    refunds whose backoff is due with the same out_refund_no, and closes at WeChat the
+    unpaid orders older than the two-hour payment window.
+
+    Example: flask --app wsgi pay reconcile
+    """
+    db = store.get_db()
+    done = reconcile(db, _client())
+    count, fen = pay_store.short_refunds(db)
+    click.echo(
+        f"queried {done['queried']} refunds (PROCESSING > {QUERY_AFTER}s), retried "
+        f"{done['retried']}, closed {done['closed']} orders (unpaid > {PAY_WINDOW // 3600}h)"
+    )
+    if count:
+        click.echo(f"{count} refunds ({yuan(fen)} 元) wait for a merchant balance top-up", err=True)

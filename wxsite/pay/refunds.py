@@ -5,10 +5,19 @@ import time
 
 from authlib.common.security import generate_token
 
+from flask import current_app, has_request_context, url_for
+
 from .. import store
+from ..store import pay as pay_store
 from ..wechat.pay import PayError
+from .apply import apply_refund
 
 log = logging.getLogger("wxsite.pay")
+
+
+#: Seconds before a refund that is still waiting is tried again, doubling up to RETRY_MAX.
+RETRY_BASE = 60
+RETRY_MAX = 6 * 3600
 
 
 class RefundError(Exception):
@@ -33,8 +42,8 @@ def refund(db, client, out_trade_no, amount=None, out_refund_no=None, notify_url
 
     The refund is reserved in the database first, so a repeated request with the same
     ``out_refund_no`` is the same refund, and concurrent ones cannot exceed the order.
-    When WeChat answers NOT_ENOUGH (the unsettled funds are short), it is retried once
-    from the available balance and the row records which funds paid it.
+    The row that comes back is PROCESSING or SUCCESS (accepted), or PENDING with
+    ``fail_reason`` NOT_ENOUGH when the merchant balance is short (retried later).
     """
     order = store.get_order(db, out_trade_no)
     if order is None:
@@ -47,36 +56,61 @@ def refund(db, client, out_trade_no, amount=None, out_refund_no=None, notify_url
         raise RefundError(REFUSALS[exc.reason]) from None
     if row["status"] == "SUCCESS":
         return row
+    return submit(db, client, row, order["amount"], notify_url)
+
+
+def backoff(attempts):
+    """Return the seconds to wait before try number ``attempts + 1`` of one refund."""
+    return min(RETRY_BASE * 2 ** min(attempts, 20), RETRY_MAX)
+
+
+def submit(db, client, row, total, notify_url=None, now=None):
+    """Send a reserved refund to WeChat (always with its own out_refund_no); return the row.
+
+    When WeChat answers NOT_ENOUGH (the unsettled funds are short), it is retried once
+    from the available balance (old-fund-flow merchants); when that is short too, the
+    refund stays PENDING, due again after a backoff, and the operator is told to top up.
+    """
+    no = row["out_refund_no"]
     try:
         try:
-            result = client.refund(
-                out_trade_no, row["out_refund_no"], amount, order["amount"], notify_url
-            )
+            result = client.refund(row["out_trade_no"], no, row["amount"], total, notify_url)
         except PayError as exc:
             if exc.code != "NOT_ENOUGH":
                 raise
-            log.info(
-                "refund %s: unsettled funds short, retrying from available", row["out_refund_no"]
-            )
+            log.info("refund %s: unsettled funds short, retrying from available", no)
             result = client.refund(
-                out_trade_no,
-                row["out_refund_no"],
-                amount,
-                order["amount"],
-                notify_url,
-                funds_account="AVAILABLE",
+                row["out_trade_no"], no, row["amount"], total, notify_url, "AVAILABLE"
             )
     except PayError as exc:
+        retry_at = (now or time.time()) + backoff(row["attempts"])
         if exc.unavailable:
-            # Unknown outcome: keep PENDING; the same out_refund_no can be retried safely.
-            raise RefundError("微信支付暂时不可用，请用同一退款单号重试") from None
-        store.update_refund(db, row["out_refund_no"], "FAILED")
+            # Unknown outcome: keep PENDING; the same out_refund_no is retried later.
+            pay_store.defer_refund(db, no, "UNAVAILABLE", retry_at)
+            raise RefundError("微信支付暂时不可用，稍后将用同一退款单号自动重试") from None
+        if exc.code == "NOT_ENOUGH":
+            pay_store.defer_refund(db, no, "NOT_ENOUGH", retry_at)
+            log.warning(
+                "refund %s: merchant balance short (unsettled and available); kept pending, "
+                "retried with the same number after %s: top up the merchant balance",
+                no,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(retry_at)),
+            )
+            return store.get_refund(db, no)
+        store.update_refund(db, no, "FAILED", fail_reason=exc.errmsg or exc.code)
         raise RefundError(f"微信支付拒绝退款：{exc.errmsg or exc.code}") from None
-    store.update_refund(
-        db,
-        row["out_refund_no"],
-        result.get("status", "PROCESSING"),
-        result.get("refund_id"),
-        result.get("funds_account"),
-    )
-    return store.get_refund(db, row["out_refund_no"])
+    result.setdefault("out_refund_no", no)
+    result.setdefault("status", "PROCESSING")  # an answer is an acceptance, nothing more
+    apply_refund(result, answered=True)
+    return store.get_refund(db, no)
+
+
+def notify_url():
+    """Return where refund notifications go: this request's host, else WXSITE_PUBLIC_URL."""
+    if has_request_context():
+        return url_for("inbound.refund_notify", _external=True)
+    public = current_app.config["WXSITE_PUBLIC_URL"]
+    if not public:  # no request and no public base: queries cover the outcome
+        return None
+    with current_app.test_request_context(base_url=public):
+        return url_for("inbound.refund_notify", _external=True)

@@ -1,6 +1,7 @@
 """/pay/ (shop), /pay/orders/<no> (pay), /orders (mine), /pay/admin (refunds)."""
 
 import logging
+import re
 import time
 
 from authlib.common.security import generate_token
@@ -23,9 +24,12 @@ from ..auth.decorators import account_required, wechat_required
 from ..errors import error_response, wechat_failure
 from ..jssdk.signing import PAY_APIS, signed_config
 from ..wechat.pay import PayError
+from ..store import pay as pay_store
 from .apply import apply_transaction
 from .products import PRODUCTS, yuan
-from .refunds import RefundError, refund
+from .reconcile import maybe_reconcile
+from .refunds import RefundError, notify_url, refund
+from .words import order_words, reason, refund_words
 
 log = logging.getLogger("wxsite.pay")
 bp = Blueprint("pay", __name__)
@@ -37,6 +41,24 @@ QUERY_INTERVAL = 5
 def yuan_filter(fen):
     """Show an amount in fen as yuan."""
     return yuan(fen or 0)
+
+
+#: An amount typed in yuan: whole yuan, or with one or two decimals (fen).
+_YUAN = re.compile(r"(\d{1,7})(?:\.(\d{1,2}))?")
+
+
+def parse_yuan(text):
+    """Return fen for an amount typed in yuan ("5", "5.5", "5.05"), or None."""
+    match = _YUAN.fullmatch((text or "").strip().replace("¥", "").replace("元", ""))
+    if match is None:
+        return None
+    return int(match[1]) * 100 + int((match[2] or "").ljust(2, "0"))
+
+
+@bp.app_context_processor
+def pay_words():
+    """Give templates the words for orders and refunds."""
+    return {"order_words": order_words, "refund_words": refund_words, "refund_reason": reason}
 
 
 def _client():
@@ -99,12 +121,16 @@ def create_order():
 @wechat_required
 def order(out_trade_no):
     """Show an order; while unpaid, with the button that opens WeChat's payment sheet."""
+    maybe_reconcile()  # cheap when nothing is due; bounded and spaced when something is
     row = _own_order(out_trade_no)
+    refunds = pay_store.refunds_of(store.get_db(), out_trade_no)
     params = wx_config = None
     if row["state"] == "NOTPAY" and row["prepay_id"]:
         params = _client().page_params(row["prepay_id"])
         wx_config = signed_config(PAY_APIS)
-    return render_template("pay/order.html", order=row, params=params, wx_config=wx_config)
+    return render_template(
+        "pay/order.html", order=row, refunds=refunds, params=params, wx_config=wx_config
+    )
 
 
 @bp.get("/pay/orders/<out_trade_no>/status")
@@ -142,27 +168,39 @@ def admin():
         abort(404)
     client = _client()
     db = store.get_db()
-    if request.method == "POST":
-        try:
-            amount = int(request.form.get("amount", ""))
-        except ValueError:
-            amount = 0
-        try:
-            row = refund(
-                db,
-                client,
-                request.form.get("out_trade_no", ""),
-                amount,
-                request.form.get("request_id") or None,
-                url_for("inbound.refund_notify", _external=True),
-            )
-        except RefundError as exc:
-            flash(str(exc), "error")
-        else:
-            label = "可用余额" if row["funds_account"] == "AVAILABLE" else "未结算资金"
-            flash(f"已退款 ¥{yuan(row['amount'])}（{label}）", "success")
+    if request.method == "GET":
+        maybe_reconcile()
+        short = pay_store.short_refunds(db)
+        return render_template("pay/admin.html", orders=store.list_paid_orders(db), short=short)
+    out_trade_no = request.form.get("out_trade_no", "")
+    amount = parse_yuan(request.form.get("amount"))
+    order = store.get_order(db, out_trade_no)
+    if order is None or not amount:
+        flash("请输入退款金额（元），如 5 或 5.50", "error")
         return redirect(url_for("pay.admin"))
-    return render_template("pay/admin.html", orders=store.list_paid_orders(db))
+    request_id = request.form.get("request_id") or None
+    if request.form.get("confirm") != "yes":
+        # A refund cannot be taken back: the operator sees what will happen first.
+        return render_template(
+            "pay/admin_confirm.html", order=order, amount=amount, request_id=request_id
+        )
+    try:
+        row = refund(db, client, out_trade_no, amount, request_id, notify_url())
+    except RefundError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("pay.admin"))
+    label = "可用余额" if row["funds_account"] == "AVAILABLE" else "未结算资金"
+    if row["status"] == "SUCCESS":
+        flash(f"已退款 ¥{yuan(row['amount'])}（{label}）", "success")
+    elif row["status"] == "PENDING":
+        flash(
+            f"商户余额不足：退款 ¥{yuan(row['amount'])} 已暂存，充值后将自动重试"
+            f"（退款单号 {row['out_refund_no']} 不变）",
+            "error",
+        )
+    else:
+        flash(f"退款 ¥{yuan(row['amount'])} 已受理，微信支付处理中（{label}）", "success")
+    return redirect(url_for("pay.admin"))
 
 
 def _own_order(out_trade_no):

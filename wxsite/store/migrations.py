@@ -271,6 +271,21 @@ MIGRATIONS = [
         CREATE INDEX scan_logins_expires ON scan_logins(expires_at);
         """,
     ),
+    (
+        "0009_pay_lifecycle",
+        """
+        -- A refund's submissions to WeChat (or queries of it) so far, when the next one is
+        -- due (backoff), and why it is still waiting or failed (NOT_ENOUGH: the merchant
+        -- balance needs a top-up; WeChat's message for a refusal).
+        ALTER TABLE refunds ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE refunds ADD COLUMN next_try_at {real};
+        ALTER TABLE refunds ADD COLUMN fail_reason TEXT;
+        -- When an unpaid order was closed (at WeChat, after its payment window).
+        ALTER TABLE orders ADD COLUMN closed_at {real};
+        CREATE INDEX refunds_status ON refunds(status, next_try_at);
+        CREATE INDEX orders_state ON orders(state, created_at);
+        """,
+    ),
 ]
 
 

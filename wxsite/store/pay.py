@@ -61,13 +61,24 @@ def set_order_prepay(db, out_trade_no, prepay_id):
         )
 
 
-def close_order(db, out_trade_no):
+def close_order(db, out_trade_no, now=None):
     """Mark an unpaid order closed (WeChat refused it, or its payment window ended)."""
     with transaction(db):
-        db.execute(
-            "UPDATE orders SET state = 'CLOSED' WHERE out_trade_no = :no AND state = 'NOTPAY'",
-            {"no": out_trade_no},
+        changed = db.execute(
+            "UPDATE orders SET state = 'CLOSED', closed_at = :now "
+            "WHERE out_trade_no = :no AND state = 'NOTPAY'",
+            {"no": out_trade_no, "now": now or time.time()},
         )
+    return changed == 1
+
+
+def overdue_orders(db, before, limit):
+    """Return unpaid orders created before ``before`` (their payment window is over)."""
+    return db.query(
+        "SELECT * FROM orders WHERE state = 'NOTPAY' AND created_at <= :before "
+        "ORDER BY created_at LIMIT :limit",
+        {"before": before, "limit": limit},
+    )
 
 
 def get_order(db, out_trade_no, person_id=None):
@@ -104,7 +115,8 @@ def list_paid_orders(db, limit=100):
     )
     for row in rows:
         row["refundable"] = refundable(db, row["out_trade_no"])
-        row["refund_count"] = len(_refunds_of(db, row["out_trade_no"]))
+        row["refunds"] = _refunds_of(db, row["out_trade_no"])
+        row["refund_count"] = len(row["refunds"])
     return rows
 
 
@@ -169,26 +181,35 @@ def refundable(db, out_trade_no):
     return 0 if amount is None else amount - _live_refunded(db, out_trade_no)
 
 
-def update_refund(db, out_refund_no, status, refund_id=None, funds_account=None):
+def update_refund(
+    db, out_refund_no, status, refund_id=None, funds_account=None, fail_reason=None, now=None
+):
     """Record WeChat's word on a refund; a state never moves back (see ``REFUND_MOVES``)."""
     with transaction(db):
         row = db.one(
-            f"SELECT status, out_trade_no FROM refunds WHERE out_refund_no = :no{db.for_update}",
+            "SELECT status, out_trade_no, next_try_at, fail_reason FROM refunds "
+            f"WHERE out_refund_no = :no{db.for_update}",
             {"no": out_refund_no},
         )
         if row is None:
             return
-        if status not in REFUND_MOVES.get(row["status"], ()):
-            status = row["status"]
+        moved = status in REFUND_MOVES.get(row["status"], ())
+        if not moved:
+            status, fail_reason = row["status"], row["fail_reason"]
+        elif status in ("PROCESSING", "SUCCESS"):
+            fail_reason = None  # a wait or a refusal of before is over
         db.execute(
             "UPDATE refunds SET status = :status, refund_id = COALESCE(:refund_id, refund_id), "
-            "funds_account = COALESCE(:funds, funds_account), updated_at = :now "
-            "WHERE out_refund_no = :no",
+            "funds_account = COALESCE(:funds, funds_account), fail_reason = :reason, "
+            "next_try_at = :next, updated_at = :now WHERE out_refund_no = :no",
             {
                 "status": status,
                 "refund_id": refund_id,
                 "funds": funds_account,
-                "now": time.time(),
+                "reason": fail_reason,
+                # A new state starts its own clock (when to ask about it next).
+                "next": None if moved else row["next_try_at"],
+                "now": now or time.time(),
                 "no": out_refund_no,
             },
         )
@@ -209,3 +230,51 @@ def claim_order_query(db, out_trade_no, interval, now=None):
             {"now": now, "no": out_trade_no, "before": now - interval},
         )
     return changed == 1
+
+
+def defer_refund(db, out_refund_no, reason, retry_at):
+    """Count one more try of a refund still waiting; the next is due at ``retry_at``."""
+    with transaction(db):
+        db.execute(
+            "UPDATE refunds SET attempts = attempts + 1, next_try_at = :retry_at, "
+            "fail_reason = COALESCE(:reason, fail_reason), updated_at = :now "
+            "WHERE out_refund_no = :no",
+            {"retry_at": retry_at, "reason": reason, "now": time.time(), "no": out_refund_no},
+        )
+
+
+def due_refunds(db, statuses, before, now, limit):
+    """Return refunds in ``statuses`` last changed before ``before`` whose next try is due."""
+    names, params = marks("s", statuses)
+    return db.query(
+        f"SELECT * FROM refunds WHERE status IN ({names}) "
+        "AND COALESCE(updated_at, created_at) <= :before "
+        "AND (next_try_at IS NULL OR next_try_at <= :now) ORDER BY created_at LIMIT :limit",
+        {**params, "before": before, "now": now, "limit": limit},
+    )
+
+
+def claim_refund(db, out_refund_no, status, now, lease_until):
+    """Return True for the one caller that may try this refund now (until ``lease_until``)."""
+    # Two workers retrying one refund would be safe (same out_refund_no), but wasteful.
+    with transaction(db):
+        changed = db.execute(
+            "UPDATE refunds SET next_try_at = :lease WHERE out_refund_no = :no "
+            "AND status = :status AND (next_try_at IS NULL OR next_try_at <= :now)",
+            {"lease": lease_until, "no": out_refund_no, "status": status, "now": now},
+        )
+    return changed == 1
+
+
+def short_refunds(db):
+    """Return (count, fen) of refunds waiting for the merchant balance to be topped up."""
+    row = db.one(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS fen FROM refunds "
+        "WHERE status = 'PENDING' AND fail_reason = 'NOT_ENOUGH'"
+    )
+    return row["n"], row["fen"]
+
+
+def refunds_of(db, out_trade_no):
+    """Return an order's refunds, oldest first."""
+    return _refunds_of(db, out_trade_no)

@@ -12,6 +12,7 @@ import secrets
 import time
 
 import requests
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -48,10 +49,15 @@ def load_private_key(pem):
 def load_public_key(pem):
     """Parse a PEM public key (bytes), or the public key of a PEM certificate."""
     if b"CERTIFICATE" in pem:
-        from cryptography import x509
-
         return x509.load_pem_x509_certificate(pem).public_key()
     return serialization.load_pem_public_key(pem)
+
+
+def load_certificate(pem):
+    """Parse a PEM platform certificate (bytes); return (serial, public key, valid from)."""
+    cert = x509.load_pem_x509_certificate(pem)
+    # Upper-case hex, as the merchant platform shows it and Wechatpay-Serial carries it.
+    return format(cert.serial_number, "X"), cert.public_key(), cert.not_valid_before_utc
 
 
 def sign(private_key, message):
@@ -73,6 +79,11 @@ def verify(public_key, message, signature):
 
 #: A timestamp header has at most this many digits (seconds until the year 33658).
 TIMESTAMP_DIGITS = 12
+#: Refund query and order close (paths relative to the API base).
+PAY_REFUND_QUERY = protocol.PAY_REFUNDS + "/{out_refund_no}"
+PAY_CLOSE = protocol.PAY_QUERY + "/close"
+#: At most this much of an unknown Wechatpay-Serial goes into a log line or an error.
+SERIAL_SHOWN = 64
 #: Fields of a decrypted resource that the site reads, and the JSON type each must have.
 RESOURCE_FIELDS = {
     "mchid": str,
@@ -129,8 +140,8 @@ class PayClient:
         private_key,
         serial,
         apiv3_key,
-        platform_key,
-        platform_key_id,
+        platform_keys,
+        request_serial=None,
         api_base=protocol.PAY_API_BASE,
         ca_bundle=None,
         timeout=(3.05, 10),
@@ -141,8 +152,12 @@ class PayClient:
         self._key = private_key
         self.serial = serial
         self._apiv3_key = apiv3_key
-        self._platform_key = platform_key
-        self.platform_key_id = platform_key_id
+        # {serial: public key}: the WeChat Pay public key (PUB_KEY_ID_…) and/or platform
+        # certificates; during a merchant's switch WeChat signs with either at random.
+        self._platform_keys = dict(platform_keys)
+        if not self._platform_keys:
+            raise ValueError("WeChat Pay needs at least one key to verify answers with")
+        self.request_serial = request_serial or next(iter(self._platform_keys))
         self.api_base = api_base.rstrip("/")
         self.verify_tls = ca_bundle or True
         self.timeout = timeout
@@ -206,6 +221,26 @@ class PayClient:
             body["funds_account"] = funds_account
         return self._request("POST", protocol.PAY_REFUNDS, body)
 
+    def query_refund(self, out_refund_no):
+        """Return WeChat's view of a refund (covers lost refund notifications)."""
+        path = PAY_REFUND_QUERY.format(out_refund_no=out_refund_no)
+        data = self._request("GET", path)
+        try:
+            check_resource(data)
+        except BadNotification as exc:
+            raise PayError(None, f"WeChat Pay answered an odd refund ({exc})", path=path) from None
+        return data
+
+    def close(self, out_trade_no):
+        """Close an unpaid order at WeChat, so that it can no longer be paid."""
+        path = PAY_CLOSE.format(out_trade_no=out_trade_no)
+        self._request("POST", path, {"mchid": self.mchid})
+
+    @property
+    def serials(self):
+        """The serials of the keys answers and notifications may be signed with."""
+        return tuple(self._platform_keys)
+
     # -- notifications --------------------------------------------------------------------
 
     def parse_notification(self, headers, body):
@@ -231,7 +266,7 @@ class PayClient:
             "Accept": "application/json",
             "Content-Type": "application/json",
             "User-Agent": "wxsite",
-            "Wechatpay-Serial": self.platform_key_id,
+            "Wechatpay-Serial": self.request_serial,
         }
         t0 = time.monotonic()
         try:
@@ -288,8 +323,10 @@ class PayClient:
         nonce = headers.get("Wechatpay-Nonce", "")
         signature = headers.get("Wechatpay-Signature", "")
         serial = headers.get("Wechatpay-Serial", "")
-        if serial != self.platform_key_id:
-            raise _error(error, "signed with an unknown platform key")
+        key = self._platform_keys.get(serial)
+        if key is None:
+            shown = ascii(serial[:SERIAL_SHOWN]) if serial else "(none)"
+            raise _error(error, f"signed with an unknown key: Wechatpay-Serial {shown}")
         # ASCII digits only: str.isdigit() also takes "²" and "١٢٣", which int() refuses or
         # reads; and a bounded length, so the number converts and compares with a float.
         if not (
@@ -300,7 +337,7 @@ class PayClient:
         ):
             raise _error(error, "stale or missing timestamp")
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        if not verify(self._platform_key, f"{timestamp}\n{nonce}\n{text}\n", signature):
+        if not verify(key, f"{timestamp}\n{nonce}\n{text}\n", signature):
             raise _error(error, "bad signature")
 
 
