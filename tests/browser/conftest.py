@@ -5,43 +5,17 @@ X-Forwarded-Proto/Host/Port to a site on WX_PROXY_HOPS=1 — a stand-in for a tu
 """
 
 import os
-import shutil
 
 import pytest
 
 from stack import Stack, phone_context
 from support import ARTIFACTS
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/browser/" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not executable:
-        pytest.fail(
-            "Chromium is missing: run `make test` (installs Debian's chromium) or apt-get install chromium"
-        )
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module", params=["direct", "nginx"])

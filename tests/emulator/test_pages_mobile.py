@@ -1,26 +1,17 @@
 """The emulator's own pages on a phone's width: no sideways scroll, the forms work."""
 
-import shutil
-
 import pytest
 
 from .conftest import APPID, auth_link
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="module")
-def phone():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM:
-        pytest.skip("needs Debian's chromium")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2)
-        browser.close()
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2)
+    yield context
+    context.close()
 
 
 def no_sideways_scroll(page):
