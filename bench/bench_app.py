@@ -5,6 +5,7 @@ statements its thread sent to the database, PRAGMAs, pings and transaction contr
 included, on either engine. Other requests pay one thread-local lookup per statement.
 """
 
+import sqlite3
 import threading
 
 import psycopg
@@ -22,14 +23,15 @@ def _count(*_args):
 
 engine = store.engine(app)
 if engine.name == "sqlite":
-    _connect = engine.connect
+    _connect = sqlite3.connect
 
-    def connect():
-        conn = _connect()
-        conn.native.conn.set_trace_callback(_count)
+    def connect(*args, **kwargs):
+        # Traced from the start, so a new connection's PRAGMAs count too.
+        conn = _connect(*args, **kwargs)
+        conn.set_trace_callback(_count)
         return conn
 
-    engine.connect = connect
+    sqlite3.connect = connect
 else:
     # psycopg's Python classes: every statement goes through one of these.
     for cls in (psycopg.Cursor, psycopg.Connection):
