@@ -1,37 +1,76 @@
-"""The site plus one page for the benchmark: /share without signing.
+"""The site as gunicorn serves it, plus a statement counter for ``make bench``.
 
-``/_bench/bare`` does everything ``/share`` does — login check, the same template, the
-same data and database reads — except signing ``wx.config``: it embeds a fixed config of
-the same shape. Comparing the two isolates what signing costs on the hot path.
+A request that sends ``X-Bench-Count: 1`` gets ``X-Bench-Statements``: how many SQL
+statements its thread sent to the database, PRAGMAs, pings and transaction control
+included, on either engine. Other requests pay one thread-local lookup per statement.
 """
 
-from flask import render_template, url_for
-from flask_login import current_user
+import sqlite3
+import threading
+
+import psycopg
 
 from wsgi import app
 from wxsite import store
-from wxsite.auth.decorators import wechat_required
-from wxsite.jssdk.signing import SHARE_APIS, public_base
 
-FIXED_CONFIG = {
-    "appId": app.config["WX_APPID"],
-    "timestamp": 1414587457,
-    "nonceStr": "Wm3WZYTPz0wzccnW",
-    "signature": "0f9de62fce790f9a083d5c99e95740ceb90c27ed",
-    "jsApiList": SHARE_APIS,
-}
+_counter = threading.local()
 
 
-@app.get("/_bench/bare")
-@wechat_required
-def bare():
-    """Render the share page with a fixed, unsigned config."""
-    code = current_user.row["referral_code"] or "unshared"
-    data = {
-        "title": "来看看这个微站",
-        "desc": f"{current_user.nickname or '你的朋友'}邀请你来看看",
-        "link": public_base() + url_for("pages.home", ref=code),
-        "imgUrl": public_base() + url_for("static", filename="img/share.png"),
-    }
-    visits = store.share_visits(store.get_db(), current_user.person_id)
-    return render_template("jssdk/share.html", wx_config=FIXED_CONFIG, share=data, visits=visits)
+def _count(*_args):
+    if getattr(_counter, "on", False):
+        _counter.n += 1
+
+
+engine = store.engine(app)
+if engine.name == "sqlite":
+    _connect = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        # Traced from the start, so a new connection's PRAGMAs count too.
+        conn = _connect(*args, **kwargs)
+        conn.set_trace_callback(_count)
+        return conn
+
+    sqlite3.connect = connect
+else:
+    # psycopg's Python classes: every statement goes through one of these.
+    for cls in (psycopg.Cursor, psycopg.Connection):
+        original = cls.execute
+
+        def execute(self, *args, _original=original, **kwargs):
+            _count()
+            return _original(self, *args, **kwargs)
+
+        cls.execute = execute
+
+    _executemany = psycopg.Cursor.executemany
+
+    def executemany(self, query, params_seq, **kwargs):
+        _count()
+        return _executemany(self, query, params_seq, **kwargs)
+
+    psycopg.Cursor.executemany = executemany
+
+
+class CountStatements:
+    """WSGI middleware answering ``X-Bench-Count`` requests with their statement count."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_BENCH_COUNT") != "1":
+            return self.wsgi_app(environ, start_response)
+        _counter.on, _counter.n = True, 0
+
+        def counted(status, headers, exc_info=None):
+            # Teardown (connection release) runs when the body is closed, after this.
+            return start_response(status, headers + [("X-Bench-Statements", str(_counter.n))])
+
+        try:
+            return list(self.wsgi_app(environ, counted))
+        finally:
+            _counter.on = False
+
+
+app.wsgi_app = CountStatements(app.wsgi_app)

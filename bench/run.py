@@ -1,8 +1,11 @@
 """wxsite benchmarks: ratios measured side by side in one run (not tests; `make bench`).
 
-1. signed JS-SDK page (/share, logged in) vs a bare page of the same size from the same
-   app, with wrk against the same gunicorn — target ratio >= 0.95;
-2. WeChat calls during that run — target 0 beyond the first token/ticket fetch;
+1. logged-in signed /share (a real session cookie) vs a separate minimal Flask app under
+   the same gunicorn settings: its bare Jinja page of the same markup (target >= 0.95) and
+   wechatpy's documented signing recipe on an anonymous page (target >= 1.0); /share on
+   SQLite and on PostgreSQL in the same run (target PostgreSQL/SQLite >= 0.9); wrk rounds
+   interleaved, medians; SQL statements per logged-in /share, /me and /upload;
+2. the site's WeChat calls during that run — target 0 beyond the first token/ticket fetch;
 3. cold start of 8 workers hit by concurrent requests — exactly 1 token and 1 ticket
    fetch; 24 simulated hours on the emulator clock — one fetch per credential lifetime;
 4. a 20 MB media download — peak memory growth of the process (streamed: < 5 MB);
@@ -13,6 +16,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,9 +43,9 @@ def fetches(before, after, paths):
     return sum(after.get(p, 0) - before.get(p, 0) for p in paths)
 
 
-def login(session, site_url, user="zhangsan", next_path="/"):
+def login(session, site_url, user="zhangsan", next_path="/", scope="snsapi_base"):
     """Log ``session`` in through the emulator's authorization page."""
-    response = session.get(f"{site_url}/auth/login", params={"next": next_path})
+    response = session.get(f"{site_url}/auth/login", params={"next": next_path, "scope": scope})
     if "/connect/oauth2/authorize" in response.url and "<form" in response.text:
         fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', response.text))
         fields.update(user=user, action="allow")
@@ -63,41 +67,144 @@ def wrk(url, cookie, seconds, connections=16):
     return rps, int(non2xx.group(1)) if non2xx else 0
 
 
-def bench_pages(seconds, rounds):
-    print("\n## 1–2. signed page vs bare page (gunicorn 2 workers × 4 threads, wrk -t2 -c16)")
+def site_cookie(session):
+    return "; ".join(
+        f"{c.name}={c.value}" for c in session.cookies if c.domain in ("127.0.0.1", "")
+    )
+
+
+def statements(session, url):
+    """Return how many SQL statements one logged-in request for ``url`` sent (warm worker)."""
+    counts = []
+    for _ in range(6):  # enough to warm every worker and thread it may land on
+        r = session.get(url, headers={"X-Bench-Count": "1"}, allow_redirects=False)
+        r.raise_for_status()
+        counts.append(int(r.headers["X-Bench-Statements"]))
+    return min(counts), max(counts)
+
+
+def warm_up(url, concurrency=16, requests_each=20):
+    """Hit ``url`` from many threads, so every worker and thread has fetched what it caches."""
+
+    def hit():
+        with requests.Session() as s:
+            for _ in range(requests_each):
+                s.get(url)
+
+    threads = [threading.Thread(target=hit) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def bench_pages(seconds, rounds, postgres=True):
+    print(
+        "\n## 1–2. logged-in signed /share vs a minimal Flask app "
+        "(gunicorn 2 workers × 4 threads each, wrk -t2 -c16)"
+    )
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as work:
         emu = Emulator()
-        site = Gunicorn(work, emu.base_url, workers=2, app="bench_app:app")
+        # Its own emulator: wechatpy's fetches (each worker fetches its own token, and a
+        # restarted worker fetches again) must not count as the site's.
+        emu_minimal = Emulator()
+        servers, targets, cookies = [emu_minimal], {}, {}
         try:
-            session = requests.Session()
-            session.headers["User-Agent"] = "MicroMessenger bench"
-            login(session, site.base_url)
-            cookie = "; ".join(
-                f"{c.name}={c.value}" for c in session.cookies if c.domain in ("127.0.0.1", "")
+            os.makedirs(os.path.join(work, "minimal"))
+            minimal = Gunicorn(
+                os.path.join(work, "minimal"),
+                emu_minimal.base_url,
+                workers=2,
+                app="minimal_app:app",
             )
-            signed, bare = site.base_url + "/share", site.base_url + "/_bench/bare"
-            sizes = [len(session.get(u).content) for u in (signed, bare)]
+            servers.append(minimal)
+            targets["bare"] = minimal.base_url + "/bare"
+            targets["recipe"] = minimal.base_url + "/recipe"
+            engines = {"sqlite": {}}
+            if postgres:
+                from pgserver import start_server
+
+                pg = start_server()
+                engines["postgresql"] = {"WXSITE_DATABASE": pg.create_database()}
+            pages = {}
+            for name, env in engines.items():
+                os.makedirs(os.path.join(work, name))
+                site = Gunicorn(
+                    os.path.join(work, name), emu.base_url, workers=2, app="bench_app:app", env=env
+                )
+                servers.append(site)
+                session = requests.Session()
+                session.headers["User-Agent"] = "MicroMessenger bench"
+                login(session, site.base_url, scope="snsapi_userinfo")  # /me asks for it
+                key = f"/share ({name})"
+                targets[key] = site.base_url + "/share"
+                cookies[key] = site_cookie(session)
+                session.get(site.base_url + "/share").raise_for_status()  # the referral code
+                refreshed = session.get(site.base_url + "/share").headers.get("Set-Cookie")
+                pages[name] = {
+                    p: statements(session, site.base_url + p) for p in ("/share", "/me", "/upload")
+                }
+                pages[name]["cookie re-sent"] = bool(refreshed)
+            warm_up(targets["recipe"])
+            sizes = {
+                k: len(requests.get(u, headers={"Cookie": cookies.get(k, "")}).content)
+                for k, u in targets.items()
+            }
             before = counters(emu)
-            results = {"signed": [], "bare": []}
-            for _ in range(rounds):  # interleaved, so drift hits both alike
-                for name, url in (("bare", bare), ("signed", signed)):
-                    rps, bad = wrk(url, cookie, seconds)
+            results = {k: [] for k in targets}
+            for _ in range(rounds):  # interleaved, so drift hits every page alike
+                for name, url in targets.items():
+                    rps, bad = wrk(url, cookies.get(name), seconds)
                     if bad:
+                        for server in servers[1:]:
+                            print(server.log()[-3000:])
                         raise SystemExit(f"{name}: {bad} non-2xx responses — is the session valid?")
                     results[name].append(rps)
             after = counters(emu)
         finally:
-            site.stop()
+            for server in servers:
+                server.stop()
             emu.stop()
-    s, b = max(results["signed"]), max(results["bare"])
-    print(f"page sizes: signed {sizes[0]} B, bare {sizes[1]} B")
+            if postgres:
+                pg.remove()
+    med = {k: statistics.median(v) for k, v in results.items()}
     print(
-        f"signed /share: {s:.0f} req/s   bare: {b:.0f} req/s   ratio {s / b:.3f} (target >= 0.95)"
+        f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
     )
+    print("page".ljust(22) + "bytes".rjust(7) + "  req/s per round".ljust(30) + "median")
+    for k, v in results.items():
+        rounds_text = " ".join(f"{x:.0f}" for x in v)
+        print(f"{k:<22}{sizes[k]:>7}  {rounds_text:<28}{med[k]:>7.0f}")
+    share = med["/share (sqlite)"]
+    print(
+        f"logged-in /share (SQLite) / bare Flask page: {share / med['bare']:.3f} (target >= 0.95)"
+    )
+    print(
+        f"logged-in /share (SQLite) / wechatpy recipe: {share / med['recipe']:.3f} (target >= 1.0)"
+    )
+    if postgres:
+        pgs = med["/share (postgresql)"]
+        print(
+            f"logged-in /share (PostgreSQL) / bare: {pgs / med['bare']:.3f}, / recipe: "
+            f"{pgs / med['recipe']:.3f}, / SQLite: {pgs / share:.3f} (target >= 0.9)"
+        )
+    for name, counts in pages.items():
+        text = ", ".join(
+            f"{p} {lo}" + (f"–{hi}" if hi != lo else "")
+            for p, (lo, hi) in ((p, counts[p]) for p in ("/share", "/me", "/upload"))
+        )
+        print(
+            f"SQL statements per logged-in request on {name}: {text}; session cookie re-sent "
+            f"on an unchanged page: {'yes' if counts['cookie re-sent'] else 'no'}"
+        )
     calls = {
         k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)
     }
-    print(f"WeChat calls during the load: {sum(calls.values())} {calls or ''} (target 0)")
+    print(
+        f"the site's WeChat calls during the load: {sum(calls.values())} {calls or ''} (target 0)"
+    )
 
 
 def bench_cold_start():
@@ -261,11 +368,15 @@ def main():
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds per page")
     parser.add_argument("--logins", type=int, default=100)
+    parser.add_argument("--pages-only", action="store_true", help="only the page comparison")
+    parser.add_argument("--no-postgresql", action="store_true", help="SQLite only")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
     print(f"# wxsite bench — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    bench_pages(args.seconds, args.rounds)
+    bench_pages(args.seconds, args.rounds, postgres=not args.no_postgresql)
+    if args.pages_only:
+        return
     bench_cold_start()
     bench_simulated_day()
     bench_media_memory()

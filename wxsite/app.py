@@ -65,6 +65,9 @@ def _configure(app, test_config):
         SESSION_COOKIE_SAMESITE="Lax",
         # Bounded like the server-side login records (wxsite.auth.users.LOGIN_MAX_AGE).
         PERMANENT_SESSION_LIFETIME=7 * 86400,
+        # Send the cookie only when the session changed: its expiry then stays the login's
+        # (like the login record's), and an unchanged page is not re-signed and re-sent.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
 

@@ -2,10 +2,10 @@
 
 from datetime import timedelta
 
-from flask import request
+from flask import current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFProtect, generate_csrf
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -22,6 +22,31 @@ class SessionInterface(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
 
+#: Signed CSRF tokens by (secret, session token): signing one costs more than the rest of
+#: a page's template. Bounded: cleared when full.
+_SIGNED = {}
+_SIGNED_MAX = 4096
+
+
+def csrf_token():
+    """Return the page's CSRF token, signing each session's token once per process."""
+    config = current_app.config
+    field = config["WTF_CSRF_FIELD_NAME"]
+    if config["WTF_CSRF_TIME_LIMIT"] is not None or field in g:
+        # A time limit needs a fresh timestamp; a token made this request is reused.
+        return generate_csrf()
+    secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    token = _SIGNED.get((secret, session.get(field)))
+    if token is None:
+        token = generate_csrf()  # puts a first token into the session if there is none
+        if len(_SIGNED) >= _SIGNED_MAX:
+            _SIGNED.clear()
+        _SIGNED[(secret, session[field])] = token
+    # Where Flask-WTF looks first, so a form on the page gets the same token.
+    setattr(g, field, token)
+    return token
+
+
 def init_app(app):
     """Install the extensions on ``app``."""
     app.session_interface = SessionInterface()
@@ -34,6 +59,7 @@ def init_app(app):
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=7))
     csrf.init_app(app)
+    app.jinja_env.globals["csrf_token"] = csrf_token
     # "basic", not "strong": a phone hops between Wi-Fi and 4G (new IP, same person), and
     # behind a carrier NAT or a tunnel the address changes under people's feet; "strong"
     # would log them out each time. With "basic" (and our permanent sessions) a changed

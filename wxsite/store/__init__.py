@@ -8,6 +8,7 @@ touches Flask.
 """
 
 import os
+import threading
 
 from .db import (  # noqa: F401
     BUSY_TIMEOUT,
@@ -115,6 +116,23 @@ from .credentials import (  # noqa: F401
 
 
 EXTENSION = "wxsite.store"
+#: Where each thread keeps its SQLite connection between requests.
+HELD = "wxsite.store.held"
+
+
+class _Held:
+    """A thread's SQLite connection, closed when the thread ends and its thread-local goes."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def __del__(self):
+        try:
+            self.conn.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
 
 
 def engine(app=None):
@@ -125,25 +143,46 @@ def engine(app=None):
 
 
 def get_db():
-    """Return this request's connection, opening it on first use."""
-    from flask import g
+    """Return this request's connection: the thread's own on SQLite, a pooled one otherwise."""
+    from flask import current_app, g
 
     if "db" not in g:
-        g.db = engine().connect()
+        app = current_app._get_current_object()
+        opened = engine(app)
+        if opened.name != "sqlite":
+            # The pool checks a connection is alive before lending it; keep that.
+            g.db = opened.connect()
+            return g.db
+        # Opening a SQLite connection (and its PRAGMAs) costs more than the page's own
+        # queries: each thread keeps one for its life. Autocommit, so every statement
+        # sees the latest commit, a revoked login included.
+        local = app.extensions[HELD]
+        held = getattr(local, "held", None)
+        if held is None or held.conn.engine is not opened or opened.closed:
+            held = local.held = _Held(opened.connect())
+        g.db = held.conn
     return g.db
 
 
 def close_db(exc=None):
-    """Close this request's connection, if one was opened."""
-    from flask import g
+    """Release this request's connection: back to its thread, or closed/returned to the pool."""
+    from flask import current_app, g
 
     db = g.pop("db", None)
-    if db is not None:
+    if db is None:
+        return
+    local = current_app.extensions[HELD]
+    held = getattr(local, "held", None)
+    if held is None or held.conn is not db:
+        db.close()
+    elif db.in_transaction or db.native.conn.in_transaction:
+        # A request that left a transaction open must not hand it to the next one.
+        local.held = None
         db.close()
 
 
 def init_app(app):
-    """Open the database, create or migrate it, and close connections after requests."""
+    """Open the database, create or migrate it, and release connections after requests."""
     target = app.config["WXSITE_DATABASE"]
     if "://" not in target:
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
@@ -157,4 +196,5 @@ def init_app(app):
     except Unavailable as exc:
         # Unreachable at start-up: one line naming WXSITE_DATABASE, like any bad setting.
         raise ConfigError(str(exc)) from None
+    app.extensions[HELD] = threading.local()
     app.teardown_appcontext(close_db)
