@@ -40,7 +40,8 @@ system-deps:
 # The tests that touch data run a second time on PostgreSQL (a server the tests start).
 PG_TESTS ?= tests/auth tests/pay tests/media tests/test_store.py tests/test_store_merge.py \
 	tests/test_store_concurrency.py tests/test_maintenance.py tests/test_credentials_site.py \
-	tests/test_cli.py tests/wechat/test_credentials.py tests/wechat/test_credentials_faults.py
+	tests/test_cli.py tests/test_hot_path.py tests/wechat/test_credentials.py \
+	tests/wechat/test_credentials_faults.py
 
 test: $(STAMP) system-deps
 	$(BIN)/pytest -q

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from support import LiveServer, csrf_token, site_config, wechat_login
+from support import csrf_token, site_config, wechat_login
 
 from wxsite import create_app, store
 
