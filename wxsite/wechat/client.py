@@ -65,6 +65,17 @@ class WeChatClient:
         """Return the shared jsapi_ticket."""
         return self.credentials.get(JSAPI_TICKET)
 
+    def force_refresh_token(self):
+        """Retire the shared access_token for a new one (stable_token ``force_refresh``)."""
+        # For a leaked token only: WeChat allows 20 a day, 30 s apart; the manager counts
+        # them in the shared store. A classic fetch always issues a new token, so classic
+        # mode has nothing to force (`wx token --refresh` is its rotation).
+        if self.token_api == "classic":
+            raise ValueError("force_refresh is a stable_token option (WX_TOKEN_API=classic)")
+        return self.credentials.force_refresh(
+            ACCESS_TOKEN, lambda: self._fetch_access_token(force=True)
+        )
+
     def with_token(self, call):
         """Run ``call(access_token)``; on a stale-token errcode refresh once and retry once."""
         token = self.access_token()
@@ -76,7 +87,7 @@ class WeChatClient:
             self.credentials.invalidate(ACCESS_TOKEN, token)
             return call(self.access_token())
 
-    def _fetch_access_token(self):
+    def _fetch_access_token(self, force=False):
         if self.token_api == "classic":
             data = self.http.get_json(
                 protocol.TOKEN,
@@ -89,7 +100,7 @@ class WeChatClient:
                     "grant_type": "client_credential",
                     "appid": self.appid,
                     "secret": self._secret,
-                    "force_refresh": False,
+                    "force_refresh": force,
                 },
             )
         return _required(data, "access_token", protocol.TOKEN), int(data.get("expires_in", 7200))
