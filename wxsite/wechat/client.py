@@ -128,11 +128,14 @@ class WeChatClient:
 
     # -- JS-SDK -----------------------------------------------------------------------
 
-    def jssdk_config(self, url, js_api_list):
+    def jssdk_config(self, url, js_api_list, open_tag_list=()):
         """Return a signed ``wx.config`` for ``url`` (the URL the browser sees)."""
-        return jssdk.config(self.appid, self.jsapi_ticket(), url, js_api_list, now=self.clock())
+        config = jssdk.config(self.appid, self.jsapi_ticket(), url, js_api_list, now=self.clock())
+        return _with_open_tags(config, open_tag_list)
 
-    def jssdk_retry_config(self, url, js_api_list, timestamp, noncestr, signature):
+    def jssdk_retry_config(
+        self, url, js_api_list, timestamp, noncestr, signature, open_tag_list=()
+    ):
         """Return a config to retry with after the page at ``url`` failed its own, or None."""
         # Signed over this URL with the shared ticket: WeChat refused the ticket itself, so
         # it is fetched anew (at most once per few minutes for all workers). Otherwise the
@@ -148,7 +151,8 @@ class WeChatClient:
         ticket = self.credentials.recheck(JSAPI_TICKET, refused)
         if refused is not None and ticket == refused:
             return None  # rechecked lately and WeChat still refuses it: not the ticket
-        return jssdk.config(self.appid, ticket, url, js_api_list, now=self.clock())
+        config = jssdk.config(self.appid, ticket, url, js_api_list, now=self.clock())
+        return _with_open_tags(config, open_tag_list)
 
     # -- web authorization --------------------------------------------------------------
 
@@ -238,3 +242,10 @@ def _required(data, key, path):
     if not isinstance(value, str) or not value:
         raise WeChatError(None, f"response without {key}", path)
     return value
+
+
+def _with_open_tags(config, open_tag_list):
+    # openTagList sits beside jsApiList in wx.config; the signature covers neither.
+    if open_tag_list:
+        config["openTagList"] = list(open_tag_list)
+    return config
