@@ -235,7 +235,7 @@
     if (node.shadowRoot) return;
     var template = node.querySelector('script[type="text/wxtag-template"]');
     var root = node.attachShadow({ mode: 'open' });
-    // Parsed inert (DOMParser runs nothing) and adopted without its scripts: no innerHTML.
+    // Parsed inert (DOMParser runs nothing) and adopted without its scripts, CSP-safe.
     var parsed = new DOMParser().parseFromString(template ? template.textContent : '', 'text/html');
     Array.prototype.forEach.call(parsed.querySelectorAll('script'), remove);
     Array.prototype.slice.call(parsed.body.childNodes).forEach(function (child) {
