@@ -38,6 +38,24 @@ def test_token_shows_status_not_the_token(runner, app, emu):
     assert emu.count(protocol.STABLE_TOKEN) == 2
 
 
+def test_token_force_rotates_once_and_refuses_inside_30_seconds(runner, app, emu):
+    runner.invoke(args=["wx", "token"])
+    with app.app_context():
+        from wxsite import wx
+
+        before = wx.client().credentials.stored("access_token")
+    forced = runner.invoke(args=["wx", "token", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "forced a new one (1 of 20 today)" in forced.output
+    with app.app_context():
+        after = wx.client().credentials.stored("access_token")
+    assert after != before and after not in forced.output
+    again = runner.invoke(args=["wx", "token", "--force"])
+    assert again.exit_code == 1
+    assert "not forced" in again.output and "every 30 s" in again.output
+    assert emu.count(protocol.STABLE_TOKEN) == 2
+
+
 def test_token_explains_ip_whitelist(runner, emu):
     emu.fault(protocol.STABLE_TOKEN, errcode=protocol.IP_NOT_WHITELISTED, count=-1)
     result = runner.invoke(args=["wx", "token"])

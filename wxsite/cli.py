@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from . import accounts, store, wx
 from .wechat import WeChatError
 from .wechat.client import ACCESS_TOKEN, JSAPI_TICKET
+from .wechat.credentials import ForceRefused
 
 wx_cli = AppGroup("wx", help="WeChat: the emulator and the shared credentials.")
 account_cli = AppGroup("account", help="Site accounts that WeChat users bind to.")
@@ -92,18 +93,39 @@ def _emulator_push(app, host, port):
 
 @wx_cli.command("token")
 @click.option("--refresh", is_flag=True, help="Drop the stored token and ticket, fetch new ones.")
-def token_command(refresh):
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Retire a leaked access_token: stable_token force_refresh (20 a day, 30 s apart).",
+)
+def token_command(refresh, force):
     """Show the shared access_token and jsapi_ticket status (never the values).
 
     Example: flask --app wsgi wx token --refresh
     """
     client = wx.client()
     try:
+        if force:
+            old = client.credentials.stored(ACCESS_TOKEN)
+            new = client.force_refresh_token()
+            if new == old:
+                # The docs say a force_refresh inside 30 s "不会刷新": say so, never claim success.
+                raise click.ClickException("WeChat handed back the same access_token: not rotated")
+            done = client.credentials.force_status(ACCESS_TOKEN)
+            click.echo(
+                f"access_token: forced a new one ({done['today']} of {done['limit']} today); "
+                "every worker and host follows within seconds"
+            )
         for kind in (ACCESS_TOKEN, JSAPI_TICKET):
-            value = client.credentials.refresh(kind) if refresh else client.credentials.get(kind)
+            if refresh and not (force and kind == ACCESS_TOKEN):
+                value = client.credentials.refresh(kind)
+            else:
+                value = client.credentials.get(kind)
             status = client.credentials.status(kind)
             fingerprint = hashlib.sha256(value.encode()).hexdigest()[:8]
             click.echo(f"{kind}: ok, expires in {status['expires_in']} s (sha256 {fingerprint}…)")
+    except (ForceRefused, ValueError) as exc:
+        raise click.ClickException(f"not forced: {exc}")
     except WeChatError as exc:
         raise click.ClickException(f"{exc.path}: errcode {exc.errcode}. {exc.hint or exc.errmsg}")
 

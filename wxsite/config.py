@@ -52,6 +52,11 @@ SETTINGS = (
         "push",
     ),
     Setting("WX_PUSH_REPLY", None, "passive reply to text messages users send (unset: none)"),
+    Setting(
+        "WXSITE_WEAPP_USERNAME",
+        None,
+        "a mini program's original id (gh_…), optionally :path; /share opens it (unset: no button)",
+    ),
     Setting("SECRET_KEY", None, "Flask secret; required in production"),
     Setting(
         "WXSITE_DATABASE",

@@ -1,7 +1,7 @@
 """A Redis credential store, for several hosts sharing one access_token and jsapi_ticket.
 
 Same contract as ``store.CredentialStore`` (read/acquire/renew/save/release/fail/
-note_failure/invalidate/recheck/forget); chosen with WXSITE_REDIS_URL. The lease is a
+note_failure/invalidate/recheck/claim_force/forget); chosen with WXSITE_REDIS_URL. The lease is a
 ``SET NX PX`` key, so a holder that dies loses it when it expires; the hash also records
 ``lease_owner``, the last holder granted a lease, which only changes when another one
 acquires: a holder whose lease expired may save only if nobody took over (as in SQLite).
@@ -66,6 +66,20 @@ end
 return 1
 """
 
+# KEYS[1] the force hash; ARGV: now, now - spacing, daily, end of the China day.
+_CLAIM_FORCE = """
+local last = tonumber(redis.call('hget', KEYS[1], 'expires_at') or '0')
+local count = tonumber(redis.call('hget', KEYS[1], 'error_code') or '0') or 0
+local day_end = tonumber(redis.call('hget', KEYS[1], 'error_until') or '0')
+local now = tonumber(ARGV[1])
+if last > tonumber(ARGV[2]) then return 0 end
+if day_end <= now then count = 0 end
+if count >= tonumber(ARGV[3]) then return 0 end
+redis.call('hset', KEYS[1], 'expires_at', ARGV[1], 'error_code', count + 1,
+  'error_until', ARGV[4])
+return 1
+"""
+
 
 class StoreUnavailable(WeChatError):
     """The shared credential store did not answer in time."""
@@ -89,6 +103,7 @@ class RedisCredentialStore:
         self._fail = self.redis.register_script(_FAIL)
         self._invalidate = self.redis.register_script(_INVALIDATE)
         self._recheck = self.redis.register_script(_RECHECK)
+        self._claim_force = self.redis.register_script(_CLAIM_FORCE)
 
     def _key(self, appid, kind):
         return f"{self.prefix}:{appid}:{kind}"
@@ -157,6 +172,13 @@ class RedisCredentialStore:
         args = [value, _ttl_ms(now, until)]
         return bool(self._call(self._recheck, keys=[key, key + ":recheck"], args=args))
 
+    def claim_force(self, appid, kind, now, spacing, daily, day_end):
+        """Count one forced refresh if ``spacing`` s passed and fewer than ``daily`` today."""
+        # Same fields as the database's ``<kind>:force`` row, so ``read`` works on it too.
+        args = [repr(now), repr(now - spacing), daily, repr(day_end)]
+        keys = [self._key(appid, kind + ":force")]
+        return bool(self._call(self._claim_force, keys=keys, args=args))
+
     def forget(self, appid, kind):
         """Delete everything stored for ``kind``: value, lease, failure, re-check window."""
         key = self._key(appid, kind)
@@ -166,7 +188,7 @@ class RedisCredentialStore:
         """Return ``{(appid, kind): expires_at}`` of stored values (never the values)."""
         out = {}
         for key in self._call(self.redis.scan_iter, f"{self.prefix}:*"):
-            if key.endswith((":lease", ":recheck")):
+            if key.endswith((":lease", ":recheck", ":force")):
                 continue
             row = self._call(self.redis.hgetall, key)
             if row.get("value"):

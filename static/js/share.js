@@ -3,6 +3,19 @@
   "use strict";
   var data = JSON.parse(document.getElementById("share-data").textContent);
   var status = document.getElementById("share-status");
+  /* The open tag: if WeChat cannot render it (old client, tag not granted in wx.config),
+   * it fires WeixinOpenTagsError; show the plain explanation instead. */
+  var launch = document.getElementById("weapp-launch");
+  var fallback = document.getElementById("weapp-fallback");
+  function noOpenTag(detail) {
+    if (launch) { launch.hidden = true; }
+    if (fallback) { fallback.hidden = false; }
+    if (detail && detail.errMsg) { fallback.setAttribute("data-err", detail.errMsg); }
+  }
+  if (launch) {
+    document.addEventListener("WeixinOpenTagsError", function (e) { noOpenTag(e.detail); });
+    launch.addEventListener("error", function (e) { noOpenTag(e.detail); });
+  }
   window.wxsite.ready(function () {
     var done = 0;
     function ok() {

@@ -81,7 +81,9 @@
       timestamp: c.timestamp,
       nonceStr: c.nonceStr,
       signature: c.signature,
-      jsApiList: c.jsApiList
+      jsApiList: c.jsApiList,
+      /* Open tags (wx-open-launch-weapp …) are granted here, beside jsApiList. */
+      openTagList: c.openTagList || []
     });
   }
 

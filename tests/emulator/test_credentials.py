@@ -209,3 +209,34 @@ def test_user_info_follows_control_changes(emulator):
     assert info["subscribe"] == 1
     emulator.control.reset()
     assert emulator.control.users()["lisi"]["follows"] == []
+
+
+def _to_china_morning(emulator):
+    """Move the emulator's clock to 08:00 China time (00:00 UTC) of a coming day."""
+    now = emulator.control.clock()["now"]
+    emulator.control.advance(86400 - now % 86400 + 1)
+
+
+def test_stable_force_refresh_is_refused_inside_30_seconds(emulator):
+    first = stable(emulator, force_refresh=True)["access_token"]
+    emulator.control.advance(29)
+    refused = stable(emulator, force_refresh=True)
+    assert refused["errcode"] == 45011
+    assert stable(emulator)["access_token"] == first  # nothing was rotated
+    emulator.control.advance(1)
+    assert stable(emulator, force_refresh=True)["access_token"] != first
+
+
+def test_stable_force_refresh_20_a_day_in_china_time(emulator):
+    _to_china_morning(emulator)
+    tokens = set()
+    for _ in range(20):
+        tokens.add(stable(emulator, force_refresh=True)["access_token"])
+        emulator.control.advance(30)
+    assert len(tokens) == 20
+    refused = stable(emulator, force_refresh=True)
+    assert refused["errcode"] == protocol.QUOTA_REACHED
+    assert stable(emulator)["access_token"] in tokens  # the plain mode still answers
+    # 08:00 + 20 × 30 s; the quota comes back at midnight China time (16:00 UTC).
+    emulator.control.advance(16 * 3600 - 20 * 30)
+    assert "access_token" in stable(emulator, force_refresh=True)

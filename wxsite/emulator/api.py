@@ -1,5 +1,7 @@
 """WeChat's API endpoints: web-authorization (sns), global credentials, users, media."""
 
+import weakref
+
 from flask import Blueprint, Response, request
 
 from wxsite.wechat import protocol
@@ -125,8 +127,43 @@ def stable_token():
     force = data.get("force_refresh", False)
     if not isinstance(force, bool):
         raise ApiError(DATA_FORMAT_ERROR)
-    value, expires_in = emu.stable_token(data["appid"], force)
+    if force:
+        with emu.lock:
+            _spend_force_refresh(emu, data["appid"])
+            value, expires_in = emu.stable_token(data["appid"], force)
+    else:
+        value, expires_in = emu.stable_token(data["appid"], force)
     return wx_json({"access_token": value, "expires_in": expires_in})
+
+
+#: stable_token's force_refresh mode: 20 a day (a day in China time), 30 s apart.
+FORCE_REFRESH_DAILY = 20
+FORCE_REFRESH_SPACING = 30
+_CHINA = 8 * 3600
+# The documented errcodes of stable_token for its two limits; WeChat's docs name no
+# force-specific one (docs/emulator.md says where these come from).
+_DAILY_LIMIT = (protocol.QUOTA_REACHED, "reach max api daily quota limit")
+_TOO_FREQUENT = (45011, "api minute-quota reach limit mustslower retry next minute")
+#: Each emulator's force_refresh history: (its stable dict, {appid: [times]}). Kept here
+#: rather than in EmulatorState; a reset replaces ``emu.stable``, which starts a new one.
+_FORCED = weakref.WeakKeyDictionary()
+
+
+def _spend_force_refresh(emu, appid):
+    """Count one force_refresh of *appid*, or raise WeChat's errcode for its limits."""
+    stable, history = _FORCED.get(emu, (None, None))
+    if stable is not emu.stable:
+        history = {}
+        _FORCED[emu] = (emu.stable, history)
+    now = emu.now()
+    day_start = (now + _CHINA) // 86400 * 86400 - _CHINA
+    times = history.setdefault(appid, [])
+    times[:] = [t for t in times if t >= day_start]
+    if times and now - times[-1] < FORCE_REFRESH_SPACING:
+        raise ApiError(*_TOO_FREQUENT)
+    if len(times) >= FORCE_REFRESH_DAILY:
+        raise ApiError(*_DAILY_LIMIT)
+    times.append(now)
 
 
 @bp.get(protocol.TICKET)

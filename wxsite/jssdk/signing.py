@@ -25,6 +25,10 @@ PAY_APIS = ["chooseWXPay"]
 KNOWN_APIS = frozenset(
     SHARE_APIS + IMAGE_APIS + VOICE_APIS + ["closeWindow", "hideMenuItems", "showMenuItems"]
 )
+#: Open tags (开放标签) a page may list in openTagList; /share uses wx-open-launch-weapp.
+KNOWN_TAGS = frozenset(
+    ["wx-open-launch-weapp", "wx-open-launch-app", "wx-open-subscribe", "wx-open-audio"]
+)
 
 
 def public_base():
@@ -58,6 +62,6 @@ def same_site(url):
     return (parts.scheme, parts.netloc) == (base.scheme, base.netloc) and not parts.username
 
 
-def signed_config(js_api_list, url=None):
-    """Return a fresh ``wx.config`` for the current page (or ``url``)."""
-    return wx.client().jssdk_config(url or public_url(), js_api_list)
+def signed_config(js_api_list, url=None, open_tag_list=()):
+    """Return a fresh ``wx.config`` for the current page (or ``url``), open tags included."""
+    return wx.client().jssdk_config(url or public_url(), js_api_list, open_tag_list)

@@ -5,13 +5,21 @@ import re
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
-from flask import Blueprint, jsonify, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, session, url_for
 from flask_login import current_user
 
 from .. import store, wx
 from ..auth.decorators import in_wechat, login_redirect, wechat_required
 from ..errors import error_response, wants_json
-from .signing import KNOWN_APIS, PAY_APIS, SHARE_APIS, public_base, same_site, signed_config
+from .signing import (
+    KNOWN_APIS,
+    KNOWN_TAGS,
+    PAY_APIS,
+    SHARE_APIS,
+    public_base,
+    same_site,
+    signed_config,
+)
 
 log = logging.getLogger("wxsite.jssdk")
 bp = Blueprint("jssdk", __name__)
@@ -22,6 +30,9 @@ REPORT_APIS = KNOWN_APIS | frozenset(PAY_APIS)
 SIGNATURE_RE = re.compile(r"[0-9a-f]{40}")
 NONCE_RE = re.compile(r"[A-Za-z0-9]{1,32}")
 TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
+#: The open tag /share shows, and the shape of a mini program's original id.
+WEAPP_TAG = "wx-open-launch-weapp"
+WEAPP_RE = re.compile(r"gh_[0-9A-Za-z]{6,32}")
 
 
 @bp.get("/jssdk/config")
@@ -35,7 +46,12 @@ def config():
     apis = [a for a in request.args.get("apis", ",".join(SHARE_APIS)).split(",") if a]
     if not apis or any(a not in KNOWN_APIS for a in apis):
         return error_response(400, "未知的接口", "apis 含有不支持的接口。", code="unknown_api")
-    return jsonify(signed_config(apis, url=url.split("#", 1)[0]))
+    tags = [t for t in request.args.get("tags", "").split(",") if t]
+    if len(tags) > len(KNOWN_TAGS) or any(t not in KNOWN_TAGS for t in tags):
+        return error_response(
+            400, "未知的开放标签", "tags 含有不支持的开放标签。", code="unknown_tag"
+        )
+    return jsonify(signed_config(apis, url=url.split("#", 1)[0], open_tag_list=tags))
 
 
 @bp.post("/jssdk/report")
@@ -50,18 +66,23 @@ def report():
         return _bad_report()
     url = url.split("#", 1)[0]
     apis = failed.get("jsApiList")
+    tags = failed.get("openTagList", [])
     fields = [str(failed.get(k, "")) for k in ("timestamp", "nonceStr", "signature")]
     if (
         not same_site(url)
         or not isinstance(apis, list)
         or not 0 < len(apis) <= len(REPORT_APIS)
         or not all(isinstance(a, str) and a in REPORT_APIS for a in apis)
+        or not isinstance(tags, list)
+        or not all(isinstance(t, str) and t in KNOWN_TAGS for t in tags)
         or not all(rx.fullmatch(v) for rx, v in zip((TIMESTAMP_RE, NONCE_RE, SIGNATURE_RE), fields))
     ):
         return _bad_report()
     # The path only: a query string may carry anything the page had in its address.
     log.info("wx.config failed on %s: invalid signature", urlsplit(url).path)
-    config = wx.client().jssdk_retry_config(url, apis, *fields)
+    config = wx.client().jssdk_retry_config(
+        url, apis, *fields, open_tag_list=list(dict.fromkeys(tags))
+    )
     if config is None:
         return jsonify({"retry": False})
     return jsonify({"retry": True, "config": config})
@@ -85,12 +106,23 @@ def share():
         "link": public_base() + url_for("pages.home", ref=code),
         "imgUrl": public_base() + url_for("static", filename="img/share.png"),
     }
+    weapp = _weapp() if in_wechat() else None
     return render_template(
         "jssdk/share.html",
-        wx_config=signed_config(SHARE_APIS),
+        wx_config=signed_config(SHARE_APIS, open_tag_list=[WEAPP_TAG] if weapp else ()),
         share=data,
         visits=store.share_visits(db, current_user.person_id),
+        weapp=weapp,
     )
+
+
+def _weapp():
+    """Return ``{"username", "path"}`` of the configured mini program, or None."""
+    setting = (current_app.config.get("WXSITE_WEAPP_USERNAME") or "").strip()
+    username, _, path = setting.partition(":")
+    if not WEAPP_RE.fullmatch(username):
+        return None
+    return {"username": username, "path": path.strip()}
 
 
 @bp.before_app_request

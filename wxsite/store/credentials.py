@@ -27,7 +27,8 @@ class CredentialStore:
     another holder acquires: that is how a holder whose lease expired learns that it may
     no longer save. The re-check window of a kind lives on a row of its own
     (``<kind>:recheck``, its ``expires_at`` is the window's end, it never has a value), so
-    that no migration is needed and ``statuses`` never shows it.
+    that no migration is needed and ``statuses`` never shows it; so do the forced refreshes of a
+    kind (``<kind>:force``), which ``forget`` keeps: they count WeChat's quota, not a value.
     """
 
     def __init__(self, engine):
@@ -170,6 +171,24 @@ class CredentialStore:
                     {"appid": appid, "kind": kind, "value": value},
                 )
         return True
+
+    def claim_force(self, appid, kind, now, spacing, daily, day_end):
+        """Count one forced refresh if ``spacing`` s passed and fewer than ``daily`` today."""
+        # The count lives on a row of its own (``<kind>:force``): ``expires_at`` is the last
+        # forced refresh, ``error_code`` the count, ``error_until`` the end of its China day.
+        # One conditional UPDATE, so operators on two hosts are limited together.
+        key = {"appid": appid, "kind": kind + ":force"}
+        with self._db() as db, transaction(db):
+            self._ensure_row(db, key)
+            claimed = db.execute(
+                "UPDATE credentials SET expires_at = :now, error_until = :day_end, "
+                "error_code = CASE WHEN error_until <= :now THEN 1 "
+                "ELSE COALESCE(error_code, 0) + 1 END "
+                "WHERE appid = :appid AND kind = :kind AND expires_at <= :after "
+                "AND (error_until <= :now OR COALESCE(error_code, 0) < :daily)",
+                {**key, "now": now, "after": now - spacing, "daily": daily, "day_end": day_end},
+            )
+        return claimed == 1
 
     def forget(self, appid, kind):
         """Delete everything stored for ``kind``: value, lease, failure, re-check window."""

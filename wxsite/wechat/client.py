@@ -65,6 +65,17 @@ class WeChatClient:
         """Return the shared jsapi_ticket."""
         return self.credentials.get(JSAPI_TICKET)
 
+    def force_refresh_token(self):
+        """Retire the shared access_token for a new one (stable_token ``force_refresh``)."""
+        # For a leaked token only: WeChat allows 20 a day, 30 s apart; the manager counts
+        # them in the shared store. A classic fetch always issues a new token, so classic
+        # mode has nothing to force (`wx token --refresh` is its rotation).
+        if self.token_api == "classic":
+            raise ValueError("force_refresh is a stable_token option (WX_TOKEN_API=classic)")
+        return self.credentials.force_refresh(
+            ACCESS_TOKEN, lambda: self._fetch_access_token(force=True)
+        )
+
     def with_token(self, call):
         """Run ``call(access_token)``; on a stale-token errcode refresh once and retry once."""
         token = self.access_token()
@@ -76,7 +87,7 @@ class WeChatClient:
             self.credentials.invalidate(ACCESS_TOKEN, token)
             return call(self.access_token())
 
-    def _fetch_access_token(self):
+    def _fetch_access_token(self, force=False):
         if self.token_api == "classic":
             data = self.http.get_json(
                 protocol.TOKEN,
@@ -89,7 +100,7 @@ class WeChatClient:
                     "grant_type": "client_credential",
                     "appid": self.appid,
                     "secret": self._secret,
-                    "force_refresh": False,
+                    "force_refresh": force,
                 },
             )
         return _required(data, "access_token", protocol.TOKEN), int(data.get("expires_in", 7200))
@@ -117,11 +128,14 @@ class WeChatClient:
 
     # -- JS-SDK -----------------------------------------------------------------------
 
-    def jssdk_config(self, url, js_api_list):
+    def jssdk_config(self, url, js_api_list, open_tag_list=()):
         """Return a signed ``wx.config`` for ``url`` (the URL the browser sees)."""
-        return jssdk.config(self.appid, self.jsapi_ticket(), url, js_api_list, now=self.clock())
+        config = jssdk.config(self.appid, self.jsapi_ticket(), url, js_api_list, now=self.clock())
+        return _with_open_tags(config, open_tag_list)
 
-    def jssdk_retry_config(self, url, js_api_list, timestamp, noncestr, signature):
+    def jssdk_retry_config(
+        self, url, js_api_list, timestamp, noncestr, signature, open_tag_list=()
+    ):
         """Return a config to retry with after the page at ``url`` failed its own, or None."""
         # Signed over this URL with the shared ticket: WeChat refused the ticket itself, so
         # it is fetched anew (at most once per few minutes for all workers). Otherwise the
@@ -137,7 +151,8 @@ class WeChatClient:
         ticket = self.credentials.recheck(JSAPI_TICKET, refused)
         if refused is not None and ticket == refused:
             return None  # rechecked lately and WeChat still refuses it: not the ticket
-        return jssdk.config(self.appid, ticket, url, js_api_list, now=self.clock())
+        config = jssdk.config(self.appid, ticket, url, js_api_list, now=self.clock())
+        return _with_open_tags(config, open_tag_list)
 
     # -- web authorization --------------------------------------------------------------
 
@@ -227,3 +242,10 @@ def _required(data, key, path):
     if not isinstance(value, str) or not value:
         raise WeChatError(None, f"response without {key}", path)
     return value
+
+
+def _with_open_tags(config, open_tag_list):
+    # openTagList sits beside jsApiList in wx.config; the signature covers neither.
+    if open_tag_list:
+        config["openTagList"] = list(open_tag_list)
+    return config

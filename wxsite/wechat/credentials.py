@@ -40,6 +40,16 @@ ERROR_BACKOFF = 60.0
 RECHECK_EVERY = 180.0
 #: Store row remembering failures of the code exchange (sns/oauth2/access_token).
 CODE_EXCHANGE = "code_exchange"
+#: stable_token's force_refresh: WeChat allows 20 a day, 30 s apart (for a leaked token).
+FORCE_DAILY = 20
+FORCE_SPACING = 30.0
+#: WeChat's daily quotas restart at midnight China time (UTC+8).
+CHINA_OFFSET = 8 * 3600
+
+
+def china_day_end(now):
+    """Return the epoch second at which the China day holding ``now`` ends."""
+    return (now + CHINA_OFFSET) // 86400 * 86400 + 86400 - CHINA_OFFSET
 
 
 @dataclass
@@ -57,6 +67,14 @@ class _Cached:
     value: str
     expires_at: float
     checked_at: float
+
+
+class ForceRefused(Exception):
+    """A forced refresh was refused here, before WeChat was called (spacing or daily count)."""
+
+    def __init__(self, message, retry_in):
+        super().__init__(message)
+        self.retry_in = retry_in
 
 
 class _LeaseLost(Exception):
@@ -81,7 +99,7 @@ class CredentialManager:
     is one call's total budget (the lease is derived from it). ``paths`` names the WeChat
     path behind each kind, for errors remembered from another worker. ``store``
     implements ``read``, ``acquire``, ``renew``, ``save``, ``release``, ``fail``,
-    ``invalidate``, ``recheck``, ``note_failure`` and ``forget`` (see
+    ``invalidate``, ``recheck``, ``note_failure``, ``claim_force`` and ``forget`` (see
     ``wxsite.store.credentials.CredentialStore``); None shares nothing (the OAuth dialect's tests).
     """
 
@@ -161,6 +179,69 @@ class CredentialManager:
         """Drop the current value and fetch a new one (operators: `wx token --refresh`)."""
         self.invalidate(kind, self.get(kind))
         return self.get(kind)
+
+    def force_refresh(self, kind, fetch):
+        """Replace the shared ``kind`` with ``fetch()``'s new value (stable_token force_refresh).
+
+        Counted in the store against WeChat's limits (20 a China day, 30 s apart) for every
+        host; refused here without a WeChat call when over them. The fetch holds the
+        single-flight lease, so no worker fetches alongside; the others' memory follows the
+        store within ``revalidate`` seconds, and a worker using the retired value meanwhile
+        gets 40001, drops it and reads the new one.
+        """
+        owner = self._wait_for_lease(kind)
+        try:
+            now = self.clock()
+            if not self.store.claim_force(
+                self.appid, kind, now, FORCE_SPACING, FORCE_DAILY, china_day_end(now)
+            ):
+                raise self._force_refused(kind, now)
+            value, expires_in = fetch()
+        except BaseException:
+            self.store.release(self.appid, kind, owner)
+            raise
+        expires_at = self.clock() + int(expires_in)
+        if not self.store.save(self.appid, kind, owner, value, expires_at):
+            # Whoever took the lease over fetched after WeChat rotated: the same new value.
+            log.warning("forced a new %s after losing the lease; the stored one stays", kind)
+        log.warning("forced a new %s for %s; the previous one is retired", kind, self.appid)
+        return self._remember(kind, Credential(value, expires_at))
+
+    def force_status(self, kind):
+        """Return ``{"today": n, "limit": 20, "last": epoch or None}`` of forced refreshes."""
+        row = self.store.read(self.appid, kind + ":force")
+        now = self.clock()
+        if not row or not row.expires_at:
+            return {"today": 0, "limit": FORCE_DAILY, "last": None}
+        today = (row.error_code or 0) if now < row.error_until else 0
+        return {"today": today, "limit": FORCE_DAILY, "last": row.expires_at}
+
+    def _force_refused(self, kind, now):
+        status = self.force_status(kind)
+        if status["last"] is not None and now - status["last"] < FORCE_SPACING:
+            wait = FORCE_SPACING - (now - status["last"])
+            return ForceRefused(
+                f"the last forced {kind} refresh was {now - status['last']:.0f} s ago; "
+                f"WeChat allows one every {FORCE_SPACING:.0f} s: try again in {wait:.0f} s",
+                wait,
+            )
+        wait = china_day_end(now) - now
+        return ForceRefused(
+            f"{status['today']} forced {kind} refreshes today, WeChat allows {FORCE_DAILY} a "
+            f"day: the count restarts at midnight China time (UTC+8), in {wait / 3600:.1f} h",
+            wait,
+        )
+
+    def _wait_for_lease(self, kind):
+        give_up = time.monotonic() + self.wait
+        while True:
+            now = self.clock()
+            owner = f"{self._owner}-{next(self._leases)}"
+            if self.store.acquire(self.appid, kind, owner, now, now + self.lease):
+                return owner
+            if time.monotonic() > give_up:
+                raise WeChatError(None, "timed out waiting for another worker's fetch", kind)
+            time.sleep(self.poll)
 
     def invalidate(self, kind, value):
         """Forget ``value`` everywhere, but only if it is still the current one."""

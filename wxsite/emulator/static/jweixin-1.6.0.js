@@ -136,6 +136,7 @@
   var configSeq = 0;
   var appId = null;
   var jsApiList = [];
+  var openTagList = [];
   var readyFns = [];
   var errorFns = [];
   var queued = [];
@@ -156,6 +157,8 @@
     emu.config = plain(options);
     appId = options.appId || null;
     jsApiList = Array.isArray(options.jsApiList) ? options.jsApiList.slice() : [];
+    // Granted in wx.config, not signed: WeChat's signature covers ticket, nonce, time, url.
+    openTagList = Array.isArray(options.openTagList) ? options.openTagList.slice() : [];
     var url = location.href.split('#')[0];
     post('/_emu/jssdk/verify', {
       appId: appId,
@@ -185,8 +188,65 @@
             flushQueue();
             errorFns.slice().forEach(function (fn) { safeCall(fn, res); });
           }
+          return openTags(ok, res);
         });
       });
+  }
+
+  // -- open tags (开放标签) ----------------------------------------------------------------
+
+  var OPEN_TAGS = ['wx-open-launch-weapp', 'wx-open-launch-app', 'wx-open-subscribe', 'wx-open-audio'];
+
+  function tagArgs(node) {
+    var args = { tag: node.localName };
+    ['username', 'path', 'appid', 'extinfo', 'template'].forEach(function (name) {
+      if (node.hasAttribute(name)) args[name] = node.getAttribute(name);
+    });
+    return args;
+  }
+
+  // Like WeChat, render a granted tag from its <script type="text/wxtag-template"> in a
+  // shadow root (isolated from the page's CSS), and fire WeixinOpenTagsError on document
+  // for the tags wx.config did not grant (or all of them when wx.config failed).
+  function openTags(configOk, configRes) {
+    var nodes = Array.prototype.slice.call(document.querySelectorAll(OPEN_TAGS.join(',')));
+    var refused = [];
+    var done = nodes.map(function (node) {
+      var args = tagArgs(node);
+      if (!configOk || openTagList.indexOf(node.localName) < 0) {
+        refused.push(node.localName);
+        return record('openTag', args, false, {
+          errMsg: configOk ? 'openTag:not in wx.config openTagList' : configRes.errMsg,
+        });
+      }
+      renderTag(node, args);
+      return record('openTag', args, true, { errMsg: 'openTag:ok' });
+    });
+    return Promise.all(done).then(function () {
+      if (!refused.length) return;
+      var errMsg = configOk
+        ? 'openTag:not in wx.config openTagList: ' + refused.join(',')
+        : 'openTag:' + configRes.errMsg;
+      document.dispatchEvent(new CustomEvent('WeixinOpenTagsError', { detail: { errMsg: errMsg } }));
+    });
+  }
+
+  function renderTag(node, args) {
+    if (node.shadowRoot) return;
+    var template = node.querySelector('script[type="text/wxtag-template"]');
+    var root = node.attachShadow({ mode: 'open' });
+    // Parsed inert (DOMParser runs nothing) and adopted without its scripts, CSP-safe.
+    var parsed = new DOMParser().parseFromString(template ? template.textContent : '', 'text/html');
+    Array.prototype.forEach.call(parsed.querySelectorAll('script'), remove);
+    Array.prototype.slice.call(parsed.body.childNodes).forEach(function (child) {
+      root.appendChild(document.adoptNode(child));
+    });
+    root.addEventListener('click', function () {
+      record('openTag:launch', args, true, { errMsg: 'launch:ok' }).then(function () {
+        showToast('打开小程序 ' + (args.username || ''));
+        node.dispatchEvent(new CustomEvent('launch', { detail: {} }));
+      });
+    });
   }
 
   function ready(fn) {
