@@ -43,6 +43,31 @@ def database(tmp_path, name="wxsite"):
     return path
 
 
+def add_failing_trigger(db, name, table, when):
+    """Make ``when`` (``INSERT``, ``UPDATE OF state`` …) on ``table`` fail, on either engine."""
+    if db.name == "postgresql":
+        db.execute(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$"
+        )
+        db.execute(
+            f"CREATE TRIGGER {name} BEFORE {when} ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {name}()"
+        )
+    else:
+        db.execute(
+            f"CREATE TRIGGER {name} BEFORE {when} ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+        )
+
+
+def drop_trigger(db, name, table):
+    """Remove a trigger ``add_failing_trigger`` made."""
+    db.execute(
+        f"DROP TRIGGER {name} ON {table}" if db.name == "postgresql" else f"DROP TRIGGER {name}"
+    )
+
+
 def postgres_server():
     """Start (once per test process) the PostgreSQL server the tests share."""
     if not _postgres:

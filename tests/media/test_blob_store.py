@@ -9,7 +9,7 @@ import time
 import pytest
 
 from media_helpers import amr_bytes, blob_store, image_bytes, json_poster, stored_files
-from support import csrf_token
+from support import add_failing_trigger, csrf_token, drop_trigger
 from wxsite import maintenance, store
 from wxsite.auth.users import LOGIN_MAX_AGE
 from wxsite.media import blobs
@@ -124,10 +124,7 @@ def test_served_with_ranges_for_audio(logged_in, live, emu, post_json, app):
 
 def test_a_failed_row_insert_leaves_no_object(logged_in, live, emu, post_json, app):
     with app.app_context():
-        store.get_db().execute(
-            "CREATE TRIGGER refuse_uploads BEFORE INSERT ON uploads "
-            "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
-        )
+        add_failing_trigger(store.get_db(), "refuse_uploads", "uploads", "INSERT")
     item = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()
     assert item["items"][0]["error"] == "save_failed"
     voice = post_json("/voice", {"server_id": emu.upload_media(amr_bytes(1), "audio/amr", "voice")})
@@ -135,7 +132,7 @@ def test_a_failed_row_insert_leaves_no_object(logged_in, live, emu, post_json, a
     assert stored_files(app) == [] and stored_files(app, "voice") == []
     with app.app_context():
         db = store.get_db()
-        db.execute("DROP TRIGGER refuse_uploads")
+        drop_trigger(db, "refuse_uploads", "uploads")
         assert db.scalar("SELECT COUNT(*) FROM uploads") == 0
     again = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()
     assert again["items"][0]["status"] == "ok" and len(stored_files(app)) == 1

@@ -7,29 +7,19 @@ import threading
 import pytest
 import requests
 
-from support import LiveServer, csrf_token, site_config, wechat_login
+from support import (
+    LiveServer,
+    add_failing_trigger,
+    csrf_token,
+    drop_trigger,
+    site_config,
+    wechat_login,
+)
 from test_pay_site import admin_refund, bind, buy, notifications, pay
 from wxsite import accounts, create_app, store
 from wxsite.inbound.views import notification_key
 from wxsite.pay import apply as pay_apply
 from wxsite.pay import views as pay_views
-
-FAILING_TRIGGER = {
-    "sqlite": [
-        "CREATE TRIGGER fail_once BEFORE UPDATE OF state ON orders "
-        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql "
-        "AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
-        "CREATE TRIGGER fail_once BEFORE UPDATE OF state ON orders "
-        "FOR EACH ROW EXECUTE FUNCTION fail_once()",
-    ],
-}
-DROP_TRIGGER = {
-    "sqlite": "DROP TRIGGER fail_once",
-    "postgresql": "DROP TRIGGER fail_once ON orders",
-}
 
 
 def order_state(app, no):
@@ -41,13 +31,12 @@ def test_a_notification_that_fails_midway_is_applied_by_the_retry(logged_in, liv
     no, params, _ = buy(logged_in, live)
     with app.app_context():
         # The order update fails once (a lock past the timeout, a bug, a killed worker…).
-        for sql in FAILING_TRIGGER[store.get_db().name]:
-            store.get_db().execute(sql)
+        add_failing_trigger(store.get_db(), "fail_once", "orders", "UPDATE OF state")
     pay(emu, params)
     sent = notifications(emu)[-1]
     assert sent["status"] >= 500  # WeChat will deliver it again
     with app.app_context():
-        store.get_db().execute(DROP_TRIGGER[store.get_db().name])
+        drop_trigger(store.get_db(), "fail_once", "orders")
         assert store.get_db().scalar("SELECT COUNT(*) FROM deliveries") == 0
     retry = requests.post(
         live.url("/pay/notify"), data=sent["body"].encode(), headers=sent["headers"]
