@@ -8,6 +8,7 @@ import atexit
 import os
 import re
 import threading
+import time
 
 from werkzeug.serving import make_server
 
@@ -41,6 +42,16 @@ def database(tmp_path, name="wxsite"):
             _databases[path] = postgres_server().create_database()
         return _databases[path]
     return path
+
+
+class Clock:
+    """The wall clock plus an offset the test moves (for credential expiry)."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def __call__(self):
+        return time.time() + self.offset
 
 
 def add_failing_trigger(db, name, table, when):

@@ -121,36 +121,29 @@ def test_short_balance_stays_pending_and_is_retried_with_the_same_number(
         live.shutdown()
 
 
-def test_admin_takes_yuan_and_asks_before_refunding(tmp_path, emu, phone):
-    app = create_app(site_config(tmp_path, emu, WXPAY_ADMINS="boss"))
-    with app.app_context():
-        accounts.create(store.get_db(), "boss", "a long password")
-    live = LiveServer(app)
-    try:
-        wechat_login(phone, live)
-        no = paid(phone, live, emu)
-        bind(phone, live, "boss")
-        page = phone.get(live.url("/pay/admin")).text
-        assert "退款金额（元）" in page and 'value="28.00"' in page
-        form = {"csrf_token": csrf_token(page), "out_trade_no": no, "amount": "3.5"}
-        asked = phone.post(live.url("/pay/admin"), data=form)
-        assert "确认退款 ¥3.50" in asked.text
-        with app.app_context():  # asking is not refunding
-            assert store.get_db().scalar("SELECT COUNT(*) FROM refunds") == 0
-        for bad in ("abc", "1.234", "-1", "0"):
-            refused = phone.post(live.url("/pay/admin"), data={**form, "amount": bad})
-            assert "请输入退款金额（元）" in refused.text, bad
-        done = admin_refund(phone, live, form)
-        assert "已退款 ¥3.50" in done.text and "可退 ¥24.50" in done.text
-        emu.refund_mode("PROCESSING")
-        page = phone.get(live.url("/pay/admin")).text
-        later = admin_refund(
-            phone, live, {"csrf_token": csrf_token(page), "out_trade_no": no, "amount": "1"}
-        )
-        assert "已受理" in later.text and "退款中" in later.text
-        assert not [w for w in RAW if w in visible_text(later.text)], visible_text(later.text)
-    finally:
-        live.shutdown()
+def test_admin_takes_yuan_and_asks_before_refunding(boss, emu, phone):
+    app, live = boss
+    no = paid(phone, live, emu)
+    bind(phone, live, "boss")
+    page = phone.get(live.url("/pay/admin")).text
+    assert "退款金额（元）" in page and 'value="28.00"' in page
+    form = {"csrf_token": csrf_token(page), "out_trade_no": no, "amount": "3.5"}
+    asked = phone.post(live.url("/pay/admin"), data=form)
+    assert "确认退款 ¥3.50" in asked.text
+    with app.app_context():  # asking is not refunding
+        assert store.get_db().scalar("SELECT COUNT(*) FROM refunds") == 0
+    for bad in ("abc", "1.234", "-1", "0"):
+        refused = phone.post(live.url("/pay/admin"), data={**form, "amount": bad})
+        assert "请输入退款金额（元）" in refused.text, bad
+    done = admin_refund(phone, live, form)
+    assert "已退款 ¥3.50" in done.text and "可退 ¥24.50" in done.text
+    emu.refund_mode("PROCESSING")
+    page = phone.get(live.url("/pay/admin")).text
+    later = admin_refund(
+        phone, live, {"csrf_token": csrf_token(page), "out_trade_no": no, "amount": "1"}
+    )
+    assert "已受理" in later.text and "退款中" in later.text
+    assert not [w for w in RAW if w in visible_text(later.text)], visible_text(later.text)
 
 
 def test_unpaid_order_is_closed_at_wechat_after_its_window(logged_in, live, emu, app):

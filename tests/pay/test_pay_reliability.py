@@ -8,15 +8,12 @@ import pytest
 import requests
 
 from support import (
-    LiveServer,
     add_failing_trigger,
     csrf_token,
     drop_trigger,
-    site_config,
-    wechat_login,
 )
 from test_pay_site import admin_refund, bind, buy, notifications, pay
-from wxsite import accounts, create_app, store
+from wxsite import store
 from wxsite.inbound.views import notification_key
 from wxsite.pay import apply as pay_apply
 from wxsite.pay import views as pay_views
@@ -113,49 +110,42 @@ def test_closed_refund_frees_its_amount(app, refunded):
         assert store.refundable(db, refunded) == 1200
 
 
-def test_admin_refund_numbers_differ_for_orders_of_the_same_second(tmp_path, emu, phone):
-    app = create_app(site_config(tmp_path, emu, WXPAY_ADMINS="boss"))
-    with app.app_context():
-        accounts.create(store.get_db(), "boss", "a long password")
-    live = LiveServer(app)
-    try:
-        wechat_login(phone, live)
-        bind(phone, live, "boss")
-        first, params, _ = buy(phone, live)
-        pay(emu, params)
-        second, params, _ = buy(phone, live)
-        pay(emu, params)
-        with app.app_context():  # both orders made in one second, as under load
-            store.get_db().execute("UPDATE orders SET created_at = 1764000000")
-        requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 9000})
+def test_admin_refund_numbers_differ_for_orders_of_the_same_second(boss, emu, phone):
+    app, live = boss
+    bind(phone, live, "boss")
+    first, params, _ = buy(phone, live)
+    pay(emu, params)
+    second, params, _ = buy(phone, live)
+    pay(emu, params)
+    with app.app_context():  # both orders made in one second, as under load
+        store.get_db().execute("UPDATE orders SET created_at = 1764000000")
+    requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 9000})
+    page = phone.get(live.url("/pay/admin")).text
+    numbers = re.findall(r'name="request_id" value="([^"]+)"', page)
+    assert len(numbers) == 2 and len(set(numbers)) == 2
+    for no in (first, second):
         page = phone.get(live.url("/pay/admin")).text
-        numbers = re.findall(r'name="request_id" value="([^"]+)"', page)
-        assert len(numbers) == 2 and len(set(numbers)) == 2
-        for no in (first, second):
-            page = phone.get(live.url("/pay/admin")).text
-            form = re.search(
-                rf'name="out_trade_no" value="{no}">\s*<input type="hidden" name="request_id" '
-                r'value="([^"]+)"',
-                page,
-            )
-            answer = admin_refund(
-                phone,
-                live,
-                {
-                    "csrf_token": csrf_token(page),
-                    "out_trade_no": no,
-                    "amount": "12",
-                    "request_id": form.group(1),
-                },
-            )
-            assert "已退款 ¥12.00" in answer.text
-        with app.app_context():
-            assert {r["out_trade_no"] for r in store.get_db().query("SELECT * FROM refunds")} == {
-                first,
-                second,
-            }
-    finally:
-        live.shutdown()
+        form = re.search(
+            rf'name="out_trade_no" value="{no}">\s*<input type="hidden" name="request_id" '
+            r'value="([^"]+)"',
+            page,
+        )
+        answer = admin_refund(
+            phone,
+            live,
+            {
+                "csrf_token": csrf_token(page),
+                "out_trade_no": no,
+                "amount": "12",
+                "request_id": form.group(1),
+            },
+        )
+        assert "已退款 ¥12.00" in answer.text
+    with app.app_context():
+        assert {r["out_trade_no"] for r in store.get_db().query("SELECT * FROM refunds")} == {
+            first,
+            second,
+        }
 
 
 def test_status_polls_share_one_pay_query(logged_in, live, emu, caplog, monkeypatch):

@@ -240,40 +240,28 @@ def bind(phone, live, username, password="a long password"):
     return phone.post(live.url("/auth/bind"), data=data)
 
 
-def test_admin_page_refunds_for_admins_only(tmp_path, emu, phone):
-    from support import LiveServer, wechat_login
-    from wxsite import accounts, store
-
-    app = create_app(site_config(tmp_path, emu, WXPAY_ADMINS="boss"))
-    with app.app_context():
-        accounts.create(store.get_db(), "boss", "a long password")
-    live = LiveServer(app)
-    try:
-        wechat_login(phone, live)
-        no, params, _ = buy(phone, live)
-        pay(emu, params)
-        assert phone.get(live.url("/pay/admin")).url.endswith("/auth/bind?next=/pay/admin")
-        bind(phone, live, "boss")
-        requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 5000})
-        page = phone.get(live.url("/pay/admin"))
-        assert no in page.text and "可退 ¥12.00" in page.text
-        form = {
-            "csrf_token": csrf_token(page.text),
-            "out_trade_no": no,
-            "amount": "5.00",
-            "request_id": "RFadmin000001",
-        }
-        first = admin_refund(phone, live, form)
-        toast = re.findall(r"<div class=\"toast[^>]*>([^<]*)<", first.text)
-        assert "已退款 ¥5.00（可用余额）" in first.text, toast
-        again = admin_refund(phone, live, form)  # a double submit: the same refund
-        assert "已退款 ¥5.00" in again.text and "可退 ¥7.00" in again.text
-        assert requests.get(emu.base_url + "/_emu/pay/balance").json()["available"] == 4500
-        assert (
-            phone.post(live.url("/pay/admin"), data={**form, "csrf_token": ""}).status_code == 400
-        )
-    finally:
-        live.shutdown()
+def test_admin_page_refunds_for_admins_only(boss, emu, phone):
+    app, live = boss
+    no, params, _ = buy(phone, live)
+    pay(emu, params)
+    assert phone.get(live.url("/pay/admin")).url.endswith("/auth/bind?next=/pay/admin")
+    bind(phone, live, "boss")
+    requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 5000})
+    page = phone.get(live.url("/pay/admin"))
+    assert no in page.text and "可退 ¥12.00" in page.text
+    form = {
+        "csrf_token": csrf_token(page.text),
+        "out_trade_no": no,
+        "amount": "5.00",
+        "request_id": "RFadmin000001",
+    }
+    first = admin_refund(phone, live, form)
+    toast = re.findall(r"<div class=\"toast[^>]*>([^<]*)<", first.text)
+    assert "已退款 ¥5.00（可用余额）" in first.text, toast
+    again = admin_refund(phone, live, form)  # a double submit: the same refund
+    assert "已退款 ¥5.00" in again.text and "可退 ¥7.00" in again.text
+    assert requests.get(emu.base_url + "/_emu/pay/balance").json()["available"] == 4500
+    assert phone.post(live.url("/pay/admin"), data={**form, "csrf_token": ""}).status_code == 400
 
 
 def test_admin_page_is_404_for_everyone_else(logged_in, live, emu, app):

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from support import database
 from wxsite import store
 from wxsite.wechat import WeChatClient, WeChatError, protocol
 
@@ -67,15 +66,6 @@ def _run_processes(db_path, api_base, offset=0.0):
         assert errors == []
         tickets.update(seen)
     return tickets
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    path = database(tmp_path, "creds")
-    db = store.connect(path)
-    store.migrate(db)
-    db.close()
-    return path
 
 
 @pytest.mark.slow

@@ -11,31 +11,12 @@ import time
 
 import pytest
 
-from support import database
+from support import Clock
 from wxsite import engines, store
 from wxsite.wechat import WeChatClient, WeChatError, credentials, jssdk, protocol
 
 APPID, SECRET = protocol.EMULATOR_APPID, protocol.EMULATOR_SECRET
 TOKEN, TICKET = "access_token", "jsapi_ticket"
-
-
-class Clock:
-    """The wall clock plus an offset the test moves."""
-
-    def __init__(self):
-        self.offset = 0.0
-
-    def __call__(self):
-        return time.time() + self.offset
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    path = database(tmp_path, "creds")
-    db = store.connect(path)
-    store.migrate(db)
-    db.close()
-    return path
 
 
 @pytest.fixture

@@ -4,35 +4,14 @@ Several ``WeChatClient`` instances, each over its own ``CredentialStore`` of one
 stand for workers on several hosts. The site's clock and the emulator's move together.
 """
 
-import time
-
 import pytest
 
-from support import database
+from support import Clock
 from wxsite import store
 from wxsite.wechat import WeChatClient, WeChatError, credentials, protocol
 
 APPID, SECRET = protocol.EMULATOR_APPID, protocol.EMULATOR_SECRET
 TOKEN = "access_token"
-
-
-class Clock:
-    """The wall clock plus an offset the test moves."""
-
-    def __init__(self):
-        self.offset = 0.0
-
-    def __call__(self):
-        return time.time() + self.offset
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    path = database(tmp_path, "creds")
-    db = store.connect(path)
-    store.migrate(db)
-    db.close()
-    return path
 
 
 @pytest.fixture
