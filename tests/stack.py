@@ -279,3 +279,20 @@ def phone_context(browser, **options):
         locale="zh-CN",
         **options,
     )
+
+
+def watched_page(context):
+    """Open a tab that records script errors and CSP violations in ``tab.problems``."""
+    tab = context.new_page()
+    tab.problems = []
+    # CSP violations and script errors are bugs even when the page still "works".
+    tab.on("pageerror", lambda exc: tab.problems.append(f"pageerror: {exc}"))
+    tab.on(
+        "console",
+        lambda msg: (
+            tab.problems.append(f"console: {msg.text}")
+            if msg.type == "error" and "Content Security Policy" in msg.text
+            else None
+        ),
+    )
+    return tab

@@ -193,21 +193,16 @@ def test_failures_are_noted_and_forgotten(redis_store):
 def test_a_late_holder_follows_the_newer_value_with_redis(redis_store, redis_url, emu):
     # A's fetch outlives its lease (its key is dropped as Redis would on expiry); B takes over.
     emu.fault(protocol.TOKEN, stall=1.5)
-    a = WeChatClient(
-        protocol.EMULATOR_APPID,
-        protocol.EMULATOR_SECRET,
-        RedisCredentialStore(redis_url),
-        api_base=emu.base_url,
-        token_api="classic",
-        deadline=8,
-    )
-    b = WeChatClient(
-        protocol.EMULATOR_APPID,
-        protocol.EMULATOR_SECRET,
-        RedisCredentialStore(redis_url),
-        api_base=emu.base_url,
-        token_api="classic",
-        deadline=8,
+    a, b = (
+        WeChatClient(
+            protocol.EMULATOR_APPID,
+            protocol.EMULATOR_SECRET,
+            RedisCredentialStore(redis_url),
+            api_base=emu.base_url,
+            token_api="classic",
+            deadline=8,
+        )
+        for _ in range(2)
     )
     seen = {}
     slow = threading.Thread(target=lambda: seen.setdefault("a", a.access_token()))

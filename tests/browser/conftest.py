@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from stack import Stack, phone_context
+from stack import Stack, phone_context, watched_page
 from support import ARTIFACTS
 
 
@@ -35,19 +35,7 @@ def context(browser, stack):
 
 @pytest.fixture
 def page(context):
-    tab = context.new_page()
-    tab.problems = []
-    # CSP violations and script errors are bugs even when the page still "works".
-    tab.on("pageerror", lambda exc: tab.problems.append(f"pageerror: {exc}"))
-    tab.on(
-        "console",
-        lambda msg: (
-            tab.problems.append(f"console: {msg.text}")
-            if msg.type == "error" and "Content Security Policy" in msg.text
-            else None
-        ),
-    )
-    return tab
+    return watched_page(context)
 
 
 @pytest.fixture

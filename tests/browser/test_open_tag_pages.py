@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from stack import Emulator, Gunicorn
+from stack import Emulator, Gunicorn, watched_page
 from support import WECHAT_UA
 
 WEAPP = "gh_0123456789ab"
@@ -58,17 +58,7 @@ def weapp_stack(tmp_path_factory):
 @pytest.fixture
 def tab(browser):
     ctx = browser.new_context(user_agent=WECHAT_UA, viewport={"width": 390, "height": 844})
-    page = ctx.new_page()
-    page.problems = []
-    page.on("pageerror", lambda exc: page.problems.append(f"pageerror: {exc}"))
-    page.on(
-        "console",
-        lambda msg: (
-            page.problems.append(f"console: {msg.text}")
-            if msg.type == "error" and "Content Security Policy" in msg.text
-            else None
-        ),
-    )
+    page = watched_page(ctx)
     yield page
     ctx.close()
 

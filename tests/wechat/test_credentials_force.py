@@ -7,8 +7,9 @@ stand for workers on several hosts. The site's clock and the emulator's move tog
 import pytest
 
 from support import Clock
+from test_credentials_faults import worker
 from wxsite import store
-from wxsite.wechat import WeChatClient, WeChatError, credentials, protocol
+from wxsite.wechat import WeChatError, credentials, protocol
 
 APPID, SECRET = protocol.EMULATOR_APPID, protocol.EMULATOR_SECRET
 TOKEN = "access_token"
@@ -25,27 +26,13 @@ def clock(emu):
     return clock
 
 
-def host(db_path, emu, clock, **options):
-    """One host's worker: its own store object and memory over the one database."""
-    return WeChatClient(
-        APPID,
-        SECRET,
-        store.CredentialStore(db_path),
-        api_base=emu.base_url,
-        open_base=emu.base_url,
-        clock=clock,
-        deadline=8,
-        **options,
-    )
-
-
 def advance(emu, clock, seconds):
     clock.offset += seconds
     emu.advance(seconds)
 
 
 def test_force_retires_the_token_unlike_refresh(db_path, emu, clock):
-    w = host(db_path, emu, clock)
+    w = worker(db_path, emu, clock)
     first = w.access_token()
     assert w.credentials.refresh(TOKEN) == first  # stable_token hands back the same one
     forced = w.force_refresh_token()
@@ -55,7 +42,7 @@ def test_force_retires_the_token_unlike_refresh(db_path, emu, clock):
 
 
 def test_force_inside_30_seconds_is_refused_without_calling_wechat(db_path, emu, clock):
-    a, b = host(db_path, emu, clock), host(db_path, emu, clock)
+    a, b = worker(db_path, emu, clock), worker(db_path, emu, clock)
     forced = a.force_refresh_token()
     calls = emu.count(protocol.STABLE_TOKEN)
     advance(emu, clock, credentials.FORCE_SPACING - 1)
@@ -68,7 +55,7 @@ def test_force_inside_30_seconds_is_refused_without_calling_wechat(db_path, emu,
 
 
 def test_the_21st_force_of_a_china_day_is_refused_until_midnight(db_path, emu, clock):
-    hosts = [host(db_path, emu, clock), host(db_path, emu, clock)]
+    hosts = [worker(db_path, emu, clock), worker(db_path, emu, clock)]
     seen = set()
     for i in range(credentials.FORCE_DAILY):
         seen.add(hosts[i % 2].force_refresh_token())
@@ -88,7 +75,7 @@ def test_the_21st_force_of_a_china_day_is_refused_until_midnight(db_path, emu, c
 
 
 def test_the_forced_token_reaches_another_workers_memory_within_seconds(db_path, emu, clock):
-    a, b = host(db_path, emu, clock), host(db_path, emu, clock)
+    a, b = worker(db_path, emu, clock), worker(db_path, emu, clock)
     old = b.access_token()
     forced = a.force_refresh_token()
     calls = emu.counters()
@@ -100,7 +87,7 @@ def test_the_forced_token_reaches_another_workers_memory_within_seconds(db_path,
 
 
 def test_a_worker_still_using_the_retired_token_moves_to_the_new_one(db_path, emu, clock):
-    a, b = host(db_path, emu, clock), host(db_path, emu, clock)
+    a, b = worker(db_path, emu, clock), worker(db_path, emu, clock)
     b.access_token()
     forced = a.force_refresh_token()
     advance(emu, clock, protocol.CLASSIC_TOKEN_GRACE + 1)  # the old one is dead now
@@ -115,7 +102,7 @@ def test_a_worker_still_using_the_retired_token_moves_to_the_new_one(db_path, em
 def test_a_forced_fetch_waits_for_the_lease_and_spends_nothing_if_it_cannot_have_it(
     db_path, emu, clock
 ):
-    w = host(db_path, emu, clock, wait=0.2, poll=0.02)
+    w = worker(db_path, emu, clock, wait=0.2, poll=0.02)
     w.access_token()
     now = clock()
     assert store.CredentialStore(db_path).acquire(APPID, TOKEN, "other", now, now + 60)
@@ -126,7 +113,7 @@ def test_a_forced_fetch_waits_for_the_lease_and_spends_nothing_if_it_cannot_have
 
 
 def test_wechat_refusing_a_force_keeps_the_stored_token(db_path, emu, clock):
-    w = host(db_path, emu, clock)
+    w = worker(db_path, emu, clock)
     token = w.access_token()
     emu.fault(protocol.STABLE_TOKEN, errcode=45011)
     with pytest.raises(WeChatError) as refused:
@@ -138,4 +125,4 @@ def test_wechat_refusing_a_force_keeps_the_stored_token(db_path, emu, clock):
 
 def test_classic_mode_has_nothing_to_force(db_path, emu, clock):
     with pytest.raises(ValueError):
-        host(db_path, emu, clock, token_api="classic").force_refresh_token()
+        worker(db_path, emu, clock, token_api="classic").force_refresh_token()

@@ -183,14 +183,19 @@ def test_the_downloads_own_deadline_holds_between_chunks_of_any_response(
     assert_cut(emu, protocol.MEDIA_GET)
 
 
-def test_authlib_requests_hold_the_deadline_on_a_mounted_session(emu, client):
-    wechat = client()
+def dripping_exchange(emu):
+    """Return a fresh authorization code whose exchange the emulator will drip."""
     location = emu.authorize(
         f"{protocol.AUTHORIZE}?appid={APPID}&redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcb"
         "&response_type=code&scope=snsapi_base&state=abc"
     )
-    code = location.split("code=")[1].split("&")[0]
     emu.fault(protocol.SNS_ACCESS_TOKEN, count=-1, drip=0.1)
+    return location.split("code=")[1].split("&")[0]
+
+
+def test_authlib_requests_hold_the_deadline_on_a_mounted_session(emu, client):
+    wechat = client()
+    code = dripping_exchange(emu)
     with wechat.oauth_session() as session:
         wechat.http.mount(session)
         started = time.monotonic()
@@ -204,12 +209,7 @@ def test_authlib_requests_hold_the_deadline_on_a_mounted_session(emu, client):
 def test_the_code_exchange_holds_the_deadline_mid_read(emu, client):
     # Through the client's own path (no mount by the caller): Authlib's session is mounted.
     wechat = client()
-    location = emu.authorize(
-        f"{protocol.AUTHORIZE}?appid={APPID}&redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcb"
-        "&response_type=code&scope=snsapi_base&state=abc"
-    )
-    code = location.split("code=")[1].split("&")[0]
-    emu.fault(protocol.SNS_ACCESS_TOKEN, count=-1, drip=0.1)
+    code = dripping_exchange(emu)
     started = time.monotonic()
     with pytest.raises(WeChatError) as raised:
         wechat.exchange_code(code)
