@@ -1,11 +1,13 @@
 """The logged-in hot path: a kept connection, no cookie re-sent, CSRF only where it is used."""
 
 import re
+from collections import OrderedDict
 
 import pytest
+from flask import session
 from support import csrf_token, site_config, wechat_login
 
-from wxsite import create_app, store
+from wxsite import create_app, extensions, store
 
 
 def session_cookie(response):
@@ -49,6 +51,18 @@ def test_csrf_token_where_a_page_posts(logged_in, live):
         live.url("/jssdk/report"), json={"url": "x", "config": {}}, headers={"X-CSRFToken": "x"}
     )
     assert forged.json()["error"] == "csrf"
+
+
+def test_a_full_token_cache_keeps_the_token_signed_last(app, monkeypatch):
+    # A cache emptied when full dropped a token signed a moment earlier: the next page of
+    # that session got a freshly signed (different) token.
+    monkeypatch.setattr(extensions, "_SIGNED", OrderedDict({("other", "old"): "t"}))
+    monkeypatch.setattr(extensions, "_SIGNED_MAX", 2)
+    for raw in ("raw-a", "raw-b"):
+        with app.test_request_context():
+            session["csrf_token"] = raw
+            extensions.csrf_token()
+    assert [raw for _, raw in extensions._SIGNED] == ["raw-a", "raw-b"]
 
 
 def test_form_pages_keep_a_valid_token(live, phone):

@@ -1,5 +1,6 @@
 """Per-app-stateless extensions: login manager, CSRF, the session cookie policy."""
 
+from collections import OrderedDict
 from datetime import timedelta
 
 from flask import current_app, g, request, session
@@ -23,8 +24,8 @@ class SessionInterface(SecureCookieSessionInterface):
 
 
 #: Signed CSRF tokens by (secret, session token): signing one costs more than the rest of
-#: a page's template. Bounded: cleared when full.
-_SIGNED = {}
+#: a page's template. Bounded: the oldest entry goes when full, so a token signed a moment ago stays.
+_SIGNED = OrderedDict()
 _SIGNED_MAX = 4096
 
 
@@ -40,7 +41,7 @@ def csrf_token():
     if token is None:
         token = generate_csrf()  # puts a first token into the session if there is none
         if len(_SIGNED) >= _SIGNED_MAX:
-            _SIGNED.clear()
+            _SIGNED.popitem(last=False)  # one C call: safe beside other threads
         _SIGNED[(secret, session[field])] = token
     # Where Flask-WTF looks first, so a form on the page gets the same token.
     setattr(g, field, token)
