@@ -122,7 +122,10 @@ class LiveServer:
     def __init__(self, app, host="127.0.0.1"):
         self.server = make_server(host, 0, app, threaded=True)
         self.base_url = f"http://{host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits out a poll: the default 0.5 s would cost every test using it.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def url(self, path):

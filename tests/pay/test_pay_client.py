@@ -148,7 +148,9 @@ def _self_signed(tmp_path):
 def test_tls_is_verified_and_a_private_ca_bundle_is_honoured(tmp_path):
     cert, key = _self_signed(tmp_path)
     server = make_server("127.0.0.1", 0, create_emulator(), threaded=True, ssl_context=(cert, key))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     base = f"https://127.0.0.1:{server.server_port}"
     try:
         with pytest.raises(pay.PayError) as info:
