@@ -9,10 +9,13 @@ import os
 import re
 import threading
 import time
+import uuid
 
 from werkzeug.serving import make_server
 
 from wxsite.emulator.testing import Control
+from wxsite.engines import open_engine
+from wxsite.store.migrations import migrate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(ROOT, "test-artifacts", "screenshots")
@@ -28,20 +31,47 @@ SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 ENGINE = os.environ.get("WXSITE_TEST_ENGINE", "sqlite")
 _postgres = []
 _databases = {}
+_pg_admin = []
 
 
-def database(tmp_path, name="wxsite"):
+def database(tmp_path, name="wxsite", migrated=False):
     """Return a test's database ``name``: a SQLite file, or a PostgreSQL database.
 
     The same test folder and name give the same database, as the same file path would (two
-    sites of one test share it that way).
+    sites of one test share it that way). ``migrated`` PostgreSQL databases are copies of
+    one migrated at the start (the site would migrate it anyway; migrating each costs more
+    than the copy); SQLite files are migrated by the site that opens them.
     """
     path = str(os.path.join(tmp_path, f"{name}.sqlite3"))
     if ENGINE == "postgresql":
         if path not in _databases:
-            _databases[path] = postgres_server().create_database()
+            _databases[path] = _create_pg_database(migrated)
         return _databases[path]
     return path
+
+
+def _create_pg_database(migrated):
+    import psycopg
+
+    server = postgres_server()
+    if not _pg_admin:
+        _pg_admin.append(psycopg.connect(server.url("postgres"), autocommit=True))
+        _pg_admin[0].execute('CREATE DATABASE "t_migrated" TEMPLATE template0')
+        engine = open_engine(server.url("t_migrated"))
+        try:
+            with engine.connect() as db:
+                migrate(db)
+        finally:
+            engine.close()
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    template = "t_migrated" if migrated else "template0"
+    for attempt in range(50):
+        try:
+            _pg_admin[0].execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return server.url(name)
+        except psycopg.errors.ObjectInUse:  # the migration's last connection is closing
+            time.sleep(0.05)
+    raise RuntimeError(f"template database {template} stays in use")
 
 
 class Clock:
@@ -108,7 +138,7 @@ def site_config(tmp_path, emu, **overrides):
     return {
         "TESTING": True,
         "SECRET_KEY": SECRET_KEY,
-        "WXSITE_DATABASE": database(tmp_path),
+        "WXSITE_DATABASE": database(tmp_path, migrated=True),
         "WXSITE_UPLOADS": str(tmp_path / "uploads"),
         "WXSITE_EMULATOR_URL": emu.base_url,
         "WXSITE_DEADLINE": 6.0,
