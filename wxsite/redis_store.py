@@ -184,18 +184,6 @@ class RedisCredentialStore:
         key = self._key(appid, kind)
         self._call(self.redis.delete, key, key + ":lease", key + ":recheck")
 
-    def statuses(self):
-        """Return ``{(appid, kind): expires_at}`` of stored values (never the values)."""
-        out = {}
-        for key in self._call(self.redis.scan_iter, f"{self.prefix}:*"):
-            if key.endswith((":lease", ":recheck", ":force")):
-                continue
-            row = self._call(self.redis.hgetall, key)
-            if row.get("value"):
-                _, _, appid, kind = key.rsplit(":", 3)
-                out[(appid, kind)] = float(row.get("expires_at") or 0)
-        return out
-
 
 def _ttl_ms(now, until):
     return max(1, int((until - now) * 1000))

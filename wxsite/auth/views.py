@@ -57,13 +57,6 @@ def _init_oauth(state):
     oauth.init_app(state.app)
 
 
-@bp.after_request
-def no_store(response):
-    """Never cache auth pages: they carry one-time links and personal data."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.get("/auth/login")
 def login():
     """Start web authorization: 302 to WeChat's authorize link."""

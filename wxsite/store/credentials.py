@@ -197,11 +197,3 @@ class CredentialStore:
                 "DELETE FROM credentials WHERE appid = :appid AND kind IN (:kind, :window)",
                 {"appid": appid, "kind": kind, "window": kind + ":recheck"},
             )
-
-    def statuses(self):
-        """Return ``{(appid, kind): expires_at}`` of stored values (never the values)."""
-        with self._db() as db:
-            rows = db.query(
-                "SELECT appid, kind, expires_at FROM credentials WHERE value IS NOT NULL"
-            )
-        return {(r["appid"], r["kind"]): r["expires_at"] for r in rows}

@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import WeChatError
 
@@ -89,6 +90,47 @@ class _DependencyFailed(Exception):
         self.error = error
 
 
+class CredentialStore(Protocol):
+    """What a ``CredentialManager`` needs of the store every worker and host shares.
+
+    Implemented over SQL (``wxsite.store.credentials``) and Redis (``wxsite.redis_store``);
+    times are epoch seconds, ``owner`` names one fetch's lease holder.
+    """
+
+    def read(self, appid, kind) -> "Credential | None":
+        """Return the stored value with its expiry and any remembered failure."""
+
+    def acquire(self, appid, kind, owner, now, until) -> bool:
+        """Take the fetch lease if nobody holds an unexpired one."""
+
+    def renew(self, appid, kind, owner, now, until) -> bool:
+        """Extend ``owner``'s lease; False if another holder took it."""
+
+    def save(self, appid, kind, owner, value, expires_at) -> bool:
+        """Store a fresh value and release the lease; False if the lease was taken over."""
+
+    def release(self, appid, kind, owner) -> None:
+        """Give the lease back without a new value."""
+
+    def fail(self, appid, kind, owner, error_code, error_until) -> None:
+        """Release the lease and remember a failure other workers should not repeat."""
+
+    def note_failure(self, appid, kind, error_code, error_until) -> None:
+        """Remember a failure of a call made without a lease (the code exchange)."""
+
+    def invalidate(self, appid, kind, value) -> None:
+        """Drop ``value`` if it is still the stored one."""
+
+    def recheck(self, appid, kind, value, now, until) -> bool:
+        """Open a re-check window and drop ``value``; False while one is open."""
+
+    def claim_force(self, appid, kind, now, spacing, daily, day_end) -> bool:
+        """Count one forced refresh if ``spacing`` passed and fewer than ``daily`` today."""
+
+    def forget(self, appid, kind) -> None:
+        """Delete everything stored for ``kind``."""
+
+
 class CredentialManager:
     """Hand out fresh credentials of one appid, fetching each at most once at a time.
 
@@ -98,9 +140,7 @@ class CredentialManager:
     lease covers one call and a stale dependency is dropped and retried once. ``deadline``
     is one call's total budget (the lease is derived from it). ``paths`` names the WeChat
     path behind each kind, for errors remembered from another worker. ``store``
-    implements ``read``, ``acquire``, ``renew``, ``save``, ``release``, ``fail``,
-    ``invalidate``, ``recheck``, ``note_failure``, ``claim_force`` and ``forget`` (see
-    ``wxsite.store.credentials.CredentialStore``); None shares nothing (the OAuth dialect's tests).
+    is a ``CredentialStore``; None shares nothing (the OAuth dialect's tests).
     """
 
     def __init__(
