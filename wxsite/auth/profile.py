@@ -1,5 +1,6 @@
 """Keep a person's consented profile fresh with their server-side web tokens."""
 
+import enum
 import logging
 import time
 
@@ -12,20 +13,29 @@ log = logging.getLogger("wxsite.auth")
 DECLINED = (protocol.API_UNAUTHORIZED, protocol.USER_UNAUTHORIZED)
 
 
+class Profile(enum.Enum):
+    """What asking WeChat for a person's profile came to."""
+
+    STORED = "stored"
+    DECLINED = "declined"  # this person or account gives no profile: stop asking
+    STALE_TOKEN = "stale-token"  # the web token was refused: authorize again
+    UNAVAILABLE = "unavailable"  # WeChat could not answer now
+
+
 def fetch_profile(db, wechat_user_id, openid, web_access_token):
-    """Fetch ``sns/userinfo`` and store it; return "ok", "declined" or "stale-token"."""
+    """Fetch ``sns/userinfo`` and store it; return a ``Profile`` (other errors raise)."""
     try:
         info = wx.client().userinfo(web_access_token, openid)
     except WeChatError as exc:
         if exc.errcode in DECLINED:
-            return "declined"
+            return Profile.DECLINED
         if exc.credential_invalid or exc.errcode == protocol.INVALID_OPENID:
             # The *web* token is stale: the person must authorize again. The global
             # access_token is a different credential and stays untouched.
-            return "stale-token"
+            return Profile.STALE_TOKEN
         raise
     store.save_profile(db, wechat_user_id, info)
-    return "ok"
+    return Profile.STORED
 
 
 def refresh_silently(db, row):
@@ -43,7 +53,7 @@ def refresh_silently(db, row):
             fresh = client.refresh_web_token(row["refresh_token"])
             store.save_web_token(db, row["id"], fresh)
             token = fresh.access_token
-        return fetch_profile(db, row["id"], row["openid"], token) == "ok"
+        return fetch_profile(db, row["id"], row["openid"], token) is Profile.STORED
     except WeChatError as exc:
         log.info("silent profile refresh failed: errcode=%s", exc.errcode)
         return False

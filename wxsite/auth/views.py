@@ -31,7 +31,7 @@ from . import oauth
 from .decorators import in_wechat, open_in_wechat, wechat_required
 from .forms import BindForm
 from .nexturl import safe_next
-from .profile import fetch_profile
+from .profile import Profile, fetch_profile
 from .users import load_user
 
 log = logging.getLogger("wxsite.auth")
@@ -143,12 +143,12 @@ def _exchange(state, attempt, code):
             outcome = fetch_profile(db, user_id, token.openid, token.access_token)
         except WeChatError as exc:
             log.warning("userinfo after login failed: errcode=%s", exc.errcode)
-            outcome = "unavailable"
+            outcome = Profile.UNAVAILABLE
         # Anything but a profile stops automatic escalation for this session (no loops);
         # /me offers a 去授权 link instead.
-        declined = outcome != "ok"
+        declined = outcome is not Profile.STORED
         # A web token refused on its first use (40001/42001): authorize again, once.
-        reauth = outcome == "stale-token" and not session.get("auth_retried")
+        reauth = outcome is Profile.STALE_TOKEN and not session.get("auth_retried")
     store.finish_auth_state(db, attempt.key, user_id)
     if reauth:
         response = _log_in(user_id, url_for("auth.login", next=attempt.next, scope=token.scope))
@@ -240,9 +240,9 @@ def _try_bind(username, password):
     store.clear_failures(db, f"account:{username.lower()}")
     try:
         store.bind_account(db, current_user.person_id, account["id"])
-    except store.BindingConflict as exc:
-        if str(exc) == "account":
-            return "该账号已绑定其他微信，请先在原微信中解绑", 409
+    except store.AccountAlreadyBound:
+        return "该账号已绑定其他微信，请先在原微信中解绑", 409
+    except store.PersonAlreadyBound:
         return "你已绑定其他账号，请先解绑", 409
     return None, 200
 

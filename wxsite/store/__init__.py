@@ -56,7 +56,9 @@ from .identities import (  # noqa: F401
     create_login,
     get_login,
     revoke_login,
+    AccountAlreadyBound,
     BindingConflict,
+    PersonAlreadyBound,
     bind_account,
     unbind_account,
 )

@@ -228,6 +228,14 @@ class BindingConflict(Exception):
     """The account or the person is already bound elsewhere."""
 
 
+class PersonAlreadyBound(BindingConflict):
+    """The person is bound to another account."""
+
+
+class AccountAlreadyBound(BindingConflict):
+    """The account is bound to another person."""
+
+
 def bind_account(db, person_id, account_id):
     """Bind a person to an account; never silently rebinds either side."""
     ids = {"person": person_id, "account": account_id}
@@ -237,13 +245,13 @@ def bind_account(db, person_id, account_id):
             db.execute(f"SELECT id FROM accounts WHERE id = :account{db.for_update}", ids)
             person = _person(db, "id = :person", ids)
             if person and person["account_id"] and person["account_id"] != account_id:
-                raise BindingConflict("person")
+                raise PersonAlreadyBound()
             holder = db.scalar("SELECT id FROM people WHERE account_id = :account", ids)
             if holder and holder != person_id:
-                raise BindingConflict("account")
+                raise AccountAlreadyBound()
             db.execute("UPDATE people SET account_id = :account WHERE id = :person", ids)
     except Conflict:
-        raise BindingConflict("account") from None  # the unique binding held
+        raise AccountAlreadyBound() from None  # the unique binding held
 
 
 def unbind_account(db, person_id):
