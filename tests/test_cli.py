@@ -153,7 +153,7 @@ def test_doctor_never_replaces_a_classic_token(tmp_path, emu):
     assert emu.count(protocol.TOKEN) == 1  # stable_token checks the secret, isolated from it
     emu.advance(protocol.CLASSIC_TOKEN_GRACE + 1)
     with app.app_context():
-        assert wx.client().user_info(openid)["subscribe"] == 1
+        assert wx.client().follower_info(openid)["subscribe"] == 1
     assert emu.count(protocol.TOKEN) == 1  # the stored token still works: no 40001, no refetch
 
 

@@ -102,7 +102,7 @@ def test_stale_token_refetched_once_with_redis(redis_store, emu):
     openid = emu.users()["zhangsan"]["openids"][protocol.EMULATOR_APPID]
     client.access_token()
     emu.revoke_tokens(protocol.EMULATOR_APPID)
-    assert client.user_info(openid)["subscribe"] == 1
+    assert client.follower_info(openid)["subscribe"] == 1
     assert emu.count(protocol.STABLE_TOKEN) == 2
 
 

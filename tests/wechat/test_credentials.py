@@ -125,7 +125,7 @@ def test_stale_token_is_dropped_refetched_once_and_the_call_retried(db_path, emu
     openid = emu.users()["zhangsan"]["openids"][APPID]
     client.access_token()
     emu.revoke_tokens(APPID)  # as if another party had refreshed it
-    info = client.user_info(openid)
+    info = client.follower_info(openid)
     assert info["subscribe"] == 1
     assert emu.count(protocol.STABLE_TOKEN) == 2
     assert emu.count(protocol.USER_INFO) == 2

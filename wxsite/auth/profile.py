@@ -25,7 +25,7 @@ class Profile(enum.Enum):
 def fetch_profile(db, wechat_user_id, openid, web_access_token):
     """Fetch ``sns/userinfo`` and store it; return a ``Profile`` (other errors raise)."""
     try:
-        info = wx.client().userinfo(web_access_token, openid)
+        info = wx.client().web_profile(web_access_token, openid)
     except WeChatError as exc:
         if exc.errcode in DECLINED:
             return Profile.DECLINED

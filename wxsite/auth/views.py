@@ -282,7 +282,7 @@ def me():
 def _ask_follows(db):
     """Ask WeChat once whether this person follows; pushes keep the answer current after."""
     try:
-        info = wx.client().user_info(current_user.openid)
+        info = wx.client().follower_info(current_user.openid)
     except WeChatError as exc:
         log.info("user/info unavailable: errcode=%s", exc.errcode)
         return None

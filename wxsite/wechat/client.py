@@ -196,8 +196,8 @@ class WeChatClient:
         with self.oauth_session() as session:
             return WebToken.from_response(session.refresh_token(refresh_token=refresh_token))
 
-    def userinfo(self, web_access_token, openid):
-        """Return the consented profile (needs scope snsapi_userinfo)."""
+    def web_profile(self, web_access_token, openid):
+        """Return ``sns/userinfo``: the consented profile, with the person's web token."""
         return self.http.get_json(
             protocol.SNS_USERINFO,
             {"access_token": web_access_token, "openid": openid, "lang": "zh_CN"},
@@ -215,7 +215,7 @@ class WeChatClient:
             return False
         return True
 
-    def user_info(self, openid):
+    def follower_info(self, openid):
         """Return ``cgi-bin/user/info`` (follow status) with the global token."""
         return self.with_token(
             lambda token: self.http.get_json(
