@@ -142,6 +142,7 @@ def site_config(tmp_path, emu, **overrides):
         "WXSITE_UPLOADS": str(tmp_path / "uploads"),
         "WXSITE_EMULATOR_URL": emu.base_url,
         "WXSITE_DEADLINE": 6.0,
+        "INSTANCE_PATH": str(tmp_path / "instance"),  # never the checkout's
         **overrides,
     }
 

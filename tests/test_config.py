@@ -131,7 +131,9 @@ def test_dev_secret_key_is_generated_once(tmp_path):
         "TESTING": True,
         "WXSITE_DATABASE": str(tmp_path / "db"),
         "WXSITE_UPLOADS": str(tmp_path / "u"),
+        "INSTANCE_PATH": str(tmp_path / "instance"),
     }
     first = create_app(cfg).config["SECRET_KEY"]
     second = create_app(cfg).config["SECRET_KEY"]
     assert first == second and len(first) >= 32
+    assert (tmp_path / "instance" / "secret_key").read_text() == first

@@ -12,12 +12,16 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def create_app(test_config=None):
-    """Create the site. ``test_config`` replaces the environment (tests never read it)."""
+    """Create the site. ``test_config`` replaces the environment (tests never read it).
+
+    Its ``INSTANCE_PATH`` moves the instance folder (tests keep theirs in a temp dir).
+    """
+    instance = (test_config or {}).get("INSTANCE_PATH") or os.path.join(PROJECT_ROOT, "instance")
     app = Flask(
         "wxsite",
         template_folder=os.path.join(PROJECT_ROOT, "templates"),
         static_folder=os.path.join(PROJECT_ROOT, "static"),
-        instance_path=os.path.join(PROJECT_ROOT, "instance"),
+        instance_path=instance,
     )
     _configure(app, test_config)
     # JSON answers in readable Chinese (JSON_AS_ASCII has done nothing since Flask 2.3).
