@@ -196,15 +196,26 @@ def callback_url(emu, phone, live, user="zhangsan", next="/", scope="snsapi_base
     return emu.authorize(authorize_link(phone, live, next, scope), user=user, action=action)
 
 
-def wechat_login(phone, live, user="zhangsan", scope="snsapi_base", next="/", action="allow"):
-    """Log ``phone`` in through the emulator's real pages; return the final response."""
-    response = phone.get(live.url("/auth/login"), params={"next": next, "scope": scope})
-    if response.url.split("?")[0].endswith("/connect/oauth2/authorize"):
+def consent(phone, response, user="zhangsan", action="allow", limit=3):
+    """Answer the emulator's pages (picker, consent) until the phone is back on the site.
+
+    The one walk of those pages the tests share; the emulator's ``Control.authorize``
+    answers them without a browser session (no cookies, the callback not visited).
+    """
+    for _ in range(limit):
+        if "/connect/oauth2/authorize" not in response.url:
+            return response
         fields = form_fields(response.text)
         fields.update(user=user, action=action)
         confirm = response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm"
         response = phone.post(confirm, data=fields)
-    return response
+    raise AssertionError(f"still authorizing after {limit} pages: a loop")
+
+
+def wechat_login(phone, live, user="zhangsan", scope="snsapi_base", next="/", action="allow"):
+    """Log ``phone`` in through the emulator's real pages; return the final response."""
+    response = phone.get(live.url("/auth/login"), params={"next": next, "scope": scope})
+    return consent(phone, response, user, action)
 
 
 def csrf_token(html):

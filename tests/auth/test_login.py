@@ -14,8 +14,8 @@ from support import (
     WECHAT_UA,
     authorize_link,
     callback_url,
+    consent,
     csrf_token,
-    form_fields,
     wechat_login,
 )
 from wxsite import store, wx
@@ -36,18 +36,6 @@ def test_authorize_link_is_exactly_what_wechat_matches(phone, live, emu):
     state = parse_qs(query)["state"][0]
     assert re.fullmatch(r"[A-Za-z0-9]{1,128}", state)
     assert "next" not in query and "/me" not in query  # next stays server-side
-
-
-def consent(phone, response, user="zhangsan", action="allow", limit=3):
-    """Answer the emulator's pages (picker, consent) until the phone is back on the site."""
-    for _ in range(limit):
-        if "/connect/oauth2/authorize" not in response.url:
-            return response
-        fields = form_fields(response.text)
-        fields.update(user=user, action=action)
-        confirm = response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm"
-        response = phone.post(confirm, data=fields)
-    raise AssertionError(f"still authorizing after {limit} pages: a loop")
 
 
 def here(response):
@@ -93,13 +81,7 @@ def test_me_escalates_to_userinfo_with_consent(phone, live, emu):
     wechat_login(phone, live)
     response = phone.get(live.url("/me"))
     assert "申请获取你的昵称、头像" in response.text  # the emulator's consent page
-    from support import form_fields
-
-    fields = form_fields(response.text)
-    fields.update(user="zhangsan", action="allow")
-    response = phone.post(
-        response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm", data=fields
-    )
+    response = consent(phone, response)
     assert response.url.split("#")[0] == live.url("/me")
     users = emu.users()
     assert "张三" in response.text

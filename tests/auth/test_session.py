@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from support import WECHAT_UA, csrf_token, database, site_config, wechat_login
+from support import WECHAT_UA, consent, csrf_token, database, site_config, wechat_login
 from wxsite import accounts, create_app, store, wx
 from wxsite.auth.nexturl import safe_next
 from wxsite.wechat import protocol
@@ -59,15 +59,7 @@ def test_open_redirect_through_the_whole_flow(phone, live, emu, value):
 
 def open_me(phone, live):
     """GET /me, consenting to snsapi_userinfo on the emulator if it asks."""
-    response = phone.get(live.url("/me"))
-    if "/connect/oauth2/authorize" in response.url:
-        from support import form_fields
-
-        fields = form_fields(response.text)
-        fields.update(action="allow")
-        response = phone.post(
-            response.url.split("/connect/")[0] + "/connect/oauth2/authorize/confirm", data=fields
-        )
+    response = consent(phone, phone.get(live.url("/me")))
     assert response.url.split("#")[0] == live.url("/me"), response.url
     return response
 
