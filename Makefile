@@ -44,9 +44,16 @@ PG_TESTS ?= tests/auth tests/pay tests/inbound tests/media/test_upload.py tests/
 	tests/test_cli.py tests/test_hot_path.py tests/wechat/test_credentials.py \
 	tests/wechat/test_credentials_faults.py
 
+# The two runs overlap: most of a test's time is spent waiting on servers, not on a CPU.
 test: $(STAMP) system-deps
-	$(BIN)/pytest -q
-	WXSITE_TEST_ENGINE=postgresql $(BIN)/pytest -q $(PG_TESTS)
+	@mkdir -p test-artifacts
+	@echo "PostgreSQL run in the background, its report after SQLite's (test-artifacts/postgresql.log)"
+	@WXSITE_TEST_ENGINE=postgresql $(BIN)/pytest -q -p no:cacheprovider $(PG_TESTS) \
+	  > test-artifacts/postgresql.log 2>&1 & pg=$$!; \
+	$(BIN)/pytest -q; sqlite=$$?; \
+	wait $$pg; postgresql=$$?; \
+	echo "== PostgreSQL: the tests that touch data, again"; cat test-artifacts/postgresql.log; \
+	exit $$(( sqlite || postgresql ))
 
 # One engine only: `make test-sqlite`, or `make test-postgresql` (the PG_TESTS subset).
 test-sqlite: $(STAMP) system-deps
