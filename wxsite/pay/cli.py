@@ -31,9 +31,12 @@ def refund_command(out_trade_no, amount, request_id):
     Example: flask --app wsgi pay refund WX20261124120000abc --amount 500
     """
     client = _client()
+    db = store.get_db()
+    if request_id is None:  # a repeated request id is the same refund: the store answers it
+        _check_refund(db, out_trade_no, amount)
     try:
         # A CLI has no request: WXSITE_PUBLIC_URL says where notifications go.
-        row = refund(store.get_db(), client, out_trade_no, amount, request_id, notify_url())
+        row = refund(db, client, out_trade_no, amount, request_id, notify_url())
     except RefundError as exc:
         raise click.ClickException(str(exc))
     click.echo(
@@ -45,6 +48,28 @@ def refund_command(out_trade_no, amount, request_id):
             "the merchant balance is short: top it up; `pay reconcile` retries this refund "
             "with the same number",
             err=True,
+        )
+
+
+def _check_refund(db, out_trade_no, amount):
+    """Refuse, in the operator's words, a refund the store would refuse."""
+    if amount is not None and amount == 0:
+        raise click.ClickException("--amount 0: nothing to refund (leave it out to refund all)")
+    if amount is not None and amount < 0:
+        raise click.ClickException(f"--amount {amount}: an amount in fen above 0, e.g. 500")
+    order = store.get_order(db, out_trade_no)
+    if order is None:
+        raise click.ClickException(f"no order {out_trade_no}")
+    if order["state"] not in ("SUCCESS", "REFUND"):
+        raise click.ClickException(f"order {out_trade_no} is {order['state']}, not paid")
+    left = store.refundable(db, out_trade_no)
+    if left <= 0:
+        raise click.ClickException(
+            f"order {out_trade_no} is fully refunded ({yuan(order['amount'])} 元): nothing left"
+        )
+    if amount is not None and amount > left:
+        raise click.ClickException(
+            f"--amount {amount}: only {left} fen ({yuan(left)} 元) of the order are left to refund"
         )
 
 
