@@ -21,7 +21,7 @@ def test_account_create_refuses_short_password_and_duplicates(runner):
     assert runner.invoke(args=["account", "create", "bob"], input="short\n").exit_code == 1
     runner.invoke(args=["account", "create", "bob"], input="long enough password\n")
     again = runner.invoke(args=["account", "create", "BOB"], input="long enough password\n")
-    assert again.exit_code == 1 and "已被使用" in again.output
+    assert again.exit_code == 1 and "username BOB is taken" in again.output, again.output
 
 
 def test_token_shows_status_not_the_token(runner, app, emu):

@@ -10,20 +10,20 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
 class AccountError(ValueError):
-    """A username or password that cannot be used; the message is for people."""
+    """A username or password that cannot be used; the message is for the operator (accounts are made on the command line)."""
 
 
 def create(db, username, password, display_name=None):
     """Create an account and return its id."""
     username = (username or "").strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
-        raise AccountError("用户名需为 1–64 个字符，且不含空格")
+        raise AccountError("a username is 1–64 characters, without spaces")
     if len(password or "") < MIN_PASSWORD:
-        raise AccountError(f"密码至少 {MIN_PASSWORD} 位")
+        raise AccountError(f"a password has at least {MIN_PASSWORD} characters")
     try:
         return store.create_account(db, username, generate_password_hash(password), display_name)
     except store.IntegrityError:
-        raise AccountError(f"用户名 {username} 已被使用") from None
+        raise AccountError(f"username {username} is taken") from None
 
 
 def authenticate(db, username, password):
