@@ -413,3 +413,27 @@ def test_signature_helper_matches_what_the_emulator_checks(db_path, emu, clock):
         w.jsapi_ticket(), config["nonceStr"], config["timestamp"], "http://site.example/share"
     )
     assert config["signature"] == expected and verifies(emu, config)
+
+
+def test_an_ip_whitelist_refusal_stays_with_the_host_that_met_it(db_path, emu, clock):
+    # 40164 names the caller's outbound IP: another host's may be whitelisted. Shared, it
+    # stopped every host's fetches for ERROR_BACKOFF.
+    a, b = worker(db_path, emu, clock), worker(db_path, emu, clock)
+    emu.fault(protocol.STABLE_TOKEN, errcode=protocol.IP_NOT_WHITELISTED, count=1)
+    with pytest.raises(WeChatError) as refused:
+        a.access_token()
+    assert refused.value.errcode == protocol.IP_NOT_WHITELISTED
+    assert stored(db_path, "access_token").error_until == 0  # nothing shared
+    token = b.access_token()  # another host fetches at once
+    assert emu.count(protocol.STABLE_TOKEN) == 2
+    assert a.access_token() == token  # and the refused host serves what it stored
+    # The refused host itself does not ask again within the backoff.
+    other = worker(db_path, emu, clock)
+    other.credentials.forget()
+    emu.fault(protocol.STABLE_TOKEN, errcode=protocol.IP_NOT_WHITELISTED, count=1)
+    with pytest.raises(WeChatError):
+        other.access_token()
+    calls = emu.count(protocol.STABLE_TOKEN)
+    with pytest.raises(WeChatError, match="on this host"):
+        other.access_token()
+    assert emu.count(protocol.STABLE_TOKEN) == calls

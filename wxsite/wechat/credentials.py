@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from . import protocol
 from .errors import WeChatError
 
 log = logging.getLogger("wxsite.wechat")
@@ -39,6 +40,9 @@ REFRESH_RETRY = 30.0
 ERROR_BACKOFF = 60.0
 #: Seconds between two re-fetches of a value pages report WeChat refused (all workers).
 RECHECK_EVERY = 180.0
+#: Failures that belong to the host that met them: 40164 names this host's outbound IP,
+#: which another host's may be in the whitelist. Remembered in this process only.
+HOST_ONLY = frozenset({protocol.IP_NOT_WHITELISTED})
 #: Store row remembering failures of the code exchange (sns/oauth2/access_token).
 CODE_EXCHANGE = "code_exchange"
 #: stable_token's force_refresh: WeChat allows 20 a day, 30 s apart (for a leaked token).
@@ -179,6 +183,7 @@ class CredentialManager:
         self.requires = requires or {}
         self.paths = paths or {}
         self._memory = {}
+        self._host_failures = {}  # kind -> (errcode, until): what HOST_ONLY keeps here
         self._lock = threading.Lock()
         self._owner = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._leases = itertools.count(1)
@@ -336,6 +341,7 @@ class CredentialManager:
         """Raise the lasting failure some worker met on ``kind`` lately, if any."""
         if self.store is None:
             return
+        self._raise_host_failure(kind)
         row = self.store.read(self.appid, kind)
         if row and self.clock() < row.error_until:
             raise self._remembered(kind, row)
@@ -344,7 +350,18 @@ class CredentialManager:
         """Share a failure no retry fixes soon, so that no worker repeats the call for a while."""
         if self.store is not None and exc.lasting:
             until = self.clock() + self.error_backoff
-            self.store.note_failure(self.appid, kind, exc.errcode, until)
+            if exc.errcode in HOST_ONLY:
+                self._host_failures[kind] = (exc.errcode, until)
+            else:
+                self.store.note_failure(self.appid, kind, exc.errcode, until)
+
+    def _raise_host_failure(self, kind, current=None):
+        """Raise (or, with a ``current`` value to serve, skip) this host's own failure."""
+        errcode, until = self._host_failures.get(kind, (None, 0))
+        if self.clock() < until and not current:
+            path = self.paths.get(kind, kind)
+            raise WeChatError(errcode, "failed recently on this host, not retried yet", path)
+        return self.clock() < until
 
     # -- the shared path ----------------------------------------------------------------
 
@@ -356,6 +373,8 @@ class CredentialManager:
             valid = bool(row and row.value and now < row.expires_at)
             if valid and now < row.expires_at - self.refresh_ahead:
                 return self._remember(kind, row)
+            if self._raise_host_failure(kind, row.value if valid else None):
+                return row.value  # this host's refresh failed lately; retried later
             if row and now < row.error_until:
                 if valid:
                     return row.value  # a refresh failed lately; it is retried later
@@ -442,7 +461,11 @@ class CredentialManager:
             until = min(until, current.expires_at)  # once expired, a retry is due at once
         elif not current and not lasting:
             until = 0  # nothing to serve meanwhile: the next request may try again
-        if own or current:
+        if exc.errcode in HOST_ONLY:
+            # Other hosts may be whitelisted: keep the wait here, and let them fetch.
+            self._host_failures[kind] = (exc.errcode, until)
+            self.store.release(self.appid, kind, owner)
+        elif own or current:
             self.store.fail(self.appid, kind, owner, exc.errcode, until)
         else:
             self.store.release(self.appid, kind, owner)
