@@ -8,7 +8,7 @@ See docs/emulator.md.
 from flask import Flask, redirect
 
 from . import wechat_facts as facts
-from . import api, control, hooks, jssdk, oauth, pay, push, pushes, qrcodes, server
+from . import api, control, hooks, jssdk, oauth, pay, persist, push, pushes, qrcodes, server
 from .state import EmulatorState
 from .users import DEFAULT_USERS
 
@@ -52,6 +52,9 @@ DEFAULTS = {
     "EMU_PUSH_RETRIES": push.RETRIES,
     #: Wall-clock seconds between attempts (WeChat's pace is the timeout; tests want less).
     "EMU_PUSH_RETRY_DELAY": push.RETRY_DELAY,
+    #: A file (SQLite) that keeps the state across restarts (see persist.py); None (the
+    #: tests) keeps it in memory only. The CLI uses instance/emulator.sqlite3.
+    "EMU_STATE_FILE": None,
 }
 
 
@@ -77,6 +80,8 @@ def create_emulator(config=None):
         app.config["EMU_PAY_REFUND_STATUS"],
     )
     app.extensions["wxemu.push"] = push.PushState(pushes.configs_from_settings(app))
+    if app.config["EMU_STATE_FILE"]:
+        persist.init_app(app, app.config["EMU_STATE_FILE"])
     hooks.init_app(app)
     for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp, pay.bp, pushes.bp, qrcodes.bp):
         app.register_blueprint(blueprint)
