@@ -56,7 +56,11 @@ def test_a_restart_keeps_tokens_users_media_qr_codes_and_orders(make_emulator, s
     assert info["openid"] == web["openid"]
     refreshed = after.get(
         protocol.SNS_REFRESH_TOKEN,
-        params={"appid": APPID, "grant_type": "refresh_token", "refresh_token": web["refresh_token"]},
+        params={
+            "appid": APPID,
+            "grant_type": "refresh_token",
+            "refresh_token": web["refresh_token"],
+        },
     ).json()
     assert refreshed["openid"] == web["openid"]
     got = after.get(protocol.MEDIA_GET, params={"access_token": token, "media_id": media_id})

@@ -83,6 +83,8 @@ class StateFile:
     def __init__(self, path):
         self.path = path
         self.lock = threading.Lock()
+        #: True when the file holds an earlier run's state (of this version).
+        self.existed = False
         #: True when an earlier run's tokens or tickets were read back (so a site that
         #: kept them may go on using them).
         self.restored = False
@@ -170,10 +172,7 @@ class StateFile:
                 self.db.executemany("delete from items where space = ? and key = ?", gone)
                 self.db.executemany(
                     "insert or replace into media (media_id, meta, data, speex) values (?, ?, ?, ?)",
-                    [
-                        (m.media_id, _dump(self._media_meta(m)), m.data, m.speex)
-                        for m in new_media
-                    ],
+                    [(m.media_id, _dump(self._media_meta(m)), m.data, m.speex) for m in new_media],
                 )
                 self.db.executemany(
                     "delete from media where media_id = ?", [(i,) for i in gone_media]
@@ -209,6 +208,7 @@ class StateFile:
                 self.db.execute("delete from items")
                 self.db.execute("delete from media")
                 rows, media = [], []
+            self.existed = version is not None and version[0] == str(VERSION)
             self.db.execute(
                 "insert or replace into meta (name, value) values ('version', ?)", (str(VERSION),)
             )
@@ -223,6 +223,7 @@ class StateFile:
             emu.reset()
             pay.reset()
             push.reset()
+            self.existed = False
             with self.lock, self.db:
                 self.db.execute("delete from items")
                 self.db.execute("delete from media")
@@ -254,13 +255,12 @@ class StateFile:
             for appid, row in spaces.get("stable", {}).items()
         }
         emu.tickets = {
-            appid: [_credential(t) for t in rows] for appid, rows in spaces.get("ticket", {}).items()
+            appid: [_credential(t) for t in rows]
+            for appid, rows in spaces.get("ticket", {}).items()
         }
         emu.codes = {k: Code(**v) for k, v in spaces.get("code", {}).items()}
         emu.web_tokens = {k: WebGrant(**v) for k, v in spaces.get("web_token", {}).items()}
-        emu.refresh_tokens = {
-            k: WebGrant(**v) for k, v in spaces.get("refresh_token", {}).items()
-        }
+        emu.refresh_tokens = {k: WebGrant(**v) for k, v in spaces.get("refresh_token", {}).items()}
         if "follows" in spaces:
             emu.follows = {
                 user: {a: int(t) for a, t in follows.items()}
