@@ -1,6 +1,8 @@
 """The emulator's state file: a restart keeps what WeChat would remember; reset forgets it."""
 
+import json
 import os
+import re
 import sqlite3
 
 import pytest
@@ -89,7 +91,8 @@ def test_reset_forgets_the_file_too(make_emulator, state_path):
     token = before.token()
     before.control.reset()
     after = restart(make_emulator, before, state_path)
-    assert not after.running.app.extensions["wxemu.file"].restored
+    state_file = after.running.app.extensions["wxemu.file"]
+    assert state_file.existed and not state_file.restored
     body = after.get(protocol.TICKET, params={"access_token": token, "type": "jsapi"}).json()
     assert body["errcode"] == protocol.INVALID_CREDENTIAL
 
@@ -154,3 +157,43 @@ def test_without_a_file_nothing_is_written(tmp_path, monkeypatch):
         query_string={"grant_type": "client_credential", "appid": APPID, "secret": SECRET},
     )
     assert os.listdir(tmp_path) == []
+
+
+def test_the_sites_order_survives_an_emulator_restart(tmp_path, phone):
+    """Issue 17's walk: order on the site, restart the emulator, pay, refund, /orders."""
+    import requests
+
+    from support import LiveServer, csrf_token, site_config, wechat_login
+    from wxsite import create_app
+    from wxsite.emulator.server import start
+
+    path = str(tmp_path / "emulator.sqlite3")
+    emulator = start(create_emulator({"EMU_STATE_FILE": path}), quiet=True)
+    port = emulator.port
+    app = create_app(site_config(tmp_path, emulator))
+    live = LiveServer(app)
+    try:
+        assert wechat_login(phone, live).status_code == 200
+        page = phone.get(live.url("/pay/"))
+        order = phone.post(
+            live.url("/pay/orders"), data={"csrf_token": csrf_token(page.text), "product": "tea"}
+        )
+        assert order.status_code == 200, order.text[:300]
+        no = order.url.rstrip("/").split("/")[-1]
+        params = json.loads(re.search(r'id="pay-params">(.*?)</script>', order.text).group(1))
+
+        emulator.shutdown()
+        emulator.app.extensions["wxemu.file"].close()
+        emulator = start(create_emulator({"EMU_STATE_FILE": path}), port=port, quiet=True)
+
+        paid = requests.post(emulator.base_url + "/_emu/pay/confirm", json=params).json()
+        assert paid == {"ok": True, "errMsg": "chooseWXPay:ok"}
+        status = phone.get(live.url(f"/pay/orders/{no}/status")).json()
+        assert status["state"] == "SUCCESS"
+        refund = app.test_cli_runner().invoke(args=["pay", "refund", no])
+        assert refund.exit_code == 0 and "SUCCESS" in refund.output, refund.output
+        orders = phone.get(live.url("/orders")).text
+        assert "已退款" in orders and "失败" not in orders
+    finally:
+        live.shutdown()
+        emulator.shutdown()
