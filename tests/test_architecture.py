@@ -23,7 +23,7 @@ ROOT = pathlib.Path(wxsite.__file__).parent
 #: What the client package may not import (besides the rest of wxsite).
 WEB_FRAMEWORK = ("flask", "flask_login", "flask_wtf", "werkzeug", "jinja2", "itsdangerous")
 #: Third-party packages the emulator may use: serving, Pay/push crypto, QR images.
-EMULATOR_THIRD_PARTY = {"flask", "werkzeug", "jinja2", "cryptography", "segno"}
+EMULATOR_THIRD_PARTY = {"flask", "werkzeug", "cryptography", "segno"}
 
 
 def _module_name(path, root):
