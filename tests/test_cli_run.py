@@ -123,6 +123,14 @@ def test_run_says_which_variable_moves_a_busy_site_port(runner, listener, no_ser
     assert f"wx run --port {listener + 1}" in result.output
 
 
+def test_a_busy_site_port_never_suggests_the_emulators(tmp_path, emu, listener, no_serving):
+    emulator_url = f"http://127.0.0.1:{listener + 1}"
+    app = create_app(site_config(tmp_path, emu, WXSITE_EMULATOR_URL=emulator_url))
+    result = app.test_cli_runner().invoke(args=["wx", "run", "--port", str(listener)])
+    assert result.exit_code == 1
+    assert f"PORT={listener + 2} make run" in result.output
+
+
 def test_emulator_listens_where_the_site_looks_and_names_its_state(
     runner, app, emu, no_serving, tmp_path
 ):

@@ -138,9 +138,12 @@ def run_command(host, port, state, reset):
 
     app = current_app._get_current_object()
     if _port_in_use(host, port):
+        other = port + 1
+        if app.config["WX_EMULATOR"] and other == _emulator_address(app)[1]:
+            other += 1  # not the emulator's (5000 + 1 is its default)
         raise click.ClickException(
             f"port {port} (the site's) is in use: stop what runs there, or pick another: "
-            f"PORT={port + 1} make run (or flask --app wsgi wx run --port {port + 1})"
+            f"PORT={other} make run (or flask --app wsgi wx run --port {other})"
         )
     if app.config["WX_EMULATOR"]:
         from .emulator.server import start
