@@ -171,34 +171,3 @@ def test_doctor_explains_40001_as_a_wrong_secret(runner, emu):
     result = runner.invoke(args=["wx", "doctor"])
     assert result.exit_code == 1
     assert "FAIL  access_token: errcode 40001: WX_SECRET is wrong" in result.output
-
-
-def test_run_drops_the_credentials_the_previous_emulator_issued(runner, app, emu, monkeypatch):
-    from types import SimpleNamespace
-
-    import werkzeug.serving
-
-    from wxsite import wx
-    from wxsite.emulator import server
-
-    with app.app_context():
-        wx.client().jsapi_ticket()  # issued by "yesterday's" emulator
-    assert _stored(app, "jsapi_ticket").value
-    started = []
-
-    def start(emulator, host, port, quiet=False):
-        started.append((host, port))
-        return SimpleNamespace(base_url=f"http://{host}:{port}")
-
-    monkeypatch.setattr(server, "start", start)
-    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: None)
-    result = runner.invoke(args=["wx", "run", "--port", "0"])
-    assert result.exit_code == 0, result.output
-    assert started, "the emulator was not started"
-    assert "dropped the stored access_token and jsapi_ticket" in result.output
-    for kind in ("access_token", "jsapi_ticket"):
-        row = _stored(app, kind)
-        assert row is None or row.value is None
-    with app.app_context():
-        assert wx.client().jsapi_ticket()  # fetched from the new emulator
-    assert emu.count(protocol.TICKET) == 2

@@ -1,8 +1,12 @@
 """``flask wx …`` and ``flask account …``: thin click commands over the library."""
 
+import errno
 import hashlib
 import logging
+import os
+import socket
 import sys
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app
@@ -23,53 +27,144 @@ db_cli = AppGroup(
 wx_cli.add_command(db_cli)
 
 
-@wx_cli.command("emulator")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5001, show_default=True, type=int)
-def emulator_command(host, port):
-    """Run the WeChat emulator alone.
+def _emulator_address(app):
+    """Return (host, port, url) of WXSITE_EMULATOR_URL, where the site expects the emulator."""
+    url = app.config["WXSITE_EMULATOR_URL"].rstrip("/")
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 80, url
 
-    Example: flask --app wsgi wx emulator --port 5001
+
+def _port_in_use(host, port):
+    """Tell whether *port* on *host* is taken (something already listens there)."""
+    if not port:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _state_path(app, state):
+    """Return the emulator's state file (None: in memory), default instance/emulator.sqlite3."""
+    if state == ":memory:":
+        return None
+    return state or os.path.join(app.instance_path, EMULATOR_STATE_FILE)
+
+
+def _shown(path):
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def _make_emulator(app, state, reset, config=None):
+    """Create the emulator on its state file and say where that is.
+
+    Return (emulator, whether it still knows tokens or tickets issued before the restart).
+    """
+    from .emulator import create_emulator, persist
+
+    path = _state_path(app, state)
+    if path and reset:
+        persist.remove(path)
+    emulator = create_emulator({**(config or {}), "EMU_STATE_FILE": path})
+    if path is None:
+        click.echo("emulator state: in memory only (forgotten when it stops)")
+        return emulator, False
+    state_file = emulator.extensions["wxemu.file"]
+    how = "kept from the last run" if state_file.existed else "new"
+    click.echo(f"emulator state: {_shown(path)} ({how}; --reset starts clean)")
+    return emulator, state_file.restored
+
+
+EMULATOR_STATE_FILE = "emulator.sqlite3"
+_STATE_HELP = (
+    "File that keeps the emulator's users, tokens, media and orders across restarts "
+    "[default: instance/emulator.sqlite3]; ':memory:' keeps nothing."
+)
+
+
+@wx_cli.command("emulator")
+@click.option("--host", default=None, help="[default: the host of WXSITE_EMULATOR_URL]")
+@click.option(
+    "--port", default=None, type=int, help="[default: the port of WXSITE_EMULATOR_URL, 5001]"
+)
+@click.option("--state", default=None, metavar="FILE", help=_STATE_HELP)
+@click.option("--reset", is_flag=True, help="Forget the kept state and start clean.")
+def emulator_command(host, port, state, reset):
+    """Run the WeChat emulator alone (where WXSITE_EMULATOR_URL says the site finds it).
+
+    Example: flask --app wsgi wx emulator --reset
     """
     from werkzeug.serving import run_simple
 
-    from .emulator import create_emulator
-
+    app = current_app._get_current_object()
+    expected_host, expected_port, expected = _emulator_address(app)
+    host = host or expected_host
+    port = expected_port if port is None else port
+    if _port_in_use(host, port):
+        raise click.ClickException(
+            f"port {port} is in use: is an emulator already running there (make run starts "
+            f"one too)? Stop it, or start this one on another port with --port {port + 1} "
+            f"and give the site the same address: WXSITE_EMULATOR_URL=http://{host}:{port + 1}"
+        )
+    emulator, _ = _make_emulator(app, state, reset)
     click.echo(f"WeChat emulator on http://{host}:{port}/")
-    run_simple(host, port, create_emulator(), threaded=True, use_reloader=False)
+    if (host, port) != (expected_host, expected_port):
+        click.echo(
+            f"the site looks for it at {expected}: start the site with "
+            f"WXSITE_EMULATOR_URL=http://{host}:{port}"
+        )
+    run_simple(host, port, emulator, threaded=True, use_reloader=False)
 
 
 @wx_cli.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def run_command(host, port):
+@click.option("--state", default=None, metavar="FILE", help=_STATE_HELP)
+@click.option("--reset", is_flag=True, help="Start the emulator with a clean state.")
+def run_command(host, port, state, reset):
     """Run the site for development, with the emulator beside it in emulator mode.
+
+    The site's port is --port (make run: PORT=5002 make run); the emulator's address is
+    WXSITE_EMULATOR_URL (default http://127.0.0.1:5001).
 
     Example: flask --app wsgi wx run --port 5000
     """
-    from urllib.parse import urlsplit
-
     from werkzeug.serving import run_simple
 
     app = current_app._get_current_object()
+    if _port_in_use(host, port):
+        other = port + 1
+        if app.config["WX_EMULATOR"] and other == _emulator_address(app)[1]:
+            other += 1  # not the emulator's (5000 + 1 is its default)
+        raise click.ClickException(
+            f"port {port} (the site's) is in use: stop what runs there, or pick another: "
+            f"PORT={other} make run (or flask --app wsgi wx run --port {other})"
+        )
     if app.config["WX_EMULATOR"]:
-        from .emulator import create_emulator
         from .emulator.server import start
 
-        emu = urlsplit(app.config["WXSITE_EMULATOR_URL"])
-        running = start(
-            create_emulator(_emulator_push(app, host, port)),
-            emu.hostname,
-            emu.port or 80,
-            quiet=True,
-        )
+        emu_host, emu_port, emu_url = _emulator_address(app)
+        if _port_in_use(emu_host, emu_port):
+            raise click.ClickException(
+                f"port {emu_port} (the emulator's, from WXSITE_EMULATOR_URL={emu_url}) is in "
+                "use: is another make run or wx emulator running? Stop it, or move the "
+                f"emulator: WXSITE_EMULATOR_URL=http://{emu_host}:{emu_port + 1} make run"
+            )
+        emulator, kept = _make_emulator(app, state, reset, _emulator_push(app, host, port))
+        running = start(emulator, emu_host, emu_port, quiet=True)
         click.echo(f"WeChat emulator on {running.base_url}/ (no WX_APPID configured)")
-        # A new emulator knows none of the tokens and tickets the last one issued; kept,
-        # they would make every JS-SDK page fail its signature until they expire.
-        wx.client().credentials.forget()
-        click.echo(
-            "dropped the stored access_token and jsapi_ticket (a new emulator issues new ones)"
-        )
+        if not kept:
+            # A new emulator knows none of the tokens and tickets the last one issued; kept,
+            # they would make every JS-SDK page fail its signature until they expire.
+            wx.client().credentials.forget()
+            click.echo(
+                "dropped the stored access_token and jsapi_ticket (a new emulator issues new ones)"
+            )
     click.echo(f"wxsite on http://{host}:{port}/")
     # werkzeug's access lines carry query strings (?code=…&state=…); wxsite logs its own.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -89,6 +184,37 @@ def _emulator_push(app, host, port):
     }
     click.echo(f"the emulator pushes follow events to {target['url']} ({target['mode']} mode)")
     return {"EMU_PUSH": {cfg["WX_APPID"]: target}}
+
+
+def warn_if_plain_run_has_no_emulator(app):
+    """``flask run`` (not ``wx run``) in emulator mode: say once if no emulator answers.
+
+    ``wx run`` starts the emulator itself; plain ``flask run`` does not, and login would
+    send the browser to a port where nothing listens.
+    """
+    from flask.cli import run_command as flask_run
+    from flask.helpers import get_debug_flag
+    from werkzeug.serving import is_running_from_reloader
+
+    context = click.get_current_context(silent=True)
+    if context is None or context.command is not flask_run or not app.config["WX_EMULATOR"]:
+        return
+    reload = context.params.get("reload")
+    if (get_debug_flag() if reload is None else reload) and not is_running_from_reloader():
+        return  # the reloader's child process serves, and warns
+    from .errors import listening
+
+    url = app.config["WX_OPEN_BASE"]
+    if listening(url):
+        return
+    click.secho(
+        f"warning: emulator mode (no WX_APPID) but nothing answers at {url} "
+        "(WXSITE_EMULATOR_URL): login would redirect to a dead port. Start the emulator "
+        "in another terminal: flask --app wsgi wx emulator — or run both with make run "
+        "(flask --app wsgi wx run).",
+        err=True,
+        fg="yellow",
+    )
 
 
 @wx_cli.command("token")
@@ -232,6 +358,7 @@ def db_copy(target):
 
 def init_app(app):
     """Add the command groups to ``app.cli``."""
+    warn_if_plain_run_has_no_emulator(app)
     app.cli.add_command(wx_cli)
     app.cli.add_command(account_cli)
     from .pay.cli import pay_cli

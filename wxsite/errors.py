@@ -1,8 +1,10 @@
 """App-wide error pages and JSON errors: a clear Chinese-first answer, never a traceback."""
 
 import logging
+import socket
+from urllib.parse import urlsplit
 
-from flask import jsonify, render_template, request
+from flask import current_app, has_app_context, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -56,7 +58,30 @@ def wechat_failure(exc):
         return 503, "服务配置错误", "网站的微信配置有误，请联系管理员。"
     if exc.errcode == protocol.QUOTA_REACHED:
         return 503, "服务繁忙", "微信接口调用次数已达上限，请稍后再试。"
+    if exc.unavailable and has_app_context() and current_app.config.get("WX_EMULATOR"):
+        url = current_app.config["WXSITE_EMULATOR_URL"]
+        if not listening(url):
+            return 503, "微信服务暂时不可用", EMULATOR_DOWN.format(url=url)
     return 503, "微信服务暂时不可用", "请稍后重试。"
+
+
+#: Emulator mode, and no emulator answers: what the developer reading the page must do.
+EMULATOR_DOWN = (
+    "模拟器没有运行（WXSITE_EMULATOR_URL={url} 没有响应）。"
+    "请在另一个终端运行 flask --app wsgi wx emulator，"
+    "或用 make run 同时启动网站和模拟器，然后重试。"
+)
+
+
+def listening(url, timeout=0.5):
+    """Tell whether something accepts connections at *url*'s host and port."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def init_app(app):

@@ -172,9 +172,11 @@ def test_the_emulator_run_alone_logs_no_secrets(tmp_path):
         WXSITE_UPLOADS=str(tmp_path / "uploads"),
     )
     flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    state = str(tmp_path / "emulator.sqlite3")
     log = open(tmp_path / "emulator.log", "wb")
     proc = subprocess.Popen(
-        [flask, "--app", "wsgi", "wx", "emulator", "--port", str(port)],
+        # Its state file in the temp dir: the default is the checkout's instance/ folder.
+        [flask, "--app", "wsgi", "wx", "emulator", "--port", str(port), "--state", state],
         cwd=root,
         env=env,
         stdout=log,
@@ -202,3 +204,5 @@ def test_the_emulator_run_alone_logs_no_secrets(tmp_path):
     output = (tmp_path / "emulator.log").read_text(errors="replace")
     assert protocol.TOKEN in output and protocol.TICKET in output, output
     assert SECRET not in output and access_token not in output, output
+    assert f"emulator state: {state} (new; --reset starts clean)" in output
+    assert os.path.exists(state)  # and not the checkout's instance/emulator.sqlite3

@@ -2,6 +2,7 @@
 
 import pytest
 
+from wxsite.emulator import wechat_facts as facts
 from wxsite.wechat import protocol
 
 from .conftest import APPID, APPID_2, SECRET, SECRET_2
@@ -52,7 +53,7 @@ def test_classic_token_shape(emulator):
     ],
 )
 def test_classic_token_errors(emulator, kwargs, errcode):
-    assert classic(emulator, **kwargs) == {"errcode": errcode, "errmsg": protocol.ERRMSG[errcode]}
+    assert classic(emulator, **kwargs) == {"errcode": errcode, "errmsg": facts.ERRMSG[errcode]}
 
 
 def test_new_classic_token_invalidates_previous_after_grace(emulator):

@@ -68,7 +68,7 @@ def test_upload_errors(emulator, params, errcode):
 def test_upload_without_media_field(emulator):
     params = {"access_token": emulator.token(), "type": "image"}
     r = emulator.post(protocol.MEDIA_UPLOAD, params=params, files={"other": ("a", JPEG)})
-    assert r.json()["errcode"] == protocol.MISSING_MEDIA_ID
+    assert r.json()["errcode"] == 41005  # 缺少多媒体文件数据 (media data missing)
 
 
 @pytest.mark.parametrize("media_id", ["unknown-id", ""])

@@ -2,6 +2,7 @@
 
 import pytest
 
+from wxsite.emulator import wechat_facts as facts
 from wxsite.wechat import protocol
 
 from .conftest import APPID, APPID_2, SECRET, SECRET_2
@@ -75,7 +76,7 @@ def test_code_exchange_errors(emulator, kwargs, errcode):
     args = {"code": emulator.login()}
     args.update(kwargs)
     body = exchange(emulator, **args)
-    assert body == {"errcode": errcode, "errmsg": protocol.ERRMSG[errcode]}
+    assert body == {"errcode": errcode, "errmsg": facts.ERRMSG[errcode]}
 
 
 def test_wrong_secret_does_not_spend_the_code(emulator):

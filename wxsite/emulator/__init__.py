@@ -1,38 +1,38 @@
 """The WeChat emulator: a stand-in for WeChat's authorization, API and JS-SDK hosts.
 
-It is its own WSGI app and imports nothing from the site but the shared protocol
-constants (``wxsite.wechat.protocol``). See docs/emulator.md.
+It is its own WSGI app and imports nothing from the site, not even its protocol
+constants: WeChat's paths and errcodes are written down in :mod:`.wechat_facts`.
+See docs/emulator.md.
 """
 
 from flask import Flask, redirect
 
-from wxsite.wechat import protocol
-
-from . import api, control, hooks, jssdk, oauth, pay, push, pushes, qrcodes, server
+from . import wechat_facts as facts
+from . import api, control, hooks, jssdk, oauth, pay, persist, push, pushes, qrcodes, server
 from .state import EmulatorState
 from .users import DEFAULT_USERS
 
 #: Every setting the emulator reads, with its default.
 DEFAULTS = {
     #: appid -> secret of the Official Accounts it emulates (one Open Platform account).
-    "EMU_ACCOUNTS": protocol.EMULATOR_ACCOUNTS,
+    "EMU_ACCOUNTS": facts.EMULATOR_ACCOUNTS,
     #: appid -> display name on the authorization page.
     "EMU_ACCOUNT_NAMES": {
-        protocol.EMULATOR_APPID: "模拟公众号",
-        protocol.EMULATOR_APPID_2: "模拟公众号二",
+        facts.EMULATOR_APPID: "模拟公众号",
+        facts.EMULATOR_APPID_2: "模拟公众号二",
     },
     #: Hosts (host or host:port) redirect_uri may point at; None allows any.
     "EMU_AUTH_DOMAINS": None,
     #: Hosts (host or host:port) wx.config may be called from; None allows any.
     "EMU_JS_DOMAINS": None,
     #: Seconds a superseded classic token / force-refreshed stable token / ticket still works.
-    "EMU_CLASSIC_GRACE": protocol.CLASSIC_TOKEN_GRACE,
+    "EMU_CLASSIC_GRACE": facts.CLASSIC_TOKEN_GRACE,
     #: Issue this jsapi_ticket instead of random ones (for signature tests).
     "EMU_FIXED_TICKET": None,
     #: Base of absolute URLs it hands out (headimgurl); None uses the request's host.
     "EMU_PUBLIC_URL": None,
     #: The fake merchant's APIv3 key (notifications are encrypted with it).
-    "EMU_PAY_APIV3_KEY": protocol.EMULATOR_APIV3_KEY,
+    "EMU_PAY_APIV3_KEY": facts.EMULATOR_APIV3_KEY,
     #: Who signs Pay answers/notifications: public_key, certificate, or both (at random).
     "EMU_PAY_SIGNER": "public_key",
     #: What a new refund answers: SUCCESS at once, or PROCESSING until moved.
@@ -52,6 +52,9 @@ DEFAULTS = {
     "EMU_PUSH_RETRIES": push.RETRIES,
     #: Wall-clock seconds between attempts (WeChat's pace is the timeout; tests want less).
     "EMU_PUSH_RETRY_DELAY": push.RETRY_DELAY,
+    #: A file (SQLite) that keeps the state across restarts (see persist.py); None (the
+    #: tests) keeps it in memory only. The CLI uses instance/emulator.sqlite3.
+    "EMU_STATE_FILE": None,
 }
 
 
@@ -77,6 +80,8 @@ def create_emulator(config=None):
         app.config["EMU_PAY_REFUND_STATUS"],
     )
     app.extensions["wxemu.push"] = push.PushState(pushes.configs_from_settings(app))
+    if app.config["EMU_STATE_FILE"]:
+        persist.init_app(app, app.config["EMU_STATE_FILE"])
     hooks.init_app(app)
     for blueprint in (oauth.bp, api.bp, jssdk.bp, control.bp, pay.bp, pushes.bp, qrcodes.bp):
         app.register_blueprint(blueprint)

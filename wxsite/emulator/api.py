@@ -4,8 +4,7 @@ import weakref
 
 from flask import Blueprint, Response, request
 
-from wxsite.wechat import protocol
-
+from . import wechat_facts as facts
 from . import media as media_bytes
 from .state import DATA_FORMAT_ERROR, INVALID_ARGS, ApiError
 from .web import external_url, state, wx_json
@@ -26,21 +25,21 @@ def _web_token_body(grant, refresh):
     emu = state()
     return {
         "access_token": grant.value,
-        "expires_in": protocol.TOKEN_LIFETIME,
+        "expires_in": facts.TOKEN_LIFETIME,
         "refresh_token": refresh.value,
         "openid": emu.grant_openid(grant),
         "scope": grant.scope,
     }
 
 
-@bp.get(protocol.SNS_ACCESS_TOKEN)
+@bp.get(facts.SNS_ACCESS_TOKEN)
 def sns_access_token():
     """Exchange an authorization code for a web access_token."""
     args = request.args
     emu = state()
     emu.check_app(args.get("appid"), args.get("secret"), check_secret=True)
     if args.get("grant_type") != "authorization_code":
-        raise ApiError(protocol.INVALID_GRANT_TYPE)
+        raise ApiError(facts.INVALID_GRANT_TYPE)
     grant, refresh = emu.exchange_code(args["appid"], args.get("code"))
     body = _web_token_body(grant, refresh)
     unionid = emu.grant_unionid(grant)
@@ -50,25 +49,25 @@ def sns_access_token():
     return wx_json(body)
 
 
-@bp.get(protocol.SNS_REFRESH_TOKEN)
+@bp.get(facts.SNS_REFRESH_TOKEN)
 def sns_refresh_token():
     """Issue a new web access_token for a refresh_token (the old one keeps working)."""
     args = request.args
     emu = state()
     emu.check_app(args.get("appid"))
     if args.get("grant_type") != "refresh_token":
-        raise ApiError(protocol.INVALID_GRANT_TYPE)
+        raise ApiError(facts.INVALID_GRANT_TYPE)
     grant, refresh = emu.refresh_web_token(args["appid"], args.get("refresh_token"))
     return wx_json(_web_token_body(grant, refresh))
 
 
-@bp.get(protocol.SNS_USERINFO)
+@bp.get(facts.SNS_USERINFO)
 def sns_userinfo():
     """Return the profile of the user a snsapi_userinfo web token speaks for."""
     emu = state()
     grant = emu.web_grant(request.args.get("access_token"), request.args.get("openid"))
-    if grant.scope != protocol.SCOPE_USERINFO:
-        raise ApiError(protocol.API_UNAUTHORIZED)
+    if grant.scope != facts.SCOPE_USERINFO:
+        raise ApiError(facts.API_UNAUTHORIZED)
     user = emu.users[grant.user]
     if grant.snapshot:
         # The snapshot page's virtual account: WeChat's placeholder name and grey avatar.
@@ -92,7 +91,7 @@ def sns_userinfo():
     return wx_json(body)
 
 
-@bp.get(protocol.SNS_AUTH)
+@bp.get(facts.SNS_AUTH)
 def sns_auth():
     """Tell whether a web access_token is valid for an openid."""
     state().web_grant(request.args.get("access_token"), request.args.get("openid"))
@@ -102,19 +101,19 @@ def sns_auth():
 # -- global credentials ----------------------------------------------------------------
 
 
-@bp.get(protocol.TOKEN)
+@bp.get(facts.TOKEN)
 def token():
     """Issue a classic global access_token (earlier ones die after the grace)."""
     args = request.args
     emu = state()
     if args.get("grant_type") != "client_credential":
-        raise ApiError(protocol.INVALID_GRANT_TYPE)
+        raise ApiError(facts.INVALID_GRANT_TYPE)
     emu.check_app(args.get("appid"), args.get("secret"), check_secret=True)
     value, expires_in = emu.classic_token(args["appid"])
     return wx_json({"access_token": value, "expires_in": expires_in})
 
 
-@bp.post(protocol.STABLE_TOKEN)
+@bp.post(facts.STABLE_TOKEN)
 def stable_token():
     """Return the stable global access_token, refreshing it when asked or needed."""
     data = request.get_json(force=True, silent=True)
@@ -122,7 +121,7 @@ def stable_token():
         raise ApiError(DATA_FORMAT_ERROR)
     emu = state()
     if data.get("grant_type") != "client_credential":
-        raise ApiError(protocol.INVALID_GRANT_TYPE)
+        raise ApiError(facts.INVALID_GRANT_TYPE)
     emu.check_app(data.get("appid"), data.get("secret"), check_secret=True)
     force = data.get("force_refresh", False)
     if not isinstance(force, bool):
@@ -142,7 +141,7 @@ FORCE_REFRESH_SPACING = 30
 _CHINA = 8 * 3600
 # The documented errcodes of stable_token for its two limits; WeChat's docs name no
 # force-specific one (docs/emulator.md says where these come from).
-_DAILY_LIMIT = (protocol.QUOTA_REACHED, "reach max api daily quota limit")
+_DAILY_LIMIT = (facts.QUOTA_REACHED, "reach max api daily quota limit")
 _TOO_FREQUENT = (45011, "api minute-quota reach limit mustslower retry next minute")
 #: Each emulator's force_refresh history: (its stable dict, {appid: [times]}). Kept here
 #: rather than in EmulatorState; a reset replaces ``emu.stable``, which starts a new one.
@@ -166,7 +165,7 @@ def _spend_force_refresh(emu, appid):
     times.append(now)
 
 
-@bp.get(protocol.TICKET)
+@bp.get(facts.TICKET)
 def ticket():
     """Issue a jsapi_ticket (earlier tickets keep verifying for the grace)."""
     emu = state()
@@ -177,7 +176,7 @@ def ticket():
     return wx_json({"errcode": 0, "errmsg": "ok", "ticket": value, "expires_in": expires_in})
 
 
-@bp.get(protocol.USER_INFO)
+@bp.get(facts.USER_INFO)
 def user_info():
     """Return what the global API tells about a user: little unless they follow."""
     emu = state()
@@ -228,17 +227,17 @@ def store_upload(kind, data, content_type, appid=None, duration_ms=None, speex=N
     return state().add_media(kind, data, content_type, appid, duration_ms or 0, speex)
 
 
-@bp.post(protocol.MEDIA_UPLOAD)
+@bp.post(facts.MEDIA_UPLOAD)
 def media_upload():
     """Keep a multipart ``media`` upload as temporary media."""
     emu = state()
     appid = emu.token_appid(request.args.get("access_token"))
     kind = request.args.get("type")
     if kind not in _MEDIA_TYPES:
-        raise ApiError(protocol.INVALID_MEDIA_TYPE)
+        raise ApiError(facts.INVALID_MEDIA_TYPE)
     upload = request.files.get("media")
     if upload is None:
-        raise ApiError(protocol.MISSING_MEDIA_ID, "media data missing")
+        raise ApiError(facts.MISSING_MEDIA_DATA)
     media_id, created_at = store_upload(kind, upload.read(), upload.mimetype, appid)
     return wx_json({"type": kind, "media_id": media_id, "created_at": int(created_at)})
 
@@ -265,7 +264,7 @@ def media_response(media_id, data, content_type):
     )
 
 
-@bp.get(protocol.MEDIA_GET)
+@bp.get(facts.MEDIA_GET)
 def media_get():
     """Download temporary media by media_id."""
     emu = state()
@@ -274,14 +273,14 @@ def media_get():
     return media_response(item.media_id, item.data, item.content_type)
 
 
-@bp.get(protocol.MEDIA_GET_JSSDK)
+@bp.get(facts.MEDIA_GET_JSSDK)
 def media_get_jssdk():
     """Download a JS-SDK voice as "high quality" speex (given, made-up real, or stand-in)."""
     emu = state()
     appid = emu.token_appid(request.args.get("access_token"))
     item = emu.get_media(request.args.get("media_id"), appid)
     if item.kind != "voice":
-        raise ApiError(protocol.INVALID_MEDIA_ID)
+        raise ApiError(facts.INVALID_MEDIA_ID)
     if item.speex is not None:
         data = item.speex
     elif emu.real_speex:

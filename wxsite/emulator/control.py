@@ -13,7 +13,6 @@ from flask import (
     url_for,
 )
 
-from wxsite.wechat import protocol
 
 from . import media as media_bytes
 from . import pushes, qrcodes
@@ -324,7 +323,6 @@ def index():
         avatars={u: external_url("control.avatar", key=u) for u in emu.users},
         jssdk_url=external_url("jssdk.script"),
         paths=FAULT_PATHS,
-        protocol=protocol,
         qrcodes=codes,
         deliveries=pushes.push_state().describe_deliveries()[-10:][::-1],
         notice=request.args.get("notice"),

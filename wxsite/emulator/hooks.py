@@ -5,8 +5,7 @@ import time
 from flask import Response, g, request
 from werkzeug.http import HTTP_STATUS_CODES
 
-from wxsite.wechat import protocol
-
+from . import wechat_facts as facts
 from .state import FAULT_PATHS, ApiError
 from .web import state, wx_json
 
@@ -119,7 +118,7 @@ def _dripped(pieces, piece_size, every):
 def add_cors(response):
     """Let the site's pages (another origin) use the fake JS-SDK's endpoints."""
     path = request.path
-    if path == protocol.EMULATOR_JSSDK_PATH or path.startswith(_CORS_PREFIXES):
+    if path == facts.EMULATOR_JSSDK_PATH or path.startswith(_CORS_PREFIXES):
         headers = response.headers
         headers["Access-Control-Allow-Origin"] = "*"
         headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"

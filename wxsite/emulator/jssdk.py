@@ -4,8 +4,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, request
 
-from wxsite.wechat import protocol
-
+from . import wechat_facts as facts
 from .api import media_response, store_upload
 from .state import ApiError, voice_media
 from .web import bad_request, request_json, state, wx_json
@@ -16,7 +15,7 @@ bp = Blueprint("jssdk", __name__)
 SCRIPT = "jweixin-1.6.0.js"
 
 
-@bp.get(protocol.EMULATOR_JSSDK_PATH)
+@bp.get(facts.EMULATOR_JSSDK_PATH)
 def script():
     """Serve the fake JS-SDK where pages expect jweixin-1.6.0.js."""
     response = current_app.send_static_file(SCRIPT)
@@ -64,7 +63,7 @@ def upload():
     kind = request.form.get("kind", "image")
     appid = request.form.get("appId") or None
     if appid is not None and appid not in state().accounts:
-        return wx_json(ApiError(protocol.INVALID_APPID).body())
+        return wx_json(ApiError(facts.INVALID_APPID).body())
     upload = request.files.get("file")
     if kind == "image":
         if upload is None:

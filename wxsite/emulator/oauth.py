@@ -6,8 +6,7 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request
 
-from wxsite.wechat import protocol
-
+from . import wechat_facts as facts
 from .web import external_url, state
 
 bp = Blueprint("oauth", __name__)
@@ -126,13 +125,13 @@ def check_values(
         raise AuthLinkError("response_type 参数错误", "response_type must be code")
     if not scope:
         raise AuthLinkError("scope 不能为空", "scope is missing", 10010)
-    if scope not in protocol.SCOPES:
+    if scope not in facts.SCOPES:
         raise AuthLinkError(
             "scope 参数错误或没有 scope 权限",
             f"invalid scope {scope!r} (snsapi_base or snsapi_userinfo)",
             10005,
         )
-    if state is not None and not re.fullmatch(protocol.STATE_PATTERN, state):
+    if state is not None and not re.fullmatch(facts.STATE_PATTERN, state):
         raise AuthLinkError("state 参数错误", "state must be 1 to 128 letters or digits")
     if connect_redirect not in (None, "1"):
         raise AuthLinkError("connect_redirect 参数错误", "connect_redirect must be 1")
@@ -181,7 +180,7 @@ def _user_rows(appid):
 
 def _approve(auth, user, snapshot=False):
     emu = state()
-    if auth.scope == protocol.SCOPE_USERINFO:
+    if auth.scope == facts.SCOPE_USERINFO:
         # An armed snapshot is spent by this authorization, whichever way it was asked for.
         snapshot = emu.take_snapshot(user, auth.appid) or snapshot
     else:
@@ -190,7 +189,7 @@ def _approve(auth, user, snapshot=False):
     return redirect(callback_url(auth, code), 302)
 
 
-@bp.get(protocol.AUTHORIZE)
+@bp.get(facts.AUTHORIZE)
 def authorize():
     """Check the link, then authorize silently or show the picker / consent page."""
     raw = request.query_string.decode("latin-1")
@@ -205,7 +204,7 @@ def authorize():
     from_menu = request.cookies.get(FROM_MENU_COOKIE) == "1"
     if user is not None:
         following = emu.follow_time(user, auth.appid) is not None
-        if auth.scope == protocol.SCOPE_BASE or (following and from_menu):
+        if auth.scope == facts.SCOPE_BASE or (following and from_menu):
             return _approve(auth, user)
         if emu.snapshot_armed(user, auth.appid):
             # Snapshot-page mode: WeChat opens the page at once, no consent asked.
@@ -217,20 +216,20 @@ def authorize():
         users=_user_rows(auth.appid),
         selected=user,
         from_menu=from_menu,
-        switch_url=f"{protocol.AUTHORIZE}/switch?{raw}",
+        switch_url=f"{facts.AUTHORIZE}/switch?{raw}",
     )
 
 
-@bp.get(f"{protocol.AUTHORIZE}/switch")
+@bp.get(f"{facts.AUTHORIZE}/switch")
 def switch_user():
     """Forget who holds the phone and show the picker for the same link again."""
     raw = request.query_string.decode("latin-1")
-    response = redirect(f"{protocol.AUTHORIZE}?{raw}#wechat_redirect", 302)
+    response = redirect(f"{facts.AUTHORIZE}?{raw}#wechat_redirect", 302)
     response.delete_cookie(USER_COOKIE, path="/")
     return response
 
 
-@bp.post(f"{protocol.AUTHORIZE}/confirm")
+@bp.post(f"{facts.AUTHORIZE}/confirm")
 def confirm():
     """Take the picker's answer: remember the user, then allow (code) or deny."""
     form = request.form
@@ -252,7 +251,7 @@ def confirm():
         return _error_page(AuthLinkError("请选择用户", f"unknown user {user!r}"))
     if action not in ("allow", "deny", "snapshot"):
         return _error_page(AuthLinkError("参数错误", "action must be allow, deny or snapshot"))
-    if action == "snapshot" and auth.scope != protocol.SCOPE_USERINFO:
+    if action == "snapshot" and auth.scope != facts.SCOPE_USERINFO:
         return _error_page(AuthLinkError("参数错误", "a snapshot page is for snsapi_userinfo"))
     if action in ("allow", "snapshot"):
         response = _approve(auth, user, snapshot=action == "snapshot")

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from wxsite.wechat import protocol
+from . import wechat_facts as facts
 
 bp = Blueprint("pay", __name__)
 KEYS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pay_keys")
@@ -74,7 +74,7 @@ class PayState:
         self.certificate_serial = format(certificate.serial_number, "X")
         self.keys = {
             "public_key": (
-                protocol.EMULATOR_PLATFORM_KEY_ID,
+                facts.EMULATOR_PLATFORM_KEY_ID,
                 serialization.load_pem_private_key(_read("platform.key.pem"), None),
             ),
             "certificate": (
@@ -157,15 +157,15 @@ def check_merchant_signature():
     if not request.path.startswith("/v3/"):
         return None
     header = request.headers.get("Authorization", "")
-    if not header.startswith(protocol.PAY_AUTH_SCHEMA + " "):
+    if not header.startswith(facts.PAY_AUTH_SCHEMA + " "):
         return fail(401, "SIGN_ERROR", "Authorization 缺失或格式错误")
     fields = dict(_AUTH.findall(header))
-    if fields.get("mchid") != protocol.EMULATOR_MCHID:
+    if fields.get("mchid") != facts.EMULATOR_MCHID:
         return fail(401, "SIGN_ERROR", "商户号不存在")
-    if fields.get("serial_no") != protocol.EMULATOR_MERCHANT_SERIAL:
+    if fields.get("serial_no") != facts.EMULATOR_MERCHANT_SERIAL:
         return fail(401, "SIGN_ERROR", "商户证书序列号错误")
     timestamp = fields.get("timestamp", "")
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > protocol.PAY_MAX_SKEW:
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > facts.PAY_MAX_SKEW:
         return fail(401, "SIGN_ERROR", "请求时间戳过期")
     target = request.full_path.rstrip("?")
     body = request.get_data(as_text=True)
@@ -190,15 +190,15 @@ def _body():
     return data if isinstance(data, dict) else {}
 
 
-@bp.post(protocol.PAY_JSAPI)
+@bp.post(facts.PAY_JSAPI)
 def jsapi():
     data = _body()
     amount = (data.get("amount") or {}).get("total")
     openid = (data.get("payer") or {}).get("openid")
     out_trade_no = data.get("out_trade_no", "")
     if (
-        data.get("mchid") != protocol.EMULATOR_MCHID
-        or data.get("appid") not in protocol.EMULATOR_ACCOUNTS
+        data.get("mchid") != facts.EMULATOR_MCHID
+        or data.get("appid") not in facts.EMULATOR_ACCOUNTS
     ):
         return fail(400, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配")
     if (
@@ -245,7 +245,7 @@ def query(out_trade_no):
 def _transaction(order):
     return {
         "appid": order["appid"],
-        "mchid": protocol.EMULATOR_MCHID,
+        "mchid": facts.EMULATOR_MCHID,
         "out_trade_no": order["out_trade_no"],
         "transaction_id": order["transaction_id"],
         "trade_type": "JSAPI",
@@ -262,7 +262,7 @@ def close(out_trade_no):
     """Close an unpaid order (204); a closed order can no longer be paid."""
     data = _body()
     state = pay_state()
-    if data.get("mchid") != protocol.EMULATOR_MCHID:
+    if data.get("mchid") != facts.EMULATOR_MCHID:
         return fail(400, "PARAM_ERROR", "mchid 与订单不一致")
     with state.lock:
         order = state.orders.get(out_trade_no)
@@ -312,7 +312,7 @@ def refund_body(record):
 def refund_resource(record):
     """Return the decrypted resource of a refund notification (WeChat Pay's fields)."""
     resource = {
-        "mchid": protocol.EMULATOR_MCHID,
+        "mchid": facts.EMULATOR_MCHID,
         "out_trade_no": record["out_trade_no"],
         "transaction_id": record["transaction_id"],
         "out_refund_no": record["out_refund_no"],
@@ -341,7 +341,7 @@ def notify_refund(record):
     return _notify(record["notify_url"], event_type, summary, refund_resource(record))
 
 
-@bp.post(protocol.PAY_REFUNDS)
+@bp.post(facts.PAY_REFUNDS)
 def refund():
     data = _body()
     state = pay_state()
@@ -395,7 +395,7 @@ def refund():
     return answer(body)
 
 
-@bp.get(protocol.PAY_REFUNDS + "/<out_refund_no>")
+@bp.get(facts.PAY_REFUNDS + "/<out_refund_no>")
 def query_refund(out_refund_no):
     """Answer a refund's current state (查询单笔退款)."""
     record = pay_state().refunds.get(out_refund_no)

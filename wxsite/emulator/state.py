@@ -14,27 +14,18 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from wxsite.wechat import protocol
-
+from . import wechat_facts as facts
 from . import media as media_bytes
 from .users import openid_for, subscribe_time_for, unionid_for
 
-# Errcodes only the emulator needs; WeChat's own numbers and wording.
-APPSECRET_MISSING = 41004
-DATA_FORMAT_ERROR = 47001
-INVALID_ARGS = 40097
-INVALID_ACTION_INFO = 40053
-LOCAL_ERRMSG = {
-    APPSECRET_MISSING: "appsecret missing",
-    DATA_FORMAT_ERROR: "data format error",
-    INVALID_ARGS: "invalid args",
-    INVALID_ACTION_INFO: "invalid action info",
-}
-
-#: Parametric QR codes: written down here from WeChat's documentation (生成带参数的二维码).
-QRCODE_CREATE = "/cgi-bin/qrcode/create"
-#: Served by mp.weixin.qq.com in WeChat; the emulator serves it too.
-SHOWQRCODE = "/cgi-bin/showqrcode"
+# Errcodes and paths the emulator's modules import from here.
+APPSECRET_MISSING = facts.APPSECRET_MISSING
+DATA_FORMAT_ERROR = facts.DATA_FORMAT_ERROR
+INVALID_ARGS = facts.INVALID_ARGS
+INVALID_ACTION_INFO = facts.INVALID_ACTION_INFO
+#: Parametric QR codes (生成带参数的二维码); showqrcode is mp.weixin.qq.com's, served here too.
+QRCODE_CREATE = facts.QRCODE_CREATE
+SHOWQRCODE = facts.SHOWQRCODE
 QR_TEMPORARY = ("QR_SCENE", "QR_STR_SCENE")
 QR_PERMANENT = ("QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
 #: expire_seconds when a temporary code is asked for without one, and the most allowed.
@@ -43,18 +34,18 @@ QR_MAX_EXPIRY = 30 * 24 * 3600
 
 #: Every path that is counted and can be given a fault (WeChat's, plus the JS-SDK's).
 FAULT_PATHS = (
-    protocol.AUTHORIZE,
-    protocol.SNS_ACCESS_TOKEN,
-    protocol.SNS_REFRESH_TOKEN,
-    protocol.SNS_USERINFO,
-    protocol.SNS_AUTH,
-    protocol.TOKEN,
-    protocol.STABLE_TOKEN,
-    protocol.TICKET,
-    protocol.USER_INFO,
-    protocol.MEDIA_UPLOAD,
-    protocol.MEDIA_GET,
-    protocol.MEDIA_GET_JSSDK,
+    facts.AUTHORIZE,
+    facts.SNS_ACCESS_TOKEN,
+    facts.SNS_REFRESH_TOKEN,
+    facts.SNS_USERINFO,
+    facts.SNS_AUTH,
+    facts.TOKEN,
+    facts.STABLE_TOKEN,
+    facts.TICKET,
+    facts.USER_INFO,
+    facts.MEDIA_UPLOAD,
+    facts.MEDIA_GET,
+    facts.MEDIA_GET_JSSDK,
     QRCODE_CREATE,
     SHOWQRCODE,
     "/_emu/jssdk/verify",
@@ -62,7 +53,7 @@ FAULT_PATHS = (
 )
 
 #: Paths whose answer a fault may resize (``size``): the media downloads.
-MEDIA_PATHS = (protocol.MEDIA_GET, protocol.MEDIA_GET_JSSDK)
+MEDIA_PATHS = (facts.MEDIA_GET, facts.MEDIA_GET_JSSDK)
 
 #: Events kept for /_emu/events; older ones are dropped so a long session stays small.
 MAX_EVENTS = 10_000
@@ -78,7 +69,7 @@ class ApiError(Exception):
 
     def __init__(self, errcode, errmsg=None):
         self.errcode = errcode
-        self.errmsg = errmsg or protocol.ERRMSG.get(errcode) or LOCAL_ERRMSG.get(errcode, "")
+        self.errmsg = errmsg or facts.ERRMSG.get(errcode, "")
         super().__init__(f"{self.errcode} {self.errmsg}")
 
     def body(self):
@@ -109,9 +100,9 @@ class Credential:
     def error_at(self, now):
         """Return the errcode a call with this credential gets at *now*, or None."""
         if now >= self.valid_until:
-            return protocol.INVALID_CREDENTIAL
+            return facts.INVALID_CREDENTIAL
         if now >= self.expires_at:
-            return protocol.ACCESS_TOKEN_EXPIRED
+            return facts.ACCESS_TOKEN_EXPIRED
         return None
 
 
@@ -317,14 +308,14 @@ class EmulatorState:
     def check_app(self, appid, secret=None, check_secret=False):
         """Raise the errcode WeChat gives for a missing/unknown appid or a wrong secret."""
         if not appid:
-            raise ApiError(protocol.MISSING_APPID)
+            raise ApiError(facts.MISSING_APPID)
         if appid not in self.accounts:
-            raise ApiError(protocol.INVALID_APPID)
+            raise ApiError(facts.INVALID_APPID)
         if check_secret:
             if not secret:
                 raise ApiError(APPSECRET_MISSING)
             if not secrets.compare_digest(secret, self.accounts[appid]):
-                raise ApiError(protocol.INVALID_APPSECRET)
+                raise ApiError(facts.INVALID_APPSECRET)
 
     def openid(self, appid, key):
         """Return the openid of user *key* under *appid*."""
@@ -338,7 +329,7 @@ class EmulatorState:
         """Return the user key behind *openid* under *appid*, or raise 40003."""
         key = self._by_openid.get((appid, openid or ""))
         if key is None:
-            raise ApiError(protocol.INVALID_OPENID)
+            raise ApiError(facts.INVALID_OPENID)
         return key
 
     def follow_time(self, key, appid):
@@ -406,7 +397,7 @@ class EmulatorState:
                 del table[value]
 
     def _new_token(self, appid, kind, now):
-        token = Credential(_token_value(136), appid, now + protocol.TOKEN_LIFETIME, kind=kind)
+        token = Credential(_token_value(136), appid, now + facts.TOKEN_LIFETIME, kind=kind)
         self.tokens[token.value] = token
         return token
 
@@ -419,7 +410,7 @@ class EmulatorState:
                 if old.appid == appid and old.kind == "classic":
                     old.valid_until = min(old.valid_until, now + self.grace)
             token = self._new_token(appid, "classic", now)
-            return token.value, protocol.TOKEN_LIFETIME
+            return token.value, facts.TOKEN_LIFETIME
 
     def stable_token(self, appid, force_refresh=False):
         """Return the appid's stable token (new if none, dead, or *force_refresh*)."""
@@ -433,16 +424,16 @@ class EmulatorState:
             self._prune(now)
             token = self._new_token(appid, "stable", now)
             self.stable[appid] = token
-            return token.value, protocol.TOKEN_LIFETIME
+            return token.value, facts.TOKEN_LIFETIME
 
     def token_appid(self, value):
         """Return the appid a global access_token belongs to, or raise its errcode."""
         if not value:
-            raise ApiError(protocol.MISSING_ACCESS_TOKEN)
+            raise ApiError(facts.MISSING_ACCESS_TOKEN)
         with self.lock:
             token = self.tokens.get(value)
             if token is None:
-                raise ApiError(protocol.INVALID_CREDENTIAL)
+                raise ApiError(facts.INVALID_CREDENTIAL)
             errcode = token.error_at(self.now())
             if errcode:
                 raise ApiError(errcode)
@@ -468,8 +459,8 @@ class EmulatorState:
             for old in tickets:
                 old.valid_until = min(old.valid_until, now + self.grace)
             value = self.fixed_ticket or secrets.token_urlsafe(64)
-            tickets.append(Credential(value, appid, now + protocol.TICKET_LIFETIME, kind="jsapi"))
-            return value, protocol.TICKET_LIFETIME
+            tickets.append(Credential(value, appid, now + facts.TICKET_LIFETIME, kind="jsapi"))
+            return value, facts.TICKET_LIFETIME
 
     def signature_matches(self, appid, noncestr, timestamp, url, signature):
         """Tell whether *signature* is right for any ticket of *appid* still valid."""
@@ -492,7 +483,7 @@ class EmulatorState:
             self._prune(now)
             code = _random(32)
             self.codes[code] = Code(
-                appid, user, scope, now + protocol.CODE_LIFETIME, snapshot=snapshot
+                appid, user, scope, now + facts.CODE_LIFETIME, snapshot=snapshot
             )
             return code
 
@@ -522,23 +513,23 @@ class EmulatorState:
     def exchange_code(self, appid, value):
         """Spend a code; return (web access grant, refresh grant) or raise its errcode."""
         if not value:
-            raise ApiError(protocol.MISSING_CODE)
+            raise ApiError(facts.MISSING_CODE)
         with self.lock:
             now = self.now()
             code = self.codes.get(value)
             if code is None or code.appid != appid:
-                raise ApiError(protocol.INVALID_CODE)
+                raise ApiError(facts.INVALID_CODE)
             if code.used:
-                raise ApiError(protocol.CODE_USED)
+                raise ApiError(facts.CODE_USED)
             if now >= code.expires_at:
-                raise ApiError(protocol.INVALID_CODE)
+                raise ApiError(facts.INVALID_CODE)
             code.used = True
             refresh = WebGrant(
                 _token_value(110),
                 appid,
                 code.user,
                 code.scope,
-                now + protocol.REFRESH_TOKEN_LIFETIME,
+                now + facts.REFRESH_TOKEN_LIFETIME,
             )
             if code.snapshot:
                 # A virtual account: new ids each time, shaped like real ones.
@@ -555,7 +546,7 @@ class EmulatorState:
             refresh.appid,
             refresh.user,
             refresh.scope,
-            now + protocol.TOKEN_LIFETIME,
+            now + facts.TOKEN_LIFETIME,
             refresh.snapshot,
             refresh.virtual_openid,
             refresh.virtual_unionid,
@@ -569,23 +560,23 @@ class EmulatorState:
             now = self.now()
             refresh = self.refresh_tokens.get(value or "")
             if refresh is None or refresh.appid != appid:
-                raise ApiError(protocol.INVALID_REFRESH_TOKEN)
+                raise ApiError(facts.INVALID_REFRESH_TOKEN)
             if now >= refresh.expires_at:
-                raise ApiError(protocol.REFRESH_TOKEN_EXPIRED)
+                raise ApiError(facts.REFRESH_TOKEN_EXPIRED)
             return self._new_web_token(refresh, now), refresh
 
     def web_grant(self, value, openid):
         """Return the grant of a web access_token used for *openid*, or raise."""
         if not value:
-            raise ApiError(protocol.MISSING_ACCESS_TOKEN)
+            raise ApiError(facts.MISSING_ACCESS_TOKEN)
         with self.lock:
             grant = self.web_tokens.get(value)
             if grant is None:
-                raise ApiError(protocol.INVALID_CREDENTIAL)
+                raise ApiError(facts.INVALID_CREDENTIAL)
             if self.now() >= grant.expires_at:
-                raise ApiError(protocol.ACCESS_TOKEN_EXPIRED)
+                raise ApiError(facts.ACCESS_TOKEN_EXPIRED)
         if openid != self.grant_openid(grant):
-            raise ApiError(protocol.INVALID_OPENID)
+            raise ApiError(facts.INVALID_OPENID)
         return grant
 
     def grant_openid(self, grant):
@@ -663,7 +654,7 @@ class EmulatorState:
                 media_id, kind, data, content_type, self.now(), appid, duration_ms, speex
             )
             # Drop media past its lifetime so big uploads don't pile up in memory.
-            horizon = self.now() - protocol.MEDIA_LIFETIME - _FORGET_AFTER
+            horizon = self.now() - facts.MEDIA_LIFETIME - _FORGET_AFTER
             for old in [m for m in self.media.values() if m.created_at < horizon]:
                 del self.media[old.media_id]
             return media_id, self.media[media_id].created_at
@@ -671,14 +662,14 @@ class EmulatorState:
     def get_media(self, media_id, appid=None):
         """Return live media *media_id* downloadable by *appid*, or raise 40007."""
         if not media_id:
-            raise ApiError(protocol.MISSING_MEDIA_ID)
+            raise ApiError(facts.MISSING_MEDIA_ID)
         with self.lock:
             item = self.media.get(media_id)
             now = self.now()
-        if item is None or now >= item.created_at + protocol.MEDIA_LIFETIME:
-            raise ApiError(protocol.INVALID_MEDIA_ID)
+        if item is None or now >= item.created_at + facts.MEDIA_LIFETIME:
+            raise ApiError(facts.INVALID_MEDIA_ID)
         if appid is not None and item.appid not in (None, appid):
-            raise ApiError(protocol.INVALID_MEDIA_ID)
+            raise ApiError(facts.INVALID_MEDIA_ID)
         return item
 
     def attach_speex(self, media_id, data):
@@ -686,7 +677,7 @@ class EmulatorState:
         with self.lock:
             item = self.get_media(media_id)
             if item.kind != "voice":
-                raise ApiError(protocol.INVALID_MEDIA_ID)
+                raise ApiError(facts.INVALID_MEDIA_ID)
             item.speex = bytes(data)
             return item
 

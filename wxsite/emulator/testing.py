@@ -7,7 +7,7 @@ import urllib.request
 from http.cookies import SimpleCookie
 from urllib.parse import unquote, urlencode, urlsplit
 
-from wxsite.wechat import protocol
+from . import wechat_facts as facts
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -102,7 +102,7 @@ class Control:
         """Make *user* follow exactly *appids*."""
         return self.call("POST", f"/users/{user}", {"follows": list(appids)})
 
-    def revoke(self, appid=protocol.EMULATOR_APPID):
+    def revoke(self, appid=facts.EMULATOR_APPID):
         """Invalidate every current global access_token of *appid*."""
         return self.call("POST", "/tokens/revoke", {"appid": appid})
 
@@ -146,9 +146,7 @@ class Control:
 
     # -- server push --------------------------------------------------------------------
 
-    def push_config(
-        self, url, token, aes_key=None, mode=None, appid=protocol.EMULATOR_APPID, **opts
-    ):
+    def push_config(self, url, token, aes_key=None, mode=None, appid=facts.EMULATOR_APPID, **opts):
         """Set *appid*'s 服务器配置 (url None switches push off); opts: timeout, retries, retry_delay."""
         body = {"appid": appid, "url": url, "token": token, "aes_key": aes_key, **opts}
         if mode is not None:
@@ -159,17 +157,17 @@ class Control:
         """Return every account's push settings keyed by appid."""
         return {c["appid"]: c for c in self.call("GET", "/push/config")}
 
-    def push_verify(self, appid=protocol.EMULATOR_APPID, **kwargs):
+    def push_verify(self, appid=facts.EMULATOR_APPID, **kwargs):
         """Do WeChat's URL check (kwargs: echostr, tamper); return {"ok", "status", "answer", …}."""
         return self.call("POST", "/push/verify", {"appid": appid, **kwargs})
 
-    def push_event(self, event, user="zhangsan", appid=protocol.EMULATOR_APPID, **kwargs):
+    def push_event(self, event, user="zhangsan", appid=facts.EMULATOR_APPID, **kwargs):
         """Push an event as *user* (kwargs: event_key, ticket, tamper, size, age, wait)."""
         return self.call(
             "POST", "/push/event", {"appid": appid, "user": user, "event": event, **kwargs}
         )
 
-    def push_text(self, content, user="zhangsan", appid=protocol.EMULATOR_APPID, **kwargs):
+    def push_text(self, content, user="zhangsan", appid=facts.EMULATOR_APPID, **kwargs):
         """Push a text message as *user* (kwargs as push_event)."""
         body = {"appid": appid, "user": user, "msg_type": "text", "content": content, **kwargs}
         return self.call("POST", "/push/event", body)
@@ -186,7 +184,7 @@ class Control:
         """Forget the push deliveries."""
         return self.call("DELETE", "/push/deliveries")
 
-    def qrcode(self, scene, appid=protocol.EMULATOR_APPID, action_name=None, expire_seconds=None):
+    def qrcode(self, scene, appid=facts.EMULATOR_APPID, action_name=None, expire_seconds=None):
         """Make a parametric QR code (str scene: *_STR_SCENE, int: *_SCENE); return its answer."""
         key = "scene_str" if isinstance(scene, str) else "scene_id"
         body = {"appid": appid, "action_info": {"scene": {key: scene}}}
@@ -251,7 +249,7 @@ class Control:
             form["from_menu"] = "1"
         status, headers, body = self.request(
             "POST",
-            protocol.AUTHORIZE + "/confirm",
+            facts.AUTHORIZE + "/confirm",
             urlencode(form).encode(),
             {"Content-Type": "application/x-www-form-urlencoded"},
         )

@@ -5,7 +5,7 @@ import hashlib
 from dataclasses import dataclass, field
 from html import escape
 
-from wxsite.wechat import protocol
+from . import wechat_facts as facts
 
 # Salts for the identifier hashes: fixed so openids/unionids are stable across runs,
 # and different per kind so an openid can never equal a unionid.
@@ -31,20 +31,20 @@ class FakeUser:
 
 
 DEFAULT_USERS = (
-    FakeUser("zhangsan", "张三", follows=(protocol.EMULATOR_APPID,), note="follows app 1"),
+    FakeUser("zhangsan", "张三", follows=(facts.EMULATOR_APPID,), note="follows app 1"),
     FakeUser("lisi", "李四", note="follows nobody"),
     FakeUser(
         "wangwu",
         "王五 · Émile 🌟",
-        follows=(protocol.EMULATOR_APPID,),
+        follows=(facts.EMULATOR_APPID,),
         has_unionid=False,
         note="follows app 1, no unionid",
     ),
-    FakeUser("zhaoliu", "赵六", follows=(protocol.EMULATOR_APPID_2,), note="follows app 2"),
+    FakeUser("zhaoliu", "赵六", follows=(facts.EMULATOR_APPID_2,), note="follows app 2"),
     FakeUser(
         "sunqi",
         "孙七",
-        follows=(protocol.EMULATOR_APPID, protocol.EMULATOR_APPID_2),
+        follows=(facts.EMULATOR_APPID, facts.EMULATOR_APPID_2),
         language="en",
         note="follows both",
     ),

@@ -1,6 +1,7 @@
-"""WeChat protocol constants shared by the client and the emulator.
+"""WeChat protocol constants of the site's client (paths, errcodes, scopes, lifetimes).
 
-This module imports nothing: the emulator may import it without pulling in the site.
+The emulator keeps its own copy, written from WeChat's documentation
+(``wxsite/emulator/wechat_facts.py``); a test compares the two by name.
 """
 
 #: Official hosts; overridable with WX_API_BASE / WX_OPEN_BASE / WX_JSSDK_URL.
@@ -8,7 +9,7 @@ API_BASE = "https://api.weixin.qq.com"
 OPEN_BASE = "https://open.weixin.qq.com"
 JSSDK_URL = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
 
-# API paths, relative to API_BASE / OPEN_BASE (also the emulator's routes and fault names).
+# API paths, relative to API_BASE / OPEN_BASE.
 AUTHORIZE = "/connect/oauth2/authorize"
 SNS_ACCESS_TOKEN = "/sns/oauth2/access_token"
 SNS_REFRESH_TOKEN = "/sns/oauth2/refresh_token"
@@ -58,7 +59,7 @@ IP_NOT_WHITELISTED = 40164
 MISSING_ACCESS_TOKEN = 41001
 MISSING_APPID = 41002
 MISSING_CODE = 41008
-MISSING_MEDIA_ID = 41005
+MISSING_MEDIA_ID = 41006
 ACCESS_TOKEN_EXPIRED = 42001
 REFRESH_TOKEN_EXPIRED = 42002
 CODE_EXPIRED = 42003
@@ -74,32 +75,6 @@ RETRY_ERRCODES = frozenset({SYSTEM_BUSY})
 CONFIG_ERRCODES = frozenset(
     {INVALID_APPID, INVALID_APPSECRET, IP_NOT_WHITELISTED, API_UNAUTHORIZED}
 )
-
-ERRMSG = {
-    SYSTEM_BUSY: "system error",
-    INVALID_CREDENTIAL: "invalid credential, access_token is invalid or not latest",
-    INVALID_GRANT_TYPE: "invalid grant_type",
-    INVALID_OPENID: "invalid openid",
-    INVALID_MEDIA_TYPE: "invalid media type",
-    INVALID_MEDIA_ID: "invalid media_id",
-    INVALID_APPID: "invalid appid",
-    INVALID_ACCESS_TOKEN: "invalid access_token",
-    INVALID_CODE: "invalid code",
-    INVALID_REFRESH_TOKEN: "invalid refresh_token",
-    INVALID_APPSECRET: "invalid appsecret",
-    CODE_USED: "code been used",
-    IP_NOT_WHITELISTED: "invalid ip, not in whitelist",
-    MISSING_ACCESS_TOKEN: "access_token missing",
-    MISSING_APPID: "appid missing",
-    MISSING_CODE: "code missing",
-    MISSING_MEDIA_ID: "media_id missing",
-    ACCESS_TOKEN_EXPIRED: "access_token expired",
-    REFRESH_TOKEN_EXPIRED: "refresh_token expired",
-    CODE_EXPIRED: "code expired",
-    QUOTA_REACHED: "reach max api daily quota limit",
-    API_UNAUTHORIZED: "api unauthorized",
-    USER_UNAUTHORIZED: "user unauthorized",
-}
 
 # The emulator's two Official Accounts (same Open Platform account, so unionids match).
 EMULATOR_APPID = "wx0e0e0e0e0e0e0e01"
