@@ -2,8 +2,11 @@
 
 
 def create_app(config=None):
-    """Create the site (see ``wxsite.app``); imported lazily so that the emulator and the
-    WeChat client can import ``wxsite.wechat`` without loading the whole site."""
+    """Create the site (see ``wxsite.app``).
+
+    Imported here on the first call: ``import wxsite.emulator`` (or ``wxsite.wechat``) runs
+    this file first, and must not load the whole site.
+    """
     from .app import create_app as _create_app
 
     return _create_app(config)
