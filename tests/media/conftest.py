@@ -11,7 +11,7 @@ import pytest
 
 from s3server import s3_server  # noqa: F401 - fixture, re-exported for this folder
 from support import site_config
-from wxsite import create_app
+from wxsite import create_app, jobs
 
 BUCKET = "wxsite-media"
 
@@ -40,6 +40,18 @@ def media_config(backend, request, tmp_path):
     }
 
 
+#: What media tests run with: a real job consumer in the site's process (voice notes are
+#: transcoded by the voice.transcode job), polling its queue briskly, no periodic jobs.
+JOBS_ON = {"WXSITE_JOBS_CONSUMER": "thread", "JOBS_PERIODIC": False, "JOBS_POLL_MAX": 0.2}
+
+
+@pytest.fixture(autouse=True)
+def stop_job_threads():
+    """Stop the job consumers a test's apps started (their threads must not outlive it)."""
+    yield
+    jobs.stop_all()
+
+
 @pytest.fixture
 def app(tmp_path, emu, media_config):
-    return create_app(site_config(tmp_path, emu, **media_config))
+    return create_app(site_config(tmp_path, emu, **JOBS_ON, **media_config))

@@ -1,7 +1,8 @@
 """The periodic pay work: ask about refunds with no word yet, retry waiting ones, close orders.
 
-Plain functions (there is no job queue yet): ``flask pay reconcile`` runs them once, and
-pages call ``maybe_reconcile`` so that a site without a scheduler still gets there.
+The ``pay.reconcile`` job (``wxsite.jobs``) runs ``reconcile`` every minute, at most once
+per INTERVAL across every process and host (a shared turn in the store); ``flask pay
+reconcile`` runs it once by hand. Pages no longer do this work themselves.
 """
 
 import logging
@@ -106,16 +107,22 @@ def _apply_query(client, out_trade_no):
         log.warning("order %s: query failed (%s)", out_trade_no, exc.code or "unavailable")
 
 
-def maybe_reconcile():
-    """Run ``reconcile`` from a page, at most once per INTERVAL across workers; never raise."""
+def reconcile_job(now=None):
+    """The pay.reconcile job: ``reconcile`` once per INTERVAL across processes and hosts."""
     client = wx.pay_client()
     if client is None:
-        return None
+        return "WeChat Pay is off"
     db = store.get_db()
-    if store.take_attempt(db, {THROTTLE_KEY: 1}, INTERVAL):
-        return None  # another page ran it within the interval
-    try:
-        return reconcile(db, client, limit=5)
-    except Exception:  # the page matters more than this run; the next one catches up
-        log.exception("pay reconcile from a page failed")
-        return None
+    now = now or time.time()
+    if store.take_attempt(db, {THROTTLE_KEY: 1}, INTERVAL, now):
+        return "another process reconciled within the interval"
+    done = reconcile(db, client, now)
+    return ", ".join(f"{k} {v}" for k, v in done.items())
+
+
+def maybe_reconcile():
+    """Nothing now: pages once ran ``reconcile`` here; the pay.reconcile job does it.
+
+    Kept so that pages calling it need no change; it never calls WeChat Pay.
+    """
+    return None
