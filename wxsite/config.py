@@ -105,6 +105,13 @@ SETTINGS = (
         "float",
     ),
     Setting("WXSITE_JOBS_RETRY_MAX", 1800.0, "longest wait between two tries of a job", "float"),
+    Setting(
+        "WXSITE_JOBS_LEASE",
+        300.0,
+        "seconds a job's run holds it; a worker silent that long is taken for dead and the "
+        "job is run again",
+        "float",
+    ),
     Setting("WXSITE_HTTP_TIMEOUT", 5.0, "read timeout of one WeChat call, seconds", "float"),
     Setting(
         "WXSITE_DEADLINE", 15.0, "total budget of a WeChat call with retries, seconds", "float"

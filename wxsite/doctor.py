@@ -197,7 +197,8 @@ def _jobs(app):
             Check(
                 False,
                 "jobs",
-                f"{counts['failed']} failed for good — " + "; ".join(lines)
+                f"{counts['failed']} failed for good — "
+                + "; ".join(lines)
                 + " (`flask --app wsgi wx jobs retry KEY` once the cause is mended)",
             )
         )

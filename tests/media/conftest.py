@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from s3server import s3_server  # noqa: F401 - fixture, re-exported for this folder
+from media_helpers import JOBS_ON
 from support import site_config
 from wxsite import create_app, jobs
 
@@ -38,11 +39,6 @@ def media_config(backend, request, tmp_path):
         **server.settings(bucket, f"t-{uuid.uuid4().hex[:12]}"),
         "WXSITE_UPLOADS_TMP": str(tmp_path / "uploads-tmp"),
     }
-
-
-#: What media tests run with: a real job consumer in the site's process (voice notes are
-#: transcoded by the voice.transcode job), polling its queue briskly, no periodic jobs.
-JOBS_ON = {"WXSITE_JOBS_CONSUMER": "thread", "JOBS_PERIODIC": False, "JOBS_POLL_MAX": 0.2}
 
 
 @pytest.fixture(autouse=True)

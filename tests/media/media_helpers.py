@@ -5,6 +5,10 @@ import os
 
 from PIL import Image
 
+#: What media tests run with: a real job consumer in the site's process (voice notes are
+#: transcoded by the voice.transcode job), polling its queue briskly, no periodic jobs.
+JOBS_ON = {"WXSITE_JOBS_CONSUMER": "thread", "JOBS_PERIODIC": False, "JOBS_POLL_MAX": 0.2}
+
 
 def image_bytes(fmt="JPEG", size=(64, 48), color=(200, 30, 30)):
     buffer = io.BytesIO()

@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from media_helpers import amr_bytes, blob_store, image_bytes, jobs_settled, json_poster, stored_files
+from media_helpers import (
+    amr_bytes,
+    blob_store,
+    image_bytes,
+    jobs_settled,
+    json_poster,
+    stored_files,
+)
 from support import add_failing_trigger, csrf_token, drop_trigger
 from wxsite import maintenance, store
 from wxsite.auth.users import LOGIN_MAX_AGE

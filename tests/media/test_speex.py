@@ -14,8 +14,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from conftest import JOBS_ON
-from media_helpers import amr_bytes, jobs_settled, json_poster, stored_files
+from media_helpers import JOBS_ON, amr_bytes, jobs_settled, json_poster, stored_files
 from support import site_config
 from wxsite import create_app
 from wxsite.emulator.media import fake_speex

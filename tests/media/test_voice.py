@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from conftest import JOBS_ON
 from media_helpers import (
+    JOBS_ON,
     amr_bytes,
     image_bytes,
     jobs_settled,
@@ -53,7 +53,11 @@ def test_voice_shows_processing_then_plays(held_site, phone, emu):
     assert [f for f in stored_files(app, "voice") if f.endswith(".mp3")] == []
     start_jobs(app)
     (row,) = jobs_settled(app)
-    assert (row["key"], row["state"], row["attempts"]) == (f"voice.transcode:{item['id']}", "done", 1)
+    assert (row["key"], row["state"], row["attempts"]) == (
+        f"voice.transcode:{item['id']}",
+        "done",
+        1,
+    )
     page = phone.get(live.url("/voice")).text
     assert "处理中" not in page and "<audio controls" in page
     mp3 = phone.get(live.url(f"/uploads/{item['id']}/play"))

@@ -15,7 +15,6 @@
 
 import atexit
 import logging
-import os
 import re
 import time
 import weakref
@@ -106,14 +105,18 @@ class Jobs:
             else:
                 self.tasks[name](key=key)
         except Exception as exc:  # the row is there: jobs.recover sends it again
-            log.warning("job %s: the queue did not take it (%s), it will be put back", key, reason(exc))
+            log.warning(
+                "job %s: the queue did not take it (%s), it will be put back", key, reason(exc)
+            )
 
     def put_back(self, row):
         """Send a job the queue lost again (``jobs.recover``)."""
         if row["name"] not in self.tasks:
             return
         if row["state"] == "running":
-            log.warning("job %s: its run stopped without finishing (lease over), put back", row["key"])
+            log.warning(
+                "job %s: its run stopped without finishing (lease over), put back", row["key"]
+            )
         store.touch_job(store.get_db(), row["key"])
         self._send(row["key"], row["name"])
 
@@ -131,7 +134,8 @@ class Jobs:
         periodic = job.every is not None
         if periodic:
             store.ensure_periodic(db, key, job.name, cfg["WXSITE_JOBS_ATTEMPTS"], now)
-        row = store.start_job(db, key, now + job.lease, now, periodic=periodic)
+        lease = cfg["WXSITE_JOBS_LEASE"]
+        row = store.start_job(db, key, now + lease, now, periodic=periodic)
         if row is None:
             return None  # finished already, or running elsewhere: nothing to do twice
         try:

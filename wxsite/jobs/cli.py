@@ -12,7 +12,9 @@ from . import get, tasks
 
 
 @click.command("worker")
-@click.option("--workers", default=None, type=int, help="Job threads (default WXSITE_JOBS_WORKERS).")
+@click.option(
+    "--workers", default=None, type=int, help="Job threads (default WXSITE_JOBS_WORKERS)."
+)
 @click.option(
     "--no-periodic", is_flag=True, help="Run queued jobs only; leave the periodic ones to others."
 )

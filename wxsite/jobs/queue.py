@@ -35,9 +35,7 @@ def queue_location(app):
     if not path:
         database = cfg["WXSITE_DATABASE"]
         folder = (
-            app.instance_path
-            if "://" in database
-            else os.path.dirname(os.path.abspath(database))
+            app.instance_path if "://" in database else os.path.dirname(os.path.abspath(database))
         )
         path = os.path.join(folder, "jobs.sqlite3")
     return "sqlite", path
@@ -54,9 +52,7 @@ def build_huey(app):
         from redis import ConnectionPool
 
         pool = ConnectionPool.from_url(where, socket_timeout=5, socket_connect_timeout=3)
-        return RedisHuey(
-            name, connection_pool=pool, results=False, blocking=True, read_timeout=1
-        )
+        return RedisHuey(name, connection_pool=pool, results=False, blocking=True, read_timeout=1)
     os.makedirs(os.path.dirname(os.path.abspath(where)), exist_ok=True)
     return SqliteHuey(name, filename=where, results=False, timeout=5)
 

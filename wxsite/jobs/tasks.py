@@ -19,8 +19,6 @@ from .. import store
 class Job:
     name: str
     func: object
-    #: Seconds one run may hold the job; after that its worker is taken for dead.
-    lease: float = 300
     #: A huey crontab for periodic jobs (their key is their name), else None.
     every: object = None
     doc: str = ""
@@ -41,17 +39,17 @@ class Permanent(Exception):
     """A failure no retry can mend: the job is failed at once."""
 
 
-def job(name, lease=300, every=None):
-    """Register ``func`` as the job ``name``."""
+def job(name, every=None):
+    """Register ``func`` as the job ``name`` (periodic: ``every`` is a huey crontab)."""
 
     def register(func):
-        JOBS[name] = Job(name, func, lease, every, (func.__doc__ or "").strip().split("\n")[0])
+        JOBS[name] = Job(name, func, every, (func.__doc__ or "").strip().split("\n")[0])
         return func
 
     return register
 
 
-@job("voice.transcode", lease=120)
+@job("voice.transcode")
 def transcode_voice(upload_id):
     """Make the playable MP3 of a voice note (from its speex, else its AMR)."""
     from ..media.storage import transcode_voice as transcode
@@ -59,7 +57,7 @@ def transcode_voice(upload_id):
     return transcode(store.get_db(), upload_id)
 
 
-@job("refund.retry", lease=120)
+@job("refund.retry")
 def retry_refund(out_refund_no):
     """Send a refund whose call to WeChat Pay failed again, with the same out_refund_no."""
     from ..pay.refunds import retry_job
@@ -75,7 +73,7 @@ def reconcile_pay():
     return reconcile_job()
 
 
-@job("maintenance.sweep", lease=900, every=crontab(minute="*"))
+@job("maintenance.sweep", every=crontab(minute="*"))
 def sweep():
     """Purge expired rows and orphaned or half-written files (one host per turn)."""
     from flask import current_app
@@ -85,7 +83,7 @@ def sweep():
     return sweep_job(current_app._get_current_object())
 
 
-#: A queued job this long overdue, or a running one past its lease, is put back on the queue.
+#: A queued job this long overdue (or a running one past its lease) is put back on the queue.
 RECOVER_AFTER = 300
 
 

@@ -226,7 +226,11 @@ def _describe(row):
         )
         # The MP3 is made in the background (voice.transcode): the page says 处理中 until
         # then, and play_url appears in the list once it is there.
-        item["processing"] = not row["playable_path"] and store.job_states(
-            store.get_db(), [transcode_key(row["id"])]
-        ).get(transcode_key(row["id"])) in store.JOB_ACTIVE
+        item["processing"] = (
+            not row["playable_path"]
+            and store.job_states(store.get_db(), [transcode_key(row["id"])]).get(
+                transcode_key(row["id"])
+            )
+            in store.JOB_ACTIVE
+        )
     return item

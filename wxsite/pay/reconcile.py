@@ -12,7 +12,7 @@ from .. import store, wx
 from ..store import pay as pay_store
 from ..wechat.pay import PayError
 from .apply import apply_refund, apply_transaction
-from .refunds import RefundError, backoff, notify_url, submit
+from .refunds import RefundError, backoff, notify_url, retry_key, submit
 
 log = logging.getLogger("wxsite.pay")
 
@@ -63,6 +63,8 @@ def retry_refunds(db, client, now, limit=BATCH):
     done = 0
     for row in pay_store.due_refunds(db, ("PENDING",), now - QUERY_AFTER, now, limit):
         no = row["out_refund_no"]
+        if store.job_states(db, [retry_key(no)]).get(retry_key(no)) in store.JOB_ACTIVE:
+            continue  # its refund.retry job is on it
         if not pay_store.claim_refund(db, no, "PENDING", now, now + LEASE):
             continue
         order = store.get_order(db, row["out_trade_no"])

@@ -96,11 +96,9 @@ def submit(db, client, row, total, notify_url=None, now=None, queue_retry=True):
         if exc.unavailable:
             # Unknown outcome: keep PENDING; the same out_refund_no is retried by a job.
             pay_store.defer_refund(db, no, "UNAVAILABLE", retry_at)
-            log.warning(
-                "refund %s: WeChat Pay did not answer; retried with the same number", no
-            )
+            log.warning("refund %s: WeChat Pay did not answer; retried with the same number", no)
             if queue_retry:
-                queue_retry_job(no, max(retry_at - time.time(), 0))
+                queue_retry_job(no)
             raise RefundError("微信支付暂时不可用，稍后将用同一退款单号自动重试") from None
         if exc.code == "NOT_ENOUGH":
             pay_store.defer_refund(db, no, "NOT_ENOUGH", retry_at)
@@ -124,10 +122,14 @@ def retry_key(out_refund_no):
     return f"refund.retry:{out_refund_no}"
 
 
-def queue_retry_job(out_refund_no, delay):
-    """Queue the refund.retry job of a refund (one at a time per refund; never raises)."""
+def queue_retry_job(out_refund_no):
+    """Queue the refund.retry job of a refund (one at a time per refund; never raises).
+
+    Its first try comes after the jobs' first backoff (WXSITE_JOBS_RETRY_BASE).
+    """
     from .. import jobs
 
+    delay = jobs.backoff(current_app.config, 1)
     jobs.enqueue("refund.retry", {"out_refund_no": out_refund_no}, retry_key(out_refund_no), delay)
 
 
@@ -140,7 +142,6 @@ def retry_job(db, out_refund_no):
     """
     from .. import wx
     from ..jobs.tasks import Permanent, Retry
-    from .reconcile import LEASE
 
     client = wx.pay_client()
     if client is None:
@@ -151,18 +152,21 @@ def retry_job(db, out_refund_no):
     if row["status"] != "PENDING":
         return f"nothing to send: {row['status']}"
     now = time.time()
-    if row["next_try_at"] and row["next_try_at"] > now + 1:
-        # Another worker holds it, or its backoff is not over: come back then.
-        raise Retry("not due yet", delay=row["next_try_at"] - now)
-    if not pay_store.claim_refund(db, out_refund_no, "PENDING", now, now + LEASE):
-        raise Retry("held by another worker", delay=LEASE)
+    # The job owns the retries of a refund whose outcome is unknown: it does not wait for
+    # the refund's own backoff (which paces pay.reconcile, and pay.reconcile leaves a
+    # refund alone while its job is active). Taking the claim over a live one could at
+    # worst send the same out_refund_no twice at once, which WeChat Pay answers as one.
+    lease = current_app.config["WXSITE_JOBS_LEASE"]
+    if not pay_store.claim_refund(
+        db, out_refund_no, "PENDING", max(now, row["next_try_at"] or 0), now + lease
+    ):
+        raise Retry("the refund changed meanwhile")
     order = store.get_order(db, row["out_trade_no"])
     try:
         after = submit(db, client, row, order["amount"], notify_url(), now, queue_retry=False)
     except RefundError as exc:
-        again = store.get_refund(db, out_refund_no)
-        if again["status"] == "PENDING":
-            raise Retry(str(exc), delay=max(again["next_try_at"] - time.time(), 1)) from None
+        if store.get_refund(db, out_refund_no)["status"] == "PENDING":
+            raise Retry(str(exc)) from None  # the job's backoff (WXSITE_JOBS_RETRY_*)
         raise Permanent(str(exc)) from None
     if after["status"] == "PENDING":
         return "waiting for a merchant balance top-up (pay.reconcile retries it)"

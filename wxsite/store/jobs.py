@@ -170,7 +170,8 @@ def touch_job(db, key, now=None):
     """Note that a waiting job was put on the queue again (``stale_jobs`` waits anew)."""
     with transaction(db):
         db.execute(
-            "UPDATE jobs SET updated_at = :now WHERE key = :key", {"now": now or time.time(), "key": key}
+            "UPDATE jobs SET updated_at = :now WHERE key = :key",
+            {"now": now or time.time(), "key": key},
         )
 
 
