@@ -129,4 +129,4 @@ def store_recovers(app, key):
         db.execute("DELETE FROM login_failures WHERE key = 'jobs:recover'")  # its turn now
         jobs.get(app).run(tasks.JOBS["jobs.recover"], "jobs.recover")
         row = store.get_job(db, "jobs.recover")
-    return row["result"] == "1 put back" and job_in(app, key, "running")
+    return " put back: " in row["result"] and key in row["result"]

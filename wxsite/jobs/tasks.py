@@ -102,4 +102,6 @@ def recover():
     stale = store.stale_jobs(db, now - RECOVER_AFTER, now)
     for row in stale:
         queued.put_back(row)
-    return f"{len(stale)} put back" if stale else "nothing lost"
+    if not stale:
+        return "nothing lost"
+    return f"{len(stale)} put back: " + ", ".join(row["key"] for row in stale)
