@@ -76,21 +76,21 @@ def test_a_job_that_keeps_failing_is_failed_shown_and_logged(site, front, emu, p
     key = refunds.retry_key("RFjobfail00001")
     row = wait_for(lambda: job_in(app, key, "failed"), what="the job to fail")
     assert row["attempts"] == row["max_attempts"] == 3
-    assert "微信支付暂时不可用" in row["last_error"]
+    assert row["last_error"].startswith("WeChat Pay did not answer (UNAVAILABLE)")
     # Retried with backoff: the request's call and three tries, all the same number.
     assert front.refund_numbers == ["RFjobfail00001"] * 4
     retried = [r.getMessage() for r in caplog.records if "retried in" in r.getMessage()]
     assert len(retried) == 2 and all(key in line for line in retried)
     given_up = [r for r in caplog.records if "given up" in r.getMessage()]
     assert len(given_up) == 1 and given_up[0].levelname == "ERROR"
-    assert "微信支付暂时不可用" in given_up[0].getMessage()
+    assert "the refund stays PENDING under the same out_refund_no" in given_up[0].getMessage()
     assert refund_row(app, "RFjobfail00001")["status"] == "PENDING"  # never a new number
     assert emulator_refunds(emu) == []
 
     listing = app.test_cli_runner().invoke(args=["wx", "jobs"])
     assert listing.exit_code == 0, listing.output
     line = next(line for line in listing.output.splitlines() if key in line)
-    assert line.startswith("failed") and "3/3" in line and "微信支付暂时不可用" in line
+    assert line.startswith("failed") and "3/3" in line and "WeChat Pay did not answer" in line
     assert "failed 1" in listing.output
     only = app.test_cli_runner().invoke(args=["wx", "jobs", "--state", "done"])
     assert key not in only.output

@@ -143,7 +143,14 @@ class Jobs:
         except Exception as exc:
             return self._failed(job, row, exc)
         store.finish_job(db, key, "done", result=result)
-        log.info("job %s done (try %d): %s", key, row["attempts"], result)
+        # Periodic ones every minute would drown the log: their rows say how they went.
+        log.log(
+            logging.DEBUG if periodic else logging.INFO,
+            "job %s done (try %d): %s",
+            key,
+            row["attempts"],
+            result,
+        )
         return result
 
     def _failed(self, job, row, exc):

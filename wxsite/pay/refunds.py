@@ -165,8 +165,12 @@ def retry_job(db, out_refund_no):
     try:
         after = submit(db, client, row, order["amount"], notify_url(), now, queue_retry=False)
     except RefundError as exc:
-        if store.get_refund(db, out_refund_no)["status"] == "PENDING":
-            raise Retry(str(exc)) from None  # the job's backoff (WXSITE_JOBS_RETRY_*)
+        again = store.get_refund(db, out_refund_no)
+        if again["status"] == "PENDING":  # retried after the job's backoff (WXSITE_JOBS_RETRY_*)
+            raise Retry(
+                f"WeChat Pay did not answer ({again['fail_reason'] or 'unavailable'}); "
+                "the refund stays PENDING under the same out_refund_no"
+            ) from None
         raise Permanent(str(exc)) from None
     if after["status"] == "PENDING":
         return "waiting for a merchant balance top-up (pay.reconcile retries it)"
