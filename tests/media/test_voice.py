@@ -146,3 +146,29 @@ def test_bad_bodies(post_json):
     for body in ({}, {"server_id": 5}, []):
         assert post_json("/voice", body).status_code == 400
     assert post_json("/voice", {"server_id": "../x"}).json()["error"] == "invalid_media_id"
+
+
+def test_a_transcode_that_keeps_failing_leaves_the_amr_and_no_500(
+    tmp_path, emu, phone, media_config, monkeypatch
+):
+    from wxsite.media import voice as voice_codec
+
+    monkeypatch.setattr(voice_codec, "transcode", lambda src, dest, timeout=30: False)
+    settings = {**JOBS_ON, "WXSITE_JOBS_ATTEMPTS": 2, "WXSITE_JOBS_RETRY_BASE": 0.05}
+    app = create_app(site_config(tmp_path, emu, **settings, **media_config))
+    live = LiveServer(app)
+    try:
+        wechat_login(phone, live)
+        post = json_poster(phone, live)
+        item = post("/voice", {"server_id": emu.upload_media(amr_bytes(1), "audio/amr", "voice")})
+        assert item.status_code == 200
+        (row,) = jobs_settled(app)
+        assert (row["state"], row["attempts"]) == ("failed", 2)
+        assert "ffmpeg could not convert" in row["last_error"]
+        page = phone.get(live.url("/voice"))
+        assert page.status_code == 200 and "未能转换" in page.text and "处理中" not in page.text
+        assert "下载 AMR" in page.text
+        # Nothing half-made is left: no MP3, no temp copy.
+        assert [f.rsplit(".", 1)[-1] for f in stored_files(app, "voice")] == ["amr"]
+    finally:
+        live.shutdown()
