@@ -6,8 +6,8 @@ import time
 import pytest
 import requests
 
-from support import WECHAT_UA
-from wxsite import maintenance, store
+from support import WECHAT_UA, site_config
+from wxsite import create_app, jobs, maintenance, store
 from wxsite.auth.users import LOGIN_MAX_AGE
 
 
@@ -18,8 +18,7 @@ def age(path, seconds):
 
 @pytest.fixture
 def uploads(app):
-    # The start-up sweep runs in a thread: let it finish before planting files.
-    app.extensions[maintenance.EXTENSION]["thread"].join(30)
+    # The sweep is a periodic job; a test's app runs no job threads, so nothing races this.
     folder = app.config["WXSITE_UPLOADS"]
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     return folder
@@ -74,6 +73,12 @@ def test_expired_rows_are_purged(app):
             "INSERT INTO deliveries VALUES ('n-old', 'T', 0)",
             "INSERT INTO deliveries VALUES ('n-new', 'T', :now)",
             "INSERT INTO login_failures VALUES ('k-old', 3, 0)",
+            "INSERT INTO jobs (key, name, args, state, max_attempts, created_at, updated_at) "
+            "VALUES ('j-old', 'x', '{}', 'done', 1, 0, 0)",
+            "INSERT INTO jobs (key, name, args, state, max_attempts, created_at, updated_at) "
+            "VALUES ('j-failed', 'x', '{}', 'failed', 1, 0, 0)",
+            "INSERT INTO jobs (key, name, args, state, max_attempts, created_at, updated_at) "
+            "VALUES ('j-new', 'x', '{}', 'done', 1, :now, :now)",
         ):
             db.execute(sql, {"now": now} if ":now" in sql else None)
         person = db.scalar("INSERT INTO people (created_at) VALUES (0) RETURNING id")
@@ -101,12 +106,37 @@ def test_expired_rows_are_purged(app):
         assert keys("deliveries", "key") == ["n-new"]
         assert keys("logins", "id") == ["l-live"]
         assert "k-old" not in keys("login_failures", "key")
+        # A done job is forgotten after a week; a failed one stays until it is run again.
+        assert keys("jobs", "key") == ["j-failed", "j-new"]
 
 
-def test_one_process_sweeps_per_interval(app):
-    maintenance_state = app.extensions[maintenance.EXTENSION]
-    maintenance_state["thread"].join(10)  # the start-up sweep took this interval's turn
-    assert maintenance.sweep_if_due(app) is None
+def test_one_process_sweeps_per_interval(app, tmp_path, emu):
+    other = create_app(site_config(tmp_path, emu))  # another process of the same site
+    with app.app_context():
+        assert maintenance.sweep_job(app) == "nothing to remove"
+    with other.app_context():
+        assert maintenance.sweep_job(other) == "another process had the turn"
+        assert maintenance.sweep_if_due(other) is None
+    with app.app_context():
+        later = time.time() + maintenance.INTERVAL + 1
+        assert maintenance.sweep_job(app, now=later) == "nothing to remove"
+
+
+def test_the_sweep_runs_as_a_periodic_job_from_the_consumers_start(tmp_path, emu):
+    app = create_app(site_config(tmp_path, emu, WXSITE_JOBS_CONSUMER="thread"))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with app.app_context():
+                row = store.get_job(store.get_db(), "maintenance.sweep")
+            if row and row["state"] == "done":
+                break
+            assert time.monotonic() < deadline, row
+            time.sleep(0.05)
+        assert row["result"] == "nothing to remove" and row["attempts"] == 1
+    finally:
+        assert jobs.get(app).stop_consumer()
+    assert not jobs.get(app).running.alive
 
 
 def test_cookieless_login_starts_are_bounded_per_client(app, live, emu):

@@ -6,7 +6,7 @@ import secrets
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, config, errors, extensions, logs, maintenance, security, store, wx
+from . import cli, config, errors, extensions, jobs, logs, security, store, wx
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,7 +30,6 @@ def create_app(test_config=None):
     logs.init_app(app)
     _register_proxy_fix(app)
     store.init_app(app)
-    maintenance.init_app(app)
     wx.init_app(app)
     wx.init_pay(app)
     wx.init_push(app)
@@ -39,6 +38,7 @@ def create_app(test_config=None):
     security.init_app(app)
     _register_blueprints(app)
     cli.init_app(app)
+    jobs.init_app(app)  # last: its threads may run jobs at once, on a finished app
     return app
 
 

@@ -13,6 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import accounts, store, wx
+from .jobs.cli import jobs_group, worker_command
 from .wechat import WeChatError
 from .wechat.client import ACCESS_TOKEN, JSAPI_TICKET
 from .wechat.credentials import ForceRefused
@@ -25,6 +26,8 @@ db_cli = AppGroup(
     "Example: flask --app wsgi wx db status",
 )
 wx_cli.add_command(db_cli)
+wx_cli.add_command(worker_command)
+wx_cli.add_command(jobs_group)
 
 
 def _emulator_address(app):

@@ -81,6 +81,37 @@ SETTINGS = (
         "share credentials through Redis (several hosts) instead of the SQLite database",
         "redis",
     ),
+    Setting(
+        "WXSITE_JOBS_CONSUMER",
+        "thread",
+        "thread: run background jobs in threads inside each site process; off: only queue "
+        "them (run `flask --app wsgi wx worker` somewhere)",
+        "choice",
+        ("thread", "off"),
+    ),
+    Setting(
+        "WXSITE_JOBS_FILE",
+        None,
+        "the SQLite job queue when WXSITE_REDIS_URL is unset (default: jobs.sqlite3 beside "
+        "a SQLite database, else in the instance folder)",
+    ),
+    Setting("WXSITE_JOBS_QUEUE", "wxsite", "the queue's name (sites sharing one Redis differ)"),
+    Setting("WXSITE_JOBS_WORKERS", 2, "job threads of the in-process consumer", "int"),
+    Setting("WXSITE_JOBS_ATTEMPTS", 6, "tries of a job before it is failed", "int"),
+    Setting(
+        "WXSITE_JOBS_RETRY_BASE",
+        10.0,
+        "seconds before a failed job's first retry; doubled each time",
+        "float",
+    ),
+    Setting("WXSITE_JOBS_RETRY_MAX", 1800.0, "longest wait between two tries of a job", "float"),
+    Setting(
+        "WXSITE_JOBS_LEASE",
+        300.0,
+        "seconds a job's run holds it; a worker silent that long is taken for dead and the "
+        "job is run again",
+        "float",
+    ),
     Setting("WXSITE_HTTP_TIMEOUT", 5.0, "read timeout of one WeChat call, seconds", "float"),
     Setting(
         "WXSITE_DEADLINE", 15.0, "total budget of a WeChat call with retries, seconds", "float"
@@ -153,6 +184,12 @@ def load(environ, testing=False):
     if out["WX_PUSH_AES_KEY"] and not out["WX_PUSH_TOKEN"]:
         raise ConfigError("WX_PUSH_TOKEN is not set: WX_PUSH_AES_KEY needs the Token beside it")
     _check_uploads(out)
+    if testing and environ.get("WXSITE_JOBS_CONSUMER") is None:
+        # An app a test builds runs no job threads unless the test asks for them: threads
+        # would outlive the test (tests that want them stop them at their end).
+        out["WXSITE_JOBS_CONSUMER"] = "off"
+    if out["WXSITE_JOBS_ATTEMPTS"] < 1:
+        raise ConfigError("WXSITE_JOBS_ATTEMPTS must be at least 1")
     return out
 
 

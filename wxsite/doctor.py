@@ -25,6 +25,7 @@ def run(app, client, public_url=None):
     cfg = app.config
     checks = [_mode(cfg), _secret_key(cfg), _database(app), _uploads(app)]
     checks += _pay(app)
+    checks += _jobs(app)
     checks += _credentials(client)
     checks.append(_push(app, public_url))
     if public_url:
@@ -166,6 +167,53 @@ def _pay(app):
             )
         ]
     return [Check(True, "WeChat Pay", keys)]
+
+
+def _jobs(app):
+    """Background jobs: the queue answers, nothing failed for good, nothing waits too long."""
+    from . import jobs as jobs_module
+
+    jobs = jobs_module.get(app)
+    where = jobs.describe()
+    consumer = app.config["WXSITE_JOBS_CONSUMER"]
+    runs = "in this site's processes" if consumer == "thread" else "by `wx worker` only"
+    pending = jobs.pending()
+    if pending is None:
+        return [Check(False, "jobs", f"{where}: the queue does not answer")]
+    try:
+        with store.engine(app).connection() as db:
+            failed = store.list_jobs(db, ["failed"], 5)
+            counts = store.job_counts(db)
+            waited = store.oldest_waiting(db)
+    except store.Error as exc:
+        return [Check(False, "jobs", f"{where}: job records unreadable: {exc}")]
+    checks = []
+    summary = f"{where}, run {runs}; " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    if failed:
+        lines = [
+            f"{row['key']} ({row['attempts']} tries): {row['last_error'] or '?'}" for row in failed
+        ]
+        checks.append(
+            Check(
+                False,
+                "jobs",
+                f"{counts['failed']} failed for good — "
+                + "; ".join(lines)
+                + " (`flask --app wsgi wx jobs retry KEY` once the cause is mended)",
+            )
+        )
+    if waited > 300:
+        checks.append(
+            Check(
+                None,
+                "jobs",
+                f"a job has waited {waited / 60:.0f} min to start: is a worker running "
+                "(`flask --app wsgi wx worker`, or WXSITE_JOBS_CONSUMER=thread)?",
+            )
+        )
+    if not checks:
+        checks.append(Check(True, "jobs", summary.rstrip("; ")))
+    return checks
 
 
 def _uploads(app):

@@ -5,17 +5,15 @@ A worker killed mid-download leaves ``.part-*`` / ``.clean-*`` / ``*.part.mp3`` 
 multipart upload never completed; one killed between putting a file into the store and
 writing its row leaves a stored file nobody owns; deleted and merged-away uploads queue
 their files in ``orphan_files``. The sweep removes all of these, through the blob store
-(``wxsite.media.blobs``), so it works the same on a folder and on a bucket. It runs in a
-background thread at start-up and then every ``INTERVAL`` seconds, taken in turn by one
-process of the site (a shared counter in the store).
+(``wxsite.media.blobs``), so it works the same on a folder and on a bucket. It is the
+periodic ``maintenance.sweep`` job (``wxsite.jobs``): offered every minute to every
+consumer from its start, it sweeps at most once per ``INTERVAL`` seconds across every
+process and host, taken in turn through a shared counter in the store.
 """
 
 import logging
 import os
-import threading
 import time
-
-from flask import current_app
 
 from . import store
 from .media import blobs
@@ -104,22 +102,12 @@ def sweep_if_due(app):
             return None
 
 
-def _start(app):
-    thread = threading.Thread(target=sweep_if_due, args=(app,), name="wxsite-sweep", daemon=True)
-    thread.start()
-    app.extensions[EXTENSION]["thread"] = thread
-    return thread
+def sweep_job(app, now=None):
+    """The maintenance.sweep job: sweep when it is this process's turn; failures raise."""
+    from .auth.users import LOGIN_MAX_AGE
 
-
-def init_app(app):
-    """Sweep at start-up, then let a request start a sweep thread when one is due."""
-    app.extensions[EXTENSION] = {"next": time.monotonic() + INTERVAL, "thread": None}
-    _start(app)
-
-    @app.after_request
-    def maybe_sweep(response):
-        state = current_app.extensions[EXTENSION]
-        if time.monotonic() >= state["next"]:
-            state["next"] = time.monotonic() + INTERVAL
-            _start(current_app._get_current_object())
-        return response
+    db = store.get_db()
+    if store.take_attempt(db, {"maintenance:sweep": 1}, INTERVAL, now):
+        return "another process had the turn"
+    done = sweep(db, app.extensions[blobs.EXTENSION], LOGIN_MAX_AGE, now)
+    return ", ".join(f"{k}={v}" for k, v in done.items() if v) or "nothing to remove"

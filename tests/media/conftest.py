@@ -10,8 +10,9 @@ import uuid
 import pytest
 
 from s3server import s3_server  # noqa: F401 - fixture, re-exported for this folder
+from media_helpers import JOBS_ON
 from support import site_config
-from wxsite import create_app
+from wxsite import create_app, jobs
 
 BUCKET = "wxsite-media"
 
@@ -40,6 +41,13 @@ def media_config(backend, request, tmp_path):
     }
 
 
+@pytest.fixture(autouse=True)
+def stop_job_threads():
+    """Stop the job consumers a test's apps started (their threads must not outlive it)."""
+    yield
+    jobs.stop_all()
+
+
 @pytest.fixture
 def app(tmp_path, emu, media_config):
-    return create_app(site_config(tmp_path, emu, **media_config))
+    return create_app(site_config(tmp_path, emu, **JOBS_ON, **media_config))

@@ -14,7 +14,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from media_helpers import amr_bytes, json_poster, stored_files
+from media_helpers import JOBS_ON, amr_bytes, jobs_settled, json_poster, stored_files
 from support import site_config
 from wxsite import create_app
 from wxsite.emulator.media import fake_speex
@@ -315,7 +315,9 @@ def front(emu):
 
 @pytest.fixture
 def app(tmp_path, emu, front, media_config):
-    return create_app(site_config(tmp_path, emu, WX_API_BASE=front.base_url, **media_config))
+    return create_app(
+        site_config(tmp_path, emu, WX_API_BASE=front.base_url, **JOBS_ON, **media_config)
+    )
 
 
 @pytest.fixture
@@ -334,8 +336,9 @@ def test_site_plays_the_hd_voice(front, emu, post_json, logged_in, live, app, tm
     assert response.status_code == 200, response.text
     item = response.json()["item"]
     assert emu.count(protocol.MEDIA_GET) == 1
+    assert jobs_settled(app)[0]["result"] == "playable (from speex)"
     mp3 = tmp_path / "played.mp3"
-    mp3.write_bytes(logged_in.get(live.url(item["play_url"])).content)
+    mp3.write_bytes(logged_in.get(live.url(f"/uploads/{item['id']}/play")).content)
     duration, rate = probe(str(mp3))
     # 16 kHz with sound: the AMR copy is 8 kHz (and silent here).
     assert rate == 16000 and duration == pytest.approx(2.0, abs=0.15)
@@ -352,9 +355,9 @@ def test_site_falls_back_to_the_amr(front, emu, post_json, logged_in, live, app,
     front.speex = wechat_speex(str(tmp_path), seconds=1)[:-3]
     media_id = emu.upload_media(amr_bytes(1), "audio/amr", kind="voice")
     item = post_json("/voice", {"server_id": media_id}).json()["item"]
-    assert item["status"] == "ok" and item["play_url"]
+    assert item["status"] == "ok" and jobs_settled(app)[0]["result"] == "playable"
     mp3 = tmp_path / "played.mp3"
-    mp3.write_bytes(logged_in.get(live.url(item["play_url"])).content)
+    mp3.write_bytes(logged_in.get(live.url(f"/uploads/{item['id']}/play")).content)
     assert probe(str(mp3))[1] == 8000
     page = logged_in.get(live.url("/voice")).text
     assert "高清</span>" not in page and "高清原始语音" not in page
@@ -372,6 +375,9 @@ def test_site_keeps_real_speex_without_ffmpeg(
     media_id = emu.upload_media(amr_bytes(1), "audio/amr", kind="voice")
     item = post_json("/voice", {"server_id": media_id}).json()["item"]
     assert item["status"] == "ok" and item["play_url"] is None
+    # The job finds no ffmpeg: done, the note stays AMR (not 处理中 for ever).
+    assert jobs_settled(app)[0]["result"] == "no ffmpeg: kept as AMR"
     page = logged_in.get(live.url("/voice")).text
+    assert "处理中" not in page
     assert "下载 AMR" in page and "高清原始语音" in page and "高清</span>" not in page
     assert [name.rsplit(".", 1)[-1] for name in voice_files(app)] == ["amr", "speex"]

@@ -171,10 +171,33 @@ def test_reconcile_command_runs_once(app, emu):
     assert result.exit_code == 0 and "queried 0 refunds" in result.output, result.output
 
 
-def test_pages_reconcile_at_most_once_per_interval(logged_in, live, emu, app, monkeypatch):
+def test_pages_leave_reconciling_to_the_job(logged_in, live, emu, app, monkeypatch, tmp_path):
     runs = []
     monkeypatch.setattr(pay_reconcile, "reconcile", lambda *a, **k: runs.append(1) or {})
     no, _, _ = buy(logged_in, live)
     for _ in range(3):
         assert logged_in.get(live.url(f"/pay/orders/{no}")).status_code == 200
-    assert len(runs) == 1
+    assert runs == []  # no page waits for WeChat Pay queries any more
+    # The pay.reconcile job: once per interval across every process (a shared turn).
+    other = create_app(site_config(tmp_path, emu))
+    with app.app_context():
+        assert pay_reconcile.reconcile_job() == ""
+    with other.app_context():
+        assert pay_reconcile.reconcile_job() == "another process reconciled within the interval"
+    with app.app_context():
+        pay_reconcile.reconcile_job(now=time.time() + pay_reconcile.INTERVAL + 1)
+    assert len(runs) == 2
+
+
+def test_a_lost_refund_notification_is_settled_by_the_reconcile_job(logged_in, live, emu, app):
+    no = paid(logged_in, live, emu)
+    emu.refund_mode("PROCESSING")
+    runner = app.test_cli_runner()
+    assert runner.invoke(
+        args=["pay", "refund", no, "--amount", "300", "--request-id", "RFjob00000001"]
+    )
+    emu.move_refund("RFjob00000001", "SUCCESS", notify=False)
+    with app.app_context():
+        answer = pay_reconcile.reconcile_job(now=time.time() + 120)
+    assert answer == "queried 1, retried 0, closed 0"
+    assert refund_row(app, "RFjob00000001")["status"] == "SUCCESS"

@@ -188,7 +188,6 @@ def _save_voice(written, db, person_id, media_id):
     directory = blob_store().temp_dir("voice")
     amr = _download(media_id, directory)
     hq = None
-    playable = None
     try:
         if not voice.is_amr(amr.head):
             raise ItemError("not_voice", "不是有效的语音")
@@ -199,24 +198,20 @@ def _save_voice(written, db, person_id, media_id):
             hq = _download(media_id, directory, high_quality_voice=True)
         except ItemError as exc:
             log.info("no high-quality voice for this media: %s", exc.code)
-        frames = speex.read_frames(hq.tmp_path) if hq else None
-        if hq and frames is None:
+        if hq and speex.read_frames(hq.tmp_path) is None:
             # Not speex we can read: keeping it would offer people a .speex that is not one.
             hq.discard()
             hq = None
         base = generate_token(24)
-        # Everything local first (duration, transcoding), then the store, then the row.
+        # The request stores what WeChat gave and answers; the MP3 people play is made by
+        # the voice.transcode job (wxsite.jobs), and the page says 处理中 until then.
         duration = voice.amr_duration(amr.tmp_path)
-        playable = _playable(directory, base, frames, amr.tmp_path)
         paths = {"path": f"voice/{base}.amr"}
         written.put(amr.tmp_path, paths["path"], "audio/amr")
         if hq:
             paths["hq_path"] = f"voice/{base}.speex"
             written.put(hq.tmp_path, paths["hq_path"], "audio/speex")
-        if playable:
-            tmp, paths["playable_path"] = playable
-            written.put(tmp, paths["playable_path"], "audio/mpeg")
-        return _record(
+        row, created = _record(
             written,
             db,
             person_id,
@@ -228,15 +223,90 @@ def _save_voice(written, db, person_id, media_id):
             "audio/amr",
             duration=duration,
             hq_path=paths.get("hq_path"),
-            playable_path=paths.get("playable_path"),
         )
     finally:
         # A local put renamed these away; in S3 mode the temp copies go now.
         amr.discard()
         if hq:
             hq.discard()
-        if playable:
-            _unlink(playable[0])
+    if created:
+        queue_transcode(row["id"])
+    return row, created
+
+
+def transcode_key(upload_id):
+    """Return the job key of a voice note's transcoding."""
+    return f"voice.transcode:{upload_id}"
+
+
+def queue_transcode(upload_id):
+    """Queue the making of a voice note's MP3 (never raises: the page then offers the AMR)."""
+    from .. import jobs
+
+    jobs.enqueue("voice.transcode", {"upload_id": upload_id}, transcode_key(upload_id), again=False)
+
+
+def transcode_voice(db, upload_id):
+    """The voice.transcode job: make and record the MP3 of upload ``upload_id``, once.
+
+    Idempotent: a note already playable, or deleted, is left alone; the MP3's key comes
+    from the note's own name, so a second run after a crash overwrites the same object,
+    and the row takes it only while it has none.
+    """
+    row = store.upload_row(db, upload_id)
+    if row is None or row["kind"] != "voice":
+        return "no such voice note (deleted)"
+    if row["playable_path"]:
+        return "already playable"
+    if not voice.ffmpeg_available():
+        log.warning("ffmpeg is not installed: voice notes stay AMR (install ffmpeg to play them)")
+        return "no ffmpeg: kept as AMR"
+    directory = blob_store().temp_dir("voice")
+    base = row["path"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    amr = hq = playable = None
+    try:
+        amr = _fetch(row["path"], directory, f".clean-{base}.src.amr")
+        frames = None
+        if row["hq_path"]:
+            hq = _fetch(row["hq_path"], directory, f".clean-{base}.src.speex")
+            frames = speex.read_frames(hq)
+        playable = _playable(directory, base, frames, amr)
+        if playable is None:
+            raise RuntimeError("ffmpeg could not convert this voice note")
+        tmp, key = playable
+        blob_store().put_file(tmp, key, "audio/mpeg")
+        if not store.set_playable(db, upload_id, key):
+            # Deleted while we worked (or another run won): this copy belongs to no row.
+            try:
+                if store.upload_row(db, upload_id) is None:
+                    blob_store().delete(key)
+            except blobs.StorageUnavailable:
+                pass  # an object no row names: the sweep removes it
+            return "no longer needed"
+        return "playable" + (" (from speex)" if key.endswith(voice.HD_MP3) else "")
+    finally:
+        for path in (amr, hq, playable[0] if playable else None):
+            _unlink(path)
+
+
+def _fetch(key, directory, name):
+    """Copy a stored object into ``directory`` as ``name`` (streamed); return its path."""
+    path = os.path.join(directory, name)
+    blob = blob_store().open(key)
+    written = 0
+    try:
+        with open(path, "wb") as f:
+            for chunk in blob.chunks:
+                f.write(chunk)
+                written += len(chunk)
+        if written != blob.length:  # the store broke off (Chunks only logs that)
+            raise blobs.StorageUnavailable(f"{key} was cut short while being read")
+    except BaseException:
+        _unlink(path)
+        raise
+    finally:
+        blob.chunks.close()
+    return path
 
 
 def _playable(directory, base, frames, amr_path):

@@ -33,6 +33,7 @@ from .storage import (
     save_image,
     save_voice,
     storage_unavailable,
+    transcode_key,
 )
 
 log = logging.getLogger("wxsite.media")
@@ -143,8 +144,28 @@ def delete(upload_id):
 
 
 def _page(kind, template, js_api_list):
-    items = store.list_uploads(store.get_db(), current_user.person_id, kind)
+    db = store.get_db()
+    items = store.list_uploads(db, current_user.person_id, kind)
+    if kind == "voice":
+        _voice_states(db, items)
     return render_template(template, wx_config=signed_config(js_api_list), items=items)
+
+
+def _voice_states(db, items):
+    """Say of each voice note: playable, 处理中 (its MP3 is being made), or AMR only."""
+    waiting = [item for item in items if not item["playable_path"]]
+    states = store.job_states(db, [transcode_key(item["id"]) for item in waiting])
+    for item in items:
+        state = states.get(transcode_key(item["id"]))
+        if item["playable_path"]:
+            item["voice_state"] = "playable"
+        elif state in store.JOB_ACTIVE:
+            item["voice_state"] = "processing"
+        elif state == "failed":
+            item["voice_state"] = "failed"
+        else:
+            item["voice_state"] = "amr"
+    return items
 
 
 def _own(upload_id):
@@ -202,5 +223,14 @@ def _describe(row):
         item["duration"] = row["duration"]
         item["play_url"] = (
             url_for("media.play", upload_id=row["id"]) if row["playable_path"] else None
+        )
+        # The MP3 is made in the background (voice.transcode): the page says 处理中 until
+        # then, and play_url appears in the list once it is there.
+        item["processing"] = (
+            not row["playable_path"]
+            and store.job_states(store.get_db(), [transcode_key(row["id"])]).get(
+                transcode_key(row["id"])
+            )
+            in store.JOB_ACTIVE
         )
     return item

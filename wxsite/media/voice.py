@@ -34,6 +34,11 @@ def amr_duration(path):
     return frames / 50.0
 
 
+def ffmpeg_available():
+    """Return True if ffmpeg is on the PATH (without it voice notes stay AMR)."""
+    return shutil.which("ffmpeg") is not None
+
+
 def transcode(src, dest, timeout=30):
     """Convert AMR to MP3 with ffmpeg; return True if a playable file was written."""
     ffmpeg = shutil.which("ffmpeg")

@@ -1,7 +1,8 @@
 """The periodic pay work: ask about refunds with no word yet, retry waiting ones, close orders.
 
-Plain functions (there is no job queue yet): ``flask pay reconcile`` runs them once, and
-pages call ``maybe_reconcile`` so that a site without a scheduler still gets there.
+The ``pay.reconcile`` job (``wxsite.jobs``) runs ``reconcile`` every minute, at most once
+per INTERVAL across every process and host (a shared turn in the store); ``flask pay
+reconcile`` runs it once by hand. Pages no longer do this work themselves.
 """
 
 import logging
@@ -11,7 +12,7 @@ from .. import store, wx
 from ..store import pay as pay_store
 from ..wechat.pay import PayError
 from .apply import apply_refund, apply_transaction
-from .refunds import RefundError, backoff, notify_url, submit
+from .refunds import RefundError, backoff, notify_url, retry_key, submit
 
 log = logging.getLogger("wxsite.pay")
 
@@ -62,6 +63,8 @@ def retry_refunds(db, client, now, limit=BATCH):
     done = 0
     for row in pay_store.due_refunds(db, ("PENDING",), now - QUERY_AFTER, now, limit):
         no = row["out_refund_no"]
+        if store.job_states(db, [retry_key(no)]).get(retry_key(no)) in store.JOB_ACTIVE:
+            continue  # its refund.retry job is on it
         if not pay_store.claim_refund(db, no, "PENDING", now, now + LEASE):
             continue
         order = store.get_order(db, row["out_trade_no"])
@@ -106,16 +109,22 @@ def _apply_query(client, out_trade_no):
         log.warning("order %s: query failed (%s)", out_trade_no, exc.code or "unavailable")
 
 
-def maybe_reconcile():
-    """Run ``reconcile`` from a page, at most once per INTERVAL across workers; never raise."""
+def reconcile_job(now=None):
+    """The pay.reconcile job: ``reconcile`` once per INTERVAL across processes and hosts."""
     client = wx.pay_client()
     if client is None:
-        return None
+        return "WeChat Pay is off"
     db = store.get_db()
-    if store.take_attempt(db, {THROTTLE_KEY: 1}, INTERVAL):
-        return None  # another page ran it within the interval
-    try:
-        return reconcile(db, client, limit=5)
-    except Exception:  # the page matters more than this run; the next one catches up
-        log.exception("pay reconcile from a page failed")
-        return None
+    now = now or time.time()
+    if store.take_attempt(db, {THROTTLE_KEY: 1}, INTERVAL, now):
+        return "another process reconciled within the interval"
+    done = reconcile(db, client, now)
+    return ", ".join(f"{k} {v}" for k, v in done.items())
+
+
+def maybe_reconcile():
+    """Nothing now: pages once ran ``reconcile`` here; the pay.reconcile job does it.
+
+    Kept so that pages calling it need no change; it never calls WeChat Pay.
+    """
+    return None

@@ -1,4 +1,12 @@
-"""Refunds: never more than was paid, never twice, and the AVAILABLE-funds fallback."""
+"""Refunds: never more than was paid, never twice, and the AVAILABLE-funds fallback.
+
+A refund's first call to WeChat Pay is made in the request (the operator sees WeChat's
+answer); when that call fails or times out (the outcome is unknown), the refund stays
+PENDING and the ``refund.retry`` job (``wxsite.jobs``) sends it again with the **same**
+``out_refund_no``, with backoff, until WeChat answers. WeChat treats a repeated
+out_refund_no as the same refund, so a retry after a lost answer (or after a worker was
+killed mid-call) can never refund twice.
+"""
 
 import logging
 import time
@@ -64,7 +72,7 @@ def backoff(attempts):
     return min(RETRY_BASE * 2 ** min(attempts, 20), RETRY_MAX)
 
 
-def submit(db, client, row, total, notify_url=None, now=None):
+def submit(db, client, row, total, notify_url=None, now=None, queue_retry=True):
     """Send a reserved refund to WeChat (always with its own out_refund_no); return the row.
 
     When WeChat answers NOT_ENOUGH (the unsettled funds are short), it is retried once
@@ -83,10 +91,14 @@ def submit(db, client, row, total, notify_url=None, now=None):
                 row["out_trade_no"], no, row["amount"], total, notify_url, "AVAILABLE"
             )
     except PayError as exc:
-        retry_at = (now or time.time()) + backoff(row["attempts"])
+        now = now or time.time()
+        retry_at = now + backoff(row["attempts"])
         if exc.unavailable:
-            # Unknown outcome: keep PENDING; the same out_refund_no is retried later.
+            # Unknown outcome: keep PENDING; the same out_refund_no is retried by a job.
             pay_store.defer_refund(db, no, "UNAVAILABLE", retry_at)
+            log.warning("refund %s: WeChat Pay did not answer; retried with the same number", no)
+            if queue_retry:
+                queue_retry_job(no)
             raise RefundError("微信支付暂时不可用，稍后将用同一退款单号自动重试") from None
         if exc.code == "NOT_ENOUGH":
             pay_store.defer_refund(db, no, "NOT_ENOUGH", retry_at)
@@ -103,6 +115,66 @@ def submit(db, client, row, total, notify_url=None, now=None):
     result.setdefault("status", "PROCESSING")  # an answer is an acceptance, nothing more
     apply_refund(result, answered=True)
     return store.get_refund(db, no)
+
+
+def retry_key(out_refund_no):
+    """Return the job key of a refund's retries."""
+    return f"refund.retry:{out_refund_no}"
+
+
+def queue_retry_job(out_refund_no):
+    """Queue the refund.retry job of a refund (one at a time per refund; never raises).
+
+    Its first try comes after the jobs' first backoff (WXSITE_JOBS_RETRY_BASE).
+    """
+    from .. import jobs
+
+    delay = jobs.backoff(current_app.config, 1)
+    jobs.enqueue("refund.retry", {"out_refund_no": out_refund_no}, retry_key(out_refund_no), delay)
+
+
+def retry_job(db, out_refund_no):
+    """The refund.retry job: send a PENDING refund again, with its own out_refund_no.
+
+    Idempotent: a refund WeChat has answered for (PROCESSING, SUCCESS …) is left alone;
+    the refund's claim keeps two workers from sending it at once; and what is sent is
+    always the number reserved in the database, never a new one.
+    """
+    from .. import wx
+    from ..jobs.tasks import Permanent, Retry
+
+    client = wx.pay_client()
+    if client is None:
+        raise Permanent("WeChat Pay is not configured")
+    row = store.get_refund(db, out_refund_no)
+    if row is None:
+        raise Permanent("no such refund")
+    if row["status"] != "PENDING":
+        return f"nothing to send: {row['status']}"
+    now = time.time()
+    # The job owns the retries of a refund whose outcome is unknown: it does not wait for
+    # the refund's own backoff (which paces pay.reconcile, and pay.reconcile leaves a
+    # refund alone while its job is active). Taking the claim over a live one could at
+    # worst send the same out_refund_no twice at once, which WeChat Pay answers as one.
+    lease = current_app.config["WXSITE_JOBS_LEASE"]
+    if not pay_store.claim_refund(
+        db, out_refund_no, "PENDING", max(now, row["next_try_at"] or 0), now + lease
+    ):
+        raise Retry("the refund changed meanwhile")
+    order = store.get_order(db, row["out_trade_no"])
+    try:
+        after = submit(db, client, row, order["amount"], notify_url(), now, queue_retry=False)
+    except RefundError as exc:
+        again = store.get_refund(db, out_refund_no)
+        if again["status"] == "PENDING":  # retried after the job's backoff (WXSITE_JOBS_RETRY_*)
+            raise Retry(
+                f"WeChat Pay did not answer ({again['fail_reason'] or 'unavailable'}); "
+                "the refund stays PENDING under the same out_refund_no"
+            ) from None
+        raise Permanent(str(exc)) from None
+    if after["status"] == "PENDING":
+        return "waiting for a merchant balance top-up (pay.reconcile retries it)"
+    return f"sent again, now {after['status']}"
 
 
 def notify_url():

@@ -77,6 +77,8 @@ from .uploads import (  # noqa: F401
     add_upload,
     find_upload,
     get_upload,
+    upload_row,
+    set_playable,
     list_uploads,
     delete_upload,
     UPLOAD_FILES,
@@ -106,6 +108,20 @@ from .pay import (  # noqa: F401
     refundable,
     update_refund,
     claim_order_query,
+)
+from .jobs import (  # noqa: F401
+    ACTIVE as JOB_ACTIVE,
+    ensure_periodic,
+    finish_job,
+    get_job,
+    job_counts,
+    job_states,
+    list_jobs,
+    oldest_waiting,
+    queue_job,
+    stale_jobs,
+    start_job,
+    touch_job,
 )
 from .inbound import get_follow, record_delivery, set_follow  # noqa: F401
 from .scan import create_scan, decide_scan, get_scan, redeem_scan  # noqa: F401

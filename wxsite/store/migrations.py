@@ -286,6 +286,30 @@ MIGRATIONS = [
         CREATE INDEX orders_state ON orders(state, created_at);
         """,
     ),
+    (
+        "0010_jobs",
+        """
+        -- Background jobs (wxsite.jobs): the queue carries the messages, this is the record
+        -- every host reads. One row per job key (the work it names, e.g. voice.transcode:42):
+        -- state queued/running/retrying/done/failed, tries so far, the last error, when it
+        -- is due, and the lease of the run in progress (a dead worker's lease runs out).
+        CREATE TABLE jobs (
+            key TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            args TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            last_error TEXT,
+            result TEXT,
+            run_at {real},
+            lease_until {real},
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL
+        );
+        CREATE INDEX jobs_state ON jobs(state, updated_at);
+        """,
+    ),
 ]
 
 

@@ -51,6 +51,21 @@ def get_upload(db, upload_id, person_id):
     )
 
 
+def upload_row(db, upload_id):
+    """Return the upload ``upload_id`` whoever owns it (background jobs), or None."""
+    return db.one("SELECT * FROM uploads WHERE id = :id", {"id": upload_id})
+
+
+def set_playable(db, upload_id, path):
+    """Record a voice note's playable copy; return False if it is gone or has one already."""
+    with transaction(db):
+        changed = db.execute(
+            "UPDATE uploads SET playable_path = :path WHERE id = :id AND playable_path IS NULL",
+            {"path": path, "id": upload_id},
+        )
+    return changed == 1
+
+
 def list_uploads(db, person_id, kind):
     """Return the person's uploads of ``kind``, newest first."""
     return db.query(
