@@ -120,11 +120,3 @@ def reconcile_job(now=None):
         return "another process reconciled within the interval"
     done = reconcile(db, client, now)
     return ", ".join(f"{k} {v}" for k, v in done.items())
-
-
-def maybe_reconcile():
-    """Nothing now: pages once ran ``reconcile`` here; the pay.reconcile job does it.
-
-    Kept so that pages calling it need no change; it never calls WeChat Pay.
-    """
-    return None

@@ -27,7 +27,6 @@ from ..wechat.pay import PayError
 from ..store import pay as pay_store
 from .apply import apply_transaction
 from .products import PRODUCTS, yuan
-from .reconcile import maybe_reconcile
 from .refunds import RefundError, notify_url, refund
 from .words import order_words, reason, refund_words
 
@@ -121,7 +120,6 @@ def create_order():
 @wechat_required
 def order(out_trade_no):
     """Show an order; while unpaid, with the button that opens WeChat's payment sheet."""
-    maybe_reconcile()  # cheap when nothing is due; bounded and spaced when something is
     row = _own_order(out_trade_no)
     refunds = pay_store.refunds_of(store.get_db(), out_trade_no)
     params = wx_config = None
@@ -169,7 +167,6 @@ def admin():
     client = _client()
     db = store.get_db()
     if request.method == "GET":
-        maybe_reconcile()
         short = pay_store.short_refunds(db)
         return render_template("pay/admin.html", orders=store.list_paid_orders(db), short=short)
     out_trade_no = request.form.get("out_trade_no", "")
