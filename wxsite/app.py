@@ -6,7 +6,7 @@ import secrets
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, config, errors, extensions, jobs, logs, security, store, wx
+from . import cli, config, errors, extensions, hosts, jobs, logs, security, store, wx
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,6 +39,7 @@ def create_app(test_config=None):
     _register_blueprints(app)
     cli.init_app(app)
     jobs.init_app(app)  # last: its threads may run jobs at once, on a finished app
+    hosts.record(app)
     return app
 
 

@@ -26,6 +26,7 @@ def run(app, client, public_url=None):
     checks = [_mode(cfg), _secret_key(cfg), _database(app), _uploads(app)]
     checks += _pay(app)
     checks += _jobs(app)
+    checks += _hosts(app)
     checks += _credentials(client)
     checks.append(_push(app, public_url))
     if public_url:
@@ -167,6 +168,16 @@ def _pay(app):
             )
         ]
     return [Check(True, "WeChat Pay", keys)]
+
+
+def _hosts(app):
+    """What this host must share with the others on its database (wxsite.hosts)."""
+    from . import hosts
+
+    try:
+        return [Check(ok, label, detail) for ok, label, detail in hosts.compare(app)]
+    except store.Error as exc:
+        return [Check(False, "hosts", f"host records unreadable: {exc}")]
 
 
 def _jobs(app):

@@ -62,6 +62,10 @@ from .identities import (  # noqa: F401
     bind_account,
     unbind_account,
 )
+from .hosts import (  # noqa: F401
+    note_host,
+    recent_hosts,
+)
 from .throttle import (  # noqa: F401
     take_attempt,
     clear_failures,

@@ -310,6 +310,18 @@ MIGRATIONS = [
         CREATE INDEX jobs_state ON jobs(state, updated_at);
         """,
     ),
+    (
+        "0011_hosts",
+        """
+        -- The hosts running the site on this database (wxsite.hosts), for wx doctor: what
+        -- each must share with the others, as fingerprints and locations, never secrets.
+        CREATE TABLE hosts (
+            name TEXT PRIMARY KEY,
+            facts TEXT NOT NULL,
+            seen_at {real} NOT NULL
+        );
+        """,
+    ),
 ]
 
 
