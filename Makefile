@@ -41,7 +41,7 @@ system-deps:
 # media's storage backends and codecs do not depend on the engine, so only its rows do.
 PG_TESTS ?= tests/auth tests/pay tests/inbound tests/jobs tests/media/test_upload.py tests/media/test_voice.py tests/test_store.py tests/test_store_merge.py \
 	tests/test_store_concurrency.py tests/test_maintenance.py tests/test_credentials_site.py \
-	tests/test_cli.py tests/test_hot_path.py tests/wechat/test_credentials.py \
+	tests/test_cli.py tests/test_hosts_doctor.py tests/test_hot_path.py tests/wechat/test_credentials.py \
 	tests/wechat/test_credentials_faults.py
 
 # The two runs overlap: most of a test's time is spent waiting on servers, not on a CPU.

@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 
 from . import accounts, store, wx
 from .jobs.cli import jobs_group, worker_command
+from .logs import quiet
 from .wechat import WeChatError
 from .wechat.client import ACCESS_TOKEN, JSAPI_TICKET
 from .wechat.credentials import ForceRefused
@@ -227,6 +228,7 @@ def warn_if_plain_run_has_no_emulator(app):
     is_flag=True,
     help="Retire a leaked access_token: stable_token force_refresh (20 a day, 30 s apart).",
 )
+@quiet
 def token_command(refresh, force):
     """Show the shared access_token and jsapi_ticket status (never the values).
 
@@ -263,6 +265,7 @@ def token_command(refresh, force):
 @click.option(
     "--public-url", default=None, help="The site's public URL, e.g. https://wx.example.com"
 )
+@quiet
 def doctor_command(public_url):
     """Check config, database, uploads, WeChat credentials and the public URL.
 
@@ -286,6 +289,7 @@ def doctor_command(public_url):
 @account_cli.command("create")
 @click.argument("username")
 @click.option("--display-name", default=None, help="Name shown on the site.")
+@quiet
 def account_create(username, display_name):
     """Create a site account; the password is asked twice (or read from stdin).
 
@@ -303,6 +307,7 @@ def account_create(username, display_name):
 
 
 @account_cli.command("list")
+@quiet
 def account_list():
     """List site accounts and how many WeChat identities each has bound.
 
@@ -316,6 +321,7 @@ def account_list():
 
 
 @db_cli.command("status")
+@quiet
 def db_status():
     """Show the engine and which migrations are applied.
 
@@ -329,6 +335,7 @@ def db_status():
 
 
 @db_cli.command("migrate")
+@quiet
 def db_migrate():
     """Apply pending migrations (start-up does this too; safe to repeat).
 
@@ -342,6 +349,7 @@ def db_migrate():
 
 @db_cli.command("copy")
 @click.argument("target")
+@quiet
 def db_copy(target):
     """Copy this site's data into an empty database (e.g. PostgreSQL), then compare counts.
 

@@ -4,6 +4,7 @@ Never the openid itself, tokens, codes or secrets: only the path (no query strin
 carries ``code`` and ``state``) is logged.
 """
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -64,3 +65,23 @@ def init_app(app):
         )
         response.headers["X-Request-Id"] = g.request_id
         return response
+
+
+def quiet(command):
+    """Hold the site's INFO lines back while a CLI command runs: its output is its own.
+
+    Warnings and errors still reach stderr. Commands that serve (``wx run``, ``wx
+    emulator``, ``wx worker``) keep the request and job lines.
+    """
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        logger = logging.getLogger("wxsite")
+        level = logger.level
+        logger.setLevel(max(level, logging.WARNING))
+        try:
+            return command(*args, **kwargs)
+        finally:
+            logger.setLevel(level)
+
+    return run

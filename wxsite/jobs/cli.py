@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .. import store
+from ..logs import quiet
 from ..store.jobs import STATES
 from . import get, tasks
 
@@ -53,6 +54,7 @@ def _when(ts):
 @click.option("--limit", default=50, show_default=True, type=int)
 @click.pass_context
 @with_appcontext
+@quiet
 def jobs_group(ctx, states, limit):
     """List background jobs: queued, running, retrying, done and failed, with their tries
     and last error.
@@ -88,6 +90,7 @@ def jobs_group(ctx, states, limit):
 @jobs_group.command("retry")
 @click.argument("key")
 @with_appcontext
+@quiet
 def retry_command(key):
     """Queue a failed (or done) job again, its tries starting over.
 

@@ -4,6 +4,7 @@ import click
 from flask.cli import AppGroup
 
 from .. import store, wx
+from ..logs import quiet
 from ..store import pay as pay_store
 from .products import yuan
 from .reconcile import PAY_WINDOW, QUERY_AFTER, reconcile
@@ -25,6 +26,7 @@ def _client():
 @click.option(
     "--request-id", default=None, help="out_refund_no; repeat it to retry the same refund safely."
 )
+@quiet
 def refund_command(out_trade_no, amount, request_id):
     """Refund an order, fully or in part (falls back to available funds when needed).
 
@@ -74,6 +76,7 @@ def _check_refund(db, out_trade_no, amount):
 
 
 @pay_cli.command("reconcile")
+@quiet
 def reconcile_command():
     """Run the periodic pay work once: query, retry, close (safe to run from cron).
 
