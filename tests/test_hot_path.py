@@ -2,12 +2,15 @@
 
 import re
 from collections import OrderedDict
+from contextlib import contextmanager
 
+import psycopg
 import pytest
 from flask import session
 from support import csrf_token, site_config, wechat_login
 
-from wxsite import create_app, extensions, store
+from wxsite import accounts, create_app, extensions, store
+from wxsite.store import identities
 
 
 def session_cookie(response):
@@ -22,21 +25,117 @@ def test_unchanged_logged_in_page_sends_no_session_cookie(logged_in, live):
     assert session_cookie(logged_in.get(live.url("/?ref=AbCdEfGh1234")))
 
 
-def test_revoked_login_refused_by_another_instance_on_the_next_request(tmp_path, emu, live, phone):
-    wechat_login(phone, live)
-    # A second site (another worker or host) over the same database, same secret key.
+def other_instance(tmp_path, emu, phone):
+    """Return a test client of a second site over the same database, holding ``phone``'s cookie.
+
+    Another worker or host: same database, same secret key, its own connections.
+    """
     other = create_app(site_config(tmp_path, emu))
     client = other.test_client()
     for c in phone.cookies:
         if c.domain in ("127.0.0.1", ""):
             client.set_cookie(c.name, c.value)
+    return other, client
+
+
+def _log_out(phone, live, app):
+    page = phone.get(live.url("/share"))
+    phone.post(live.url("/auth/logout"), data={"csrf_token": csrf_token(page.text)})
+
+
+def _log_in_again(phone, live, app):
+    wechat_login(phone, live)  # a new login while logged in rotates the session
+
+
+def _bind(phone, live, app):
+    with app.app_context():
+        accounts.create(store.get_db(), "alice", "correct horse battery")
+    page = phone.get(live.url("/auth/bind"))
+    bound = phone.post(
+        live.url("/auth/bind"),
+        data={
+            "csrf_token": csrf_token(page.text),
+            "username": "alice",
+            "password": "correct horse battery",
+            "next": "/healthz",
+        },
+    )
+    assert bound.url == live.url("/healthz")  # bound, and the session rotated
+
+
+@pytest.mark.parametrize("revoke", [_log_out, _log_in_again, _bind], ids=lambda f: f.__name__)
+def test_revoked_login_refused_by_another_instance_on_the_next_request(
+    tmp_path, emu, app, live, phone, revoke
+):
+    wechat_login(phone, live)
+    _, client = other_instance(tmp_path, emu, phone)
     ua = {"User-Agent": phone.headers["User-Agent"]}
     assert client.get("/share", headers=ua).status_code == 200
     assert client.get("/share", headers=ua).status_code == 200  # its thread's connection is kept
-    page = phone.get(live.url("/share"))
-    phone.post(live.url("/auth/logout"), data={"csrf_token": csrf_token(page.text)})
+    revoke(phone, live, app)
     refused = client.get("/share", headers=ua)
     assert refused.status_code == 302 and "/auth/login" in refused.headers["Location"]
+
+
+@contextmanager
+def counted_statements(app):
+    """Count the SQL statements sent to the database in the block, on either engine.
+
+    Counted at the driver, so a connection's PRAGMAs, a pool's liveness ping and
+    transaction control count as well as the store's own queries.
+    """
+    sent = []
+    if store.engine(app).name == "sqlite":
+        conn = app.extensions[store.HELD].held.conn.native.conn  # this thread's, kept
+        conn.set_trace_callback(sent.append)
+        try:
+            yield sent
+        finally:
+            conn.set_trace_callback(None)
+        return
+    # Every psycopg statement goes through Cursor.execute (Connection.execute makes a cursor).
+    original = psycopg.Cursor.execute
+
+    def execute(self, query, *args, **kwargs):
+        sent.append(str(query))
+        return original(self, query, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(psycopg.Cursor, "execute", execute)
+        yield sent
+
+
+#: Statements of one logged-in request on a warm worker: the login check (one indexed read
+#: of the login, its identity, person and account) and the page's own reads; PostgreSQL
+#: adds the pool's liveness check of the connection it lends.
+PAGE_READS = {"/share": 1, "/upload": 1, "/me": 2}  # /me: visits and follow status
+
+
+@pytest.mark.parametrize("path", sorted(PAGE_READS))
+def test_statements_per_logged_in_request(tmp_path, emu, live, phone, path):
+    wechat_login(phone, live, scope="snsapi_userinfo")
+    phone.get(live.url("/share"))  # the referral code, made once
+    other, client = other_instance(tmp_path, emu, phone)
+    ua = {"User-Agent": phone.headers["User-Agent"]}
+    assert client.get(path, headers=ua).status_code == 200  # the thread's connection opened
+    with counted_statements(other) as sent:
+        assert client.get(path, headers=ua).status_code == 200
+    ping = 0 if store.engine(other).name == "sqlite" else 1
+    assert len(sent) == 1 + PAGE_READS[path] + ping, sent
+    reads = [s for s in sent if s.strip()]
+    assert all(s.lstrip().upper().startswith("SELECT") for s in reads), sent  # no writes
+    assert "FROM logins l JOIN wechat_users w" in reads[0]
+
+
+@pytest.mark.sqlite_only
+def test_the_login_check_uses_primary_keys_only(app):
+    with app.app_context():
+        plan = store.get_db().query(
+            "EXPLAIN QUERY PLAN " + identities._LOGIN, {"id": "x", "since": 0.0}
+        )
+    details = [row["detail"] for row in plan]
+    assert len(details) == 4 and all(d.startswith("SEARCH") for d in details), details
+    assert "sqlite_autoindex_logins_1 (id=?)" in details[0]
 
 
 def test_csrf_token_where_a_page_posts(logged_in, live):
