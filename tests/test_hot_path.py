@@ -1,12 +1,15 @@
 """The logged-in hot path: a kept connection, no cookie re-sent, CSRF only where it is used."""
 
 import re
+import time
 from collections import OrderedDict
 from contextlib import contextmanager
 
 import psycopg
 import pytest
+from flask import request as flask_request
 from flask import session
+from itsdangerous import TimestampSigner
 from support import csrf_token, site_config, wechat_login
 
 from wxsite import accounts, create_app, extensions, store
@@ -152,6 +155,24 @@ def test_csrf_token_where_a_page_posts(logged_in, live):
     assert forged.json()["error"] == "csrf"
 
 
+def test_pages_sign_the_csrf_token_once_per_session(client, monkeypatch):
+    # Flask-WTF's context processor used to hand templates its own generate_csrf, which
+    # signed anew on every render: a second later, another token for the same session.
+    ticks = iter(range(1_700_000_000, 1_800_000_000, 7))
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: next(ticks))
+    first = csrf_token(client.get("/").text)
+    assert csrf_token(client.get("/").text) == first
+    assert "csrf_token" not in _context_processor_names(client.application)
+
+
+def _context_processor_names(app):
+    with app.test_request_context():
+        names = set()
+        for processor in app.template_context_processors[None]:
+            names.update(processor())
+    return names
+
+
 def test_a_full_token_cache_keeps_the_token_signed_last(app, monkeypatch):
     # A cache emptied when full dropped a token signed a moment earlier: the next page of
     # that session got a freshly signed (different) token.
@@ -196,3 +217,42 @@ def test_a_connection_left_in_a_transaction_is_not_kept(app):
         again = store.get_db()
         assert again is not first and not again.in_transaction
         store.close_db()
+
+
+def _session_cookie_for(app, data):
+    with app.test_request_context():
+        return app.session_interface.get_signing_serializer(app).dumps(data)
+
+
+def _open(app, cookie):
+    with app.test_request_context(headers={"Cookie": f"wxsite_session={cookie}"}):
+        return app.session_interface.open_session(app, flask_request._get_current_object())
+
+
+def test_a_session_cookie_is_verified_once_per_process(app, monkeypatch):
+    cookie = _session_cookie_for(app, {"_user_id": "login-a", "ref_seen": ["AbCdEfGh1234"]})
+    assert _open(app, cookie)["_user_id"] == "login-a"
+    serializer = app.session_interface.get_signing_serializer(app)
+    monkeypatch.setattr(type(serializer), "loads", lambda *a, **k: pytest.fail("verified twice"))
+    again = _open(app, cookie)
+    assert again == {"_user_id": "login-a", "ref_seen": ["AbCdEfGh1234"]}
+    again["ref_seen"].append("changed in place")  # as flash() does with _flashes
+    assert _open(app, cookie)["ref_seen"] == ["AbCdEfGh1234"]
+
+
+def test_a_cached_session_cookie_still_expires_and_a_forged_one_is_refused(app, monkeypatch):
+    cookie = _session_cookie_for(app, {"_user_id": "login-a"})
+    assert _open(app, cookie)["_user_id"] == "login-a"  # now cached
+    forged = cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB")
+    assert dict(_open(app, forged)) == {}
+    later = time.time() + app.permanent_session_lifetime.total_seconds() + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert dict(_open(app, cookie)) == {}
+
+
+def test_a_new_secret_key_refuses_cached_cookies(tmp_path, emu):
+    first = create_app(site_config(tmp_path, emu))
+    cookie = _session_cookie_for(first, {"_user_id": "login-a"})
+    assert _open(first, cookie)["_user_id"] == "login-a"
+    first.secret_key = "another-secret-key-0123456789abcdef0123"
+    assert dict(_open(first, cookie)) == {}
