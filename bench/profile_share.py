@@ -118,6 +118,16 @@ def timed(app, environ, count):
     )
 
 
+def function_calls(app, environ, count=50):
+    """Return how many Python functions one request calls (cProfile's count, C calls too)."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(count):
+        call(app, environ)
+    prof.disable()
+    return pstats.Stats(prof).total_calls // count
+
+
 def compare(site, cookie, emu, count, rounds):
     os.environ["WXSITE_EMULATOR_URL"] = emu.base_url
     import minimal_app
@@ -144,9 +154,14 @@ def compare(site, cookie, emu, count, rounds):
     # PostgreSQL server's own work, so compare engines by wall time).
     wall = {k: min(w for w, _ in v) for k, v in results.items()}
     cpu = {k: min(c for _, c in v) for k, v in results.items()}
-    print(f"{'':<10}{'wall (min)':>12}{'CPU (min)':>14}   µs per request, {rounds} rounds")
+    # Python function calls per request: not time, but the same on a busy machine.
+    calls = {k: function_calls(app, env) for k, (app, env) in targets.items()}
+    print(
+        f"{'':<10}{'wall (min)':>12}{'CPU (min)':>14}{'calls':>8}   "
+        f"µs per request over {rounds} rounds; Python function calls per request"
+    )
     for name in results:
-        print(f"{name:<10}{wall[name]:>12.0f}{cpu[name]:>14.0f}")
+        print(f"{name:<10}{wall[name]:>12.0f}{cpu[name]:>14.0f}{calls[name]:>8}")
     for page in ("/share", "/me", "/upload"):
         print(
             f"{page} speed / bare: {wall['bare'] / wall[page]:.3f} wall, "

@@ -1,5 +1,8 @@
 """The logged-in hot path: a kept connection, no cookie re-sent, CSRF only where it is used."""
 
+import hashlib
+import json
+import os
 import re
 import time
 from collections import OrderedDict
@@ -256,3 +259,68 @@ def test_a_new_secret_key_refuses_cached_cookies(tmp_path, emu):
     assert _open(first, cookie)["_user_id"] == "login-a"
     first.secret_key = "another-secret-key-0123456789abcdef0123"
     assert dict(_open(first, cookie)) == {}
+
+
+def test_pages_link_hashed_static_names_served_for_a_year(logged_in, live, app):
+    page = logged_in.get(live.url("/share")).text
+    links = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+    assert {"css/site", "js/wx", "js/share"} <= {
+        re.sub(r"\.[0-9a-f]{12}\.\w+$", "", link[len("/static/") :]) for link in links
+    }
+    for link in links:
+        assert re.fullmatch(r"/static/[\w/]+\.[0-9a-f]{12}\.(css|js)", link), link
+        name = link[len("/static/") :]
+        original = re.sub(r"\.[0-9a-f]{12}(\.\w+)$", r"\1", name)
+        hashed = logged_in.get(live.url(link))
+        assert hashed.status_code == 200
+        assert hashed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        with open(os.path.join(app.static_folder, original), "rb") as f:
+            content = f.read()
+        assert hashed.content == content
+        assert hashlib.sha256(content).hexdigest()[:12] in name
+        assert "nosniff" in hashed.headers["X-Content-Type-Options"]
+        plain = logged_in.get(live.url(f"/static/{original}"))  # still works, revalidated
+        assert plain.status_code == 200 and plain.content == content
+        assert "immutable" not in plain.headers.get("Cache-Control", "")
+
+
+def test_share_card_image_under_its_hashed_name(logged_in, live):
+    share = re.search(
+        r'<script type="application/json" id="share-data">(.*?)</script>',
+        logged_in.get(live.url("/share")).text,
+    )
+    image = json.loads(share.group(1))["imgUrl"]
+    assert re.search(r"/static/img/share\.[0-9a-f]{12}\.png$", image), image
+    answer = logged_in.get(image)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/png"
+
+
+def test_an_old_or_foreign_hashed_name(client, app):
+    old = client.get("/static/css/site.0123456789ab.css", buffered=True)  # from before a deploy
+    assert old.status_code == 200 and "immutable" not in old.headers.get("Cache-Control", "")
+    with open(os.path.join(app.static_folder, "css", "site.css"), "rb") as f:
+        assert old.data == f.read()
+    for path in (
+        "/static/css/nothing.0123456789ab.css",
+        "/static/..%2fwxsite%2fapp.0123456789ab.py",
+        "/static/%2e%2e/wxsite/app.0123456789ab.py",
+        "/static/css.0123456789ab",
+    ):
+        assert client.get(path, buffered=True).status_code == 404, path
+
+
+def test_an_edited_file_gets_a_new_name_in_debug_mode(tmp_path):
+    from wxsite.assets import Assets
+
+    (tmp_path / "css").mkdir()
+    sheet = tmp_path / "css" / "a.css"
+    sheet.write_text("body{}")
+    kept, watched = Assets(str(tmp_path)), Assets(str(tmp_path), check_changes=True)
+    first = kept.hashed("css/a.css")
+    assert watched.hashed("css/a.css") == first and re.fullmatch(r"css/a\.[0-9a-f]{12}\.css", first)
+    sheet.write_text("body{color:red}")
+    assert kept.hashed("css/a.css") == first
+    assert watched.hashed("css/a.css") != first
+    assert watched.original(watched.hashed("css/a.css")) == ("css/a.css", True)
+    assert watched.original(first) == ("css/a.css", False)
+    assert kept.hashed("../etc/passwd") == "../etc/passwd" and kept.original("x") is None

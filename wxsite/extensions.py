@@ -1,4 +1,4 @@
-"""Per-app-stateless extensions: login manager, CSRF, the session cookie policy."""
+"""Per-app-stateless extensions: login manager, CSRF, the session cookie policy, assets."""
 
 import copy
 import time
@@ -10,6 +10,8 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from itsdangerous import BadSignature
+
+from . import assets
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -133,3 +135,4 @@ def init_app(app):
     # rotation on bind) and expire with their record (wxsite.auth.users.LOGIN_MAX_AGE).
     login_manager.session_protection = "basic"
     login_manager.init_app(app)
+    assets.init_app(app)  # hashed static names with a year's lifetime

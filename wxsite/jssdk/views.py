@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, ses
 from flask_login import current_user
 
 from .. import store, wx
+from ..assets import asset_url
 from ..auth.decorators import in_wechat, login_redirect, wechat_required
 from ..errors import error_response, wants_json
 from .signing import (
@@ -104,7 +105,7 @@ def share():
         "title": "来看看这个微站",
         "desc": f"{current_user.nickname or '你的朋友'}邀请你来看看",
         "link": public_base() + url_for("pages.home", ref=code),
-        "imgUrl": public_base() + url_for("static", filename="img/share.png"),
+        "imgUrl": public_base() + asset_url("img/share.png"),
     }
     weapp = _weapp() if in_wechat() else None
     return render_template(
