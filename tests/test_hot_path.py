@@ -324,3 +324,18 @@ def test_an_edited_file_gets_a_new_name_in_debug_mode(tmp_path):
     assert watched.original(watched.hashed("css/a.css")) == ("css/a.css", True)
     assert watched.original(first) == ("css/a.css", False)
     assert kept.hashed("../etc/passwd") == "../etc/passwd" and kept.original("x") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"User-Agent": "MicroMessenger 8.0"},
+        {"User-Agent": "微信", "X-Forwarded-For": "10.0.0.1, 10.0.0.2"},
+        {},
+    ],
+)
+def test_the_memoized_session_identifier_is_flask_logins(app, headers):
+    from flask_login.utils import _create_identifier
+
+    with app.test_request_context(headers=headers):
+        assert extensions.session_identifier() == _create_identifier()

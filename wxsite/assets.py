@@ -35,8 +35,9 @@ class Assets:
     every use, so an edited stylesheet gets its new name without a restart.
     """
 
-    def __init__(self, folder, check_changes=False):
+    def __init__(self, folder, url_path="/static", check_changes=False):
         self.folder = folder
+        self.url_path = url_path
         self.check_changes = check_changes
         self._names = {}  # filename -> (hashed name, quoted hashed name, (mtime, size))
 
@@ -74,7 +75,7 @@ class Assets:
         """Return the URL of ``filename``'s current version (``/static/…<hash>.ext``)."""
         entry = self._entry(filename)
         quoted = entry[1] if entry else quote(filename)
-        return f"{request.script_root}{current_app.static_url_path}/{quoted}"
+        return f"{request.script_root}{self.url_path}/{quoted}"
 
     def original(self, name):
         """Return ``(filename, current)`` for a hashed ``name``, or None if it names no file.
@@ -113,6 +114,8 @@ def _serve(filename):
 
 def init_app(app):
     """Serve hashed names on the static route and give templates ``asset_url``."""
-    app.extensions[EXTENSION] = Assets(app.static_folder, check_changes=app.debug)
+    app.extensions[EXTENSION] = Assets(
+        app.static_folder, app.static_url_path, check_changes=app.debug
+    )
     app.view_functions["static"] = _serve
     app.jinja_env.globals["asset_url"] = asset_url

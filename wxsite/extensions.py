@@ -1,6 +1,8 @@
 """Per-app-stateless extensions: login manager, CSRF, the session cookie policy, assets."""
 
 import copy
+import functools
+import hashlib
 import time
 from collections import OrderedDict
 from datetime import timedelta
@@ -109,6 +111,22 @@ def csrf_token():
     return token
 
 
+@functools.lru_cache(maxsize=4096)
+def _identifier(address, user_agent):
+    # Flask-Login's _create_identifier, on the same inputs: sha512 of "addr|b'user agent'".
+    ua = user_agent.encode("utf-8") if user_agent is not None else None
+    address = address.encode("utf-8").split(b",")[0].strip() if address is not None else None
+    return hashlib.sha512(f"{address}|{ua}".encode("utf8")).hexdigest()
+
+
+def session_identifier():
+    """Return Flask-Login's session identifier for this request, each one hashed once."""
+    headers = request.headers
+    return _identifier(
+        headers.get("X-Forwarded-For", request.remote_addr), headers.get("User-Agent")
+    )
+
+
 def init_app(app):
     """Install the extensions on ``app``."""
     app.session_interface = SessionInterface()
@@ -134,5 +152,6 @@ def init_app(app):
     # What protects a stolen cookie instead: logins are revocable server-side (logout,
     # rotation on bind) and expire with their record (wxsite.auth.users.LOGIN_MAX_AGE).
     login_manager.session_protection = "basic"
+    login_manager._session_identifier_generator = session_identifier  # same value, memoized
     login_manager.init_app(app)
     assets.init_app(app)  # hashed static names with a year's lifetime
