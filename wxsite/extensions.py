@@ -155,3 +155,6 @@ def init_app(app):
     login_manager._session_identifier_generator = session_identifier  # same value, memoized
     login_manager.init_app(app)
     assets.init_app(app)  # hashed static names with a year's lifetime
+    # Flask asks of every hook and view, on every request, whether it is a coroutine
+    # function (14 inspect calls for a /share); the answer for a function never changes.
+    app.ensure_sync = functools.lru_cache(maxsize=1024)(app.ensure_sync)
