@@ -73,10 +73,14 @@ def site_cookie(session):
     )
 
 
+#: Requests per page for the statement count (and the WeChat calls they made).
+STATEMENT_PROBES = 6
+
+
 def statements(session, url):
     """Return how many SQL statements one logged-in request for ``url`` sent (warm worker)."""
     counts = []
-    for _ in range(6):  # enough to warm every worker and thread it may land on
+    for _ in range(STATEMENT_PROBES):  # enough to warm every worker and thread it may land on
         r = session.get(url, headers={"X-Bench-Count": "1"}, allow_redirects=False)
         r.raise_for_status()
         counts.append(int(r.headers["X-Bench-Statements"]))
@@ -142,9 +146,12 @@ def bench_pages(seconds, rounds, postgres=True):
                 cookies[key] = site_cookie(session)
                 session.get(site.base_url + "/share").raise_for_status()  # the referral code
                 refreshed = session.get(site.base_url + "/share").headers.get("Set-Cookie")
-                pages[name] = {
-                    p: statements(session, site.base_url + p) for p in ("/share", "/me", "/upload")
-                }
+                pages[name] = {}
+                for p in ("/share", "/me", "/upload"):
+                    calls_before = counters(emu)
+                    pages[name][p] = statements(session, site.base_url + p)
+                    made = sum(counters(emu).values()) - sum(calls_before.values())
+                    pages[name][p + " wechat"] = made / STATEMENT_PROBES
                 pages[name]["cookie re-sent"] = bool(refreshed)
             warm_up(targets["recipe"])
             sizes = {
@@ -205,6 +212,8 @@ def bench_pages(seconds, rounds, postgres=True):
             f"SQL statements per logged-in request on {name}: {text}; session cookie re-sent "
             f"on an unchanged page: {'yes' if counts['cookie re-sent'] else 'no'}"
         )
+        wechat = ", ".join(f"{p} {counts[p + ' wechat']:g}" for p in ("/share", "/me", "/upload"))
+        print(f"WeChat calls per logged-in request on {name}: {wechat} (target 0)")
     calls = {
         k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)
     }
