@@ -33,15 +33,15 @@ if engine.name == "sqlite":
 
     sqlite3.connect = connect
 else:
-    # psycopg's Python classes: every statement goes through one of these.
-    for cls in (psycopg.Cursor, psycopg.Connection):
-        original = cls.execute
+    # Every psycopg statement goes through Cursor.execute: Connection.execute makes a
+    # cursor and calls it (counting both counted the pool's liveness ping twice).
+    _execute = psycopg.Cursor.execute
 
-        def execute(self, *args, _original=original, **kwargs):
-            _count()
-            return _original(self, *args, **kwargs)
+    def execute(self, *args, **kwargs):
+        _count()
+        return _execute(self, *args, **kwargs)
 
-        cls.execute = execute
+    psycopg.Cursor.execute = execute
 
     _executemany = psycopg.Cursor.executemany
 

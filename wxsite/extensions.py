@@ -1,5 +1,9 @@
-"""Per-app-stateless extensions: login manager, CSRF, the session cookie policy."""
+"""Per-app-stateless extensions: login manager, CSRF, the session cookie policy, assets."""
 
+import copy
+import functools
+import hashlib
+import time
 from collections import OrderedDict
 from datetime import timedelta
 
@@ -7,17 +11,76 @@ from flask import current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect, generate_csrf
+from itsdangerous import BadSignature
+
+from . import assets
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
 
 
-class SessionInterface(SecureCookieSessionInterface):
-    """Mark the session cookie Secure whenever the browser reached us over https.
+#: Values a cached session hands out as they are; anything else (a list, a dict) is copied,
+#: so a request that changes one in place cannot change the cache.
+_ATOMS = (str, int, float, bool, type(None))
 
-    The public scheme comes from ProxyFix (WX_PROXY_HOPS), so one setting serves plain
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, verifying each distinct cookie once per process.
+
+    Flask builds a serializer and checks the cookie's HMAC on every request; a logged-in
+    person sends the same cookie on every page. Verified cookies are remembered by their
+    exact value (with the keys that verified them) together with the time they were
+    signed, so the lifetime (PERMANENT_SESSION_LIFETIME) is still checked every time.
+    Only cookies whose signature verified enter the cache, so nothing a client invents
+    can fill it; a changed secret key misses it. Bounded: the oldest entry goes when full.
+
+    The session cookie is also marked Secure whenever the browser reached us over https:
+    the public scheme comes from ProxyFix (WX_PROXY_HOPS), so one setting serves plain
     http on a laptop and https behind a tunnel.
     """
+
+    #: How many verified cookies each process remembers.
+    cache_size = 4096
+
+    def __init__(self):
+        self._serializers = {}
+        self._verified = OrderedDict()
+
+    def get_signing_serializer(self, app):
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if not keys[0]:
+            return None
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = self._serializers[keys] = super().get_signing_serializer(app)
+        return serializer
+
+    def open_session(self, app, request):
+        val = request.cookies.get(self.get_cookie_name(app))
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
+            return None
+        if not val:
+            return self.session_class()
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        key = (serializer, val)  # a serializer per set of keys, kept for the process
+        hit = self._verified.get(key)
+        if hit is not None:
+            data, signed_at = hit
+            if 0 <= int(time.time()) - signed_at <= max_age:
+                return self.session_class(
+                    {k: v if type(v) in _ATOMS else copy.deepcopy(v) for k, v in data.items()}
+                )
+            self._verified.pop(key, None)
+            return self.session_class()
+        try:
+            data, signed = serializer.loads(val, max_age=max_age, return_timestamp=True)
+        except BadSignature:
+            return self.session_class()
+        if len(self._verified) >= self.cache_size:
+            self._verified.popitem(last=False)  # one C call: safe beside other threads
+        self._verified[key] = (copy.deepcopy(data), int(signed.timestamp()))
+        return self.session_class(data)
 
     def get_cookie_secure(self, app):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
@@ -48,6 +111,22 @@ def csrf_token():
     return token
 
 
+@functools.lru_cache(maxsize=4096)
+def _identifier(address, user_agent):
+    # Flask-Login's _create_identifier, on the same inputs: sha512 of "addr|b'user agent'".
+    ua = user_agent.encode("utf-8") if user_agent is not None else None
+    address = address.encode("utf-8").split(b",")[0].strip() if address is not None else None
+    return hashlib.sha512(f"{address}|{ua}".encode("utf8")).hexdigest()
+
+
+def session_identifier():
+    """Return Flask-Login's session identifier for this request, each one hashed once."""
+    headers = request.headers
+    return _identifier(
+        headers.get("X-Forwarded-For", request.remote_addr), headers.get("User-Agent")
+    )
+
+
 def init_app(app):
     """Install the extensions on ``app``."""
     app.session_interface = SessionInterface()
@@ -61,6 +140,11 @@ def init_app(app):
     app.config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=7))
     csrf.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    # Flask-WTF also hands every template its own generate_csrf through a context
+    # processor, which wins over the global: pages signed a fresh token on every render
+    # (a new timestamp each second, so two pages of one session rarely matched). Drop it.
+    processors = app.template_context_processors[None]
+    processors[:] = [p for p in processors if p.__module__ != "flask_wtf.csrf"]
     # "basic", not "strong": a phone hops between Wi-Fi and 4G (new IP, same person), and
     # behind a carrier NAT or a tunnel the address changes under people's feet; "strong"
     # would log them out each time. With "basic" (and our permanent sessions) a changed
@@ -68,4 +152,9 @@ def init_app(app):
     # What protects a stolen cookie instead: logins are revocable server-side (logout,
     # rotation on bind) and expire with their record (wxsite.auth.users.LOGIN_MAX_AGE).
     login_manager.session_protection = "basic"
+    login_manager._session_identifier_generator = session_identifier  # same value, memoized
     login_manager.init_app(app)
+    assets.init_app(app)  # hashed static names with a year's lifetime
+    # Flask asks of every hook and view, on every request, whether it is a coroutine
+    # function (14 inspect calls for a /share); the answer for a function never changes.
+    app.ensure_sync = functools.lru_cache(maxsize=1024)(app.ensure_sync)

@@ -15,6 +15,7 @@ from flask import g, has_request_context, request
 log = logging.getLogger("wxsite.request")
 
 
+@functools.lru_cache(maxsize=4096)
 def openid_hash(openid):
     """Return a short, stable, non-reversible label for an openid."""
     return hashlib.sha256(openid.encode()).hexdigest()[:10] if openid else "-"
@@ -31,6 +32,22 @@ class RequestIdFilter(logging.Filter):
 FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 
 
+class Formatter(logging.Formatter):
+    """logging's Formatter, with the date and time formatted once per second, not per line."""
+
+    _second = (None, "")
+
+    def formatTime(self, record, datefmt=None):
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)  # one assignment: safe beside other threads
+        return self.default_msec_format % (text, record.msecs)
+
+
 def init_app(app):
     """Install the formatter, the request id and the per-request line."""
     logger = logging.getLogger("wxsite")
@@ -38,7 +55,7 @@ def init_app(app):
     if not any(getattr(h, "_wxsite", False) for h in logger.handlers):
         handler = logging.StreamHandler()
         handler._wxsite = True
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(Formatter(FORMAT))
         handler.addFilter(RequestIdFilter())
         logger.addHandler(handler)
         logger.propagate = app.testing  # tests read records through pytest's caplog
@@ -50,20 +67,22 @@ def init_app(app):
 
     @app.after_request
     def log_request(response):
-        started = g.get("request_started")
-        if started is None or request.endpoint == "static":
+        ctx = g._get_current_object()
+        started = ctx.get("request_started")
+        req = request._get_current_object()
+        if started is None or req.endpoint == "static":
             return response
-        user = g.get("_login_user")
+        user = ctx.get("_login_user")
         openid = getattr(user, "openid", None) if user is not None else None
         log.info(
             "%s %s %s %.0fms user=%s",
-            request.method,
-            request.path,
+            req.method,
+            req.path,
             response.status_code,
             (time.monotonic() - started) * 1000,
             openid_hash(openid),
         )
-        response.headers["X-Request-Id"] = g.request_id
+        response.headers["X-Request-Id"] = ctx.request_id
         return response
 
 

@@ -211,20 +211,29 @@ def init_inputs(app):
 
 def init_app(app):
     """Add the security headers to every response."""
-    csp = content_security_policy(app.config)
+    # Set unless the view set its own; looked up once per response, added in one go.
+    always = [
+        ("Content-Security-Policy", content_security_policy(app.config)),
+        ("X-Content-Type-Options", "nosniff"),
+        # same-origin: ?code= and state never leak to third parties, and Flask-WTF's
+        # referrer check still works for our own forms.
+        ("Referrer-Policy", "same-origin"),
+        ("X-Frame-Options", "DENY"),
+    ]
+    always = [(name.lower(), name, value) for name, value in always]
+    hsts = ("strict-transport-security", "Strict-Transport-Security", "max-age=31536000")
+    # Pages carry per-person content and one-time signatures: never cache them.
+    no_store = ("cache-control", "Cache-Control", "no-store")
 
     @app.after_request
     def security_headers(response):
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", csp)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        # same-origin: ?code= and state never leak to third parties, and Flask-WTF's
-        # referrer check still works for our own forms.
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")
-        if request.is_secure:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if request.endpoint != "static":
-            # Pages carry per-person content and one-time signatures: never cache them.
-            headers.setdefault("Cache-Control", "no-store")
+        present = {name.lower() for name, _ in headers}
+        wanted = always
+        req = request._get_current_object()
+        if req.is_secure:
+            wanted = wanted + [hsts]
+        if req.endpoint != "static":
+            wanted = wanted + [no_store]
+        headers.extend([(name, value) for key, name, value in wanted if key not in present])
         return response

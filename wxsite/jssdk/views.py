@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, ses
 from flask_login import current_user
 
 from .. import store, wx
+from ..assets import asset_url
 from ..auth.decorators import in_wechat, login_redirect, wechat_required
 from ..errors import error_response, wants_json
 from .signing import (
@@ -97,21 +98,21 @@ def _bad_report():
 def share():
     """Set share data for chats and Moments; show how many people came through it."""
     db = store.get_db()
-    code = current_user.row["referral_code"] or store.referral_code(
-        db, current_user.person_id, generate_token(12)
-    )
+    user = current_user._get_current_object()  # one look-up instead of one per attribute
+    code = user.row["referral_code"] or store.referral_code(db, user.person_id, generate_token(12))
+    base = public_base()
     data = {
         "title": "来看看这个微站",
-        "desc": f"{current_user.nickname or '你的朋友'}邀请你来看看",
-        "link": public_base() + url_for("pages.home", ref=code),
-        "imgUrl": public_base() + url_for("static", filename="img/share.png"),
+        "desc": f"{user.nickname or '你的朋友'}邀请你来看看",
+        "link": base + url_for("pages.home", ref=code),
+        "imgUrl": base + asset_url("img/share.png"),
     }
     weapp = _weapp() if in_wechat() else None
     return render_template(
         "jssdk/share.html",
         wx_config=signed_config(SHARE_APIS, open_tag_list=[WEAPP_TAG] if weapp else ()),
         share=data,
-        visits=store.share_visits(db, current_user.person_id),
+        visits=store.share_visits(db, user.person_id),
         weapp=weapp,
     )
 

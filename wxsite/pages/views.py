@@ -20,10 +20,10 @@ FEATURES = (
 )
 
 
-@bp.app_context_processor
-def site_context():
-    """Give every template the site's name."""
-    return {"site_name": current_app.config["WXSITE_NAME"]}
+@bp.record_once
+def site_context(state):
+    """Give every template the site's name (a global: no context processor per render)."""
+    state.app.jinja_env.globals["site_name"] = state.app.config["WXSITE_NAME"]
 
 
 @bp.app_template_filter("datetime")

@@ -180,14 +180,19 @@ def save_web_token(db, wechat_user_id, token, now=None):
         )
 
 
+#: An identity ``w`` with its person's binding and account name: columns, then joins.
+_IDENTITY = (
+    "w.*, p.account_id, p.referral_code, a.username AS account_username, "
+    "a.display_name AS account_display_name",
+    "JOIN people p ON p.id = w.person_id LEFT JOIN accounts a ON a.id = p.account_id",
+)
+
+
 def get_wechat_user(db, wechat_user_id):
     """Return the identity with its person's binding and account name, or None."""
+    columns, joins = _IDENTITY
     return db.one(
-        "SELECT w.*, p.account_id, p.referral_code, a.username AS account_username, "
-        "a.display_name AS account_display_name FROM wechat_users w "
-        "JOIN people p ON p.id = w.person_id LEFT JOIN accounts a ON a.id = p.account_id "
-        "WHERE w.id = :id",
-        {"id": wechat_user_id},
+        f"SELECT {columns} FROM wechat_users w {joins} WHERE w.id = :id", {"id": wechat_user_id}
     )
 
 
@@ -204,12 +209,19 @@ def create_login(db, login_id, wechat_user_id, now=None):
 
 
 def get_login(db, login_id, max_age, now=None):
-    """Return the live login's identity row, or None if revoked, expired or unknown."""
-    login = db.one(
-        "SELECT * FROM logins WHERE id = :id AND revoked_at IS NULL AND created_at > :since",
-        {"id": login_id, "since": (now or time.time()) - max_age},
-    )
-    return get_wechat_user(db, login["wechat_user_id"]) if login else None
+    """Return the live login's identity row, or None if revoked, expired or unknown.
+
+    One read on every logged-in request: the login record by its primary key, joined to
+    its identity, person and account by theirs. Nothing is cached, so a revocation (logout,
+    a new login, a binding) written by any worker or host refuses the next request.
+    """
+    return db.one(_LOGIN, {"id": login_id, "since": (now or time.time()) - max_age})
+
+
+_LOGIN = (
+    "SELECT {} FROM logins l JOIN wechat_users w ON w.id = l.wechat_user_id {} "
+    "WHERE l.id = :id AND l.revoked_at IS NULL AND l.created_at > :since"
+).format(*_IDENTITY)
 
 
 def revoke_login(db, login_id, now=None):
