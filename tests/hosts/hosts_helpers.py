@@ -52,7 +52,10 @@ def signature(ticket, config, url):
 
 
 def stored_ticket(cluster):
-    return cluster.redis.client().hget(f"wxsite:cred:{APPID}:jsapi_ticket", "value").decode()
+    """The jsapi_ticket every host shares (in Redis)."""
+    value = cluster.redis.client().hget(f"wxsite:cred:{APPID}:jsapi_ticket", "value")
+    assert value, "no jsapi_ticket in Redis: the hosts do not share theirs"
+    return value.decode()
 
 
 def check_signed(cluster, emu, response, url):
