@@ -1,15 +1,16 @@
 """Upload pipeline: 20 × 2 MB images, local folder vs S3 (SeaweedFS) — not a test; `make bench`.
 
 Through the real site: the emulator serves the media (as WeChat's media/get would), the
-site (gunicorn, 1 worker × 4 threads, so one process's memory is the measure) downloads
+site (gunicorn, 1 worker × 1 thread, so one process and one malloc arena are the measure) downloads
 each one, checks and re-encodes it, stores it (a folder, or a SeaweedFS bucket through
 boto3) and records its row. One ``POST /upload`` per image, ``--concurrency`` at a time;
 rounds interleaved (local, S3, local, …), each round as another person (no duplicates).
 
 Figures: images/s and MB/s of the 20 (source bytes), the S3/local ratio (goal >= 0.8),
-and the worker's peak RSS (VmHWM) growth over the measured rounds, after 8 warm-up
-uploads 4 at a time (goal < 10 MB; nothing is held whole in memory but the decoded image
-itself, 1920×1440 RGB = 8 MB, once per thread's malloc arena).
+and the worker's peak RSS (VmHWM) growth over the measured rounds, after two warm-up
+uploads (goal < 10 MB), and from the idle worker (the first decode included: nothing is
+held whole in memory but the decoded image itself, 1920×1440 RGB = 8 MB). With N threads
+each one's first image grows the process again (glibc gives every thread its own arena).
 """
 
 import argparse
@@ -97,13 +98,14 @@ def main():
     parser.add_argument("--megabytes", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per store")
     parser.add_argument("--concurrency", type=int, default=1, help="uploads at once")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads")
     args = parser.parse_args()
     if args.rounds + 1 > len(USERS):
         raise SystemExit(f"at most {len(USERS) - 1} rounds (one fake user each, plus warm-up)")
     print(f"# wxsite bench: uploads — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(
         f"\n## {args.images} × {args.megabytes:g} MB JPEG through POST /upload, local folder vs "
-        f"S3 (SeaweedFS); gunicorn 1 worker × 4 threads; {args.concurrency} at a time; "
+        f"S3 (SeaweedFS); gunicorn 1 worker × {args.threads} thread(s); {args.concurrency} at a time; "
         f"{args.rounds} interleaved rounds"
     )
     with tempfile.TemporaryDirectory() as work:
@@ -119,21 +121,19 @@ def main():
                     folder,
                     emu.base_url,
                     workers=1,
-                    threads=4,
+                    threads=args.threads,
                     env={**env, **extra},
                     root=host_root(folder),  # S3 mode's temp folder: this site's instance/
                 )
             blobs = [photo(i, args.megabytes) for i in range(args.images)]
             total_mb = sum(len(b) for b in blobs) / 1e6
             media = [emu_media(emu, b) for b in blobs]
-            warm = [emu_media(emu, photo(100 + i, args.megabytes)) for i in range(8)]
+            warm = [emu_media(emu, photo(100 + i, args.megabytes)) for i in range(2)]
             sessions = {n: [login(s.base_url, u) for u in USERS] for n, s in sites.items()}
             pids = {n: worker_pid(s) for n, s in sites.items()}
             idle = {n: peak_rss_mb(pid) for n, pid in pids.items()}
-            for name, site in sites.items():
-                # Imports, pools, and a decode on each of the 4 threads: glibc gives every
-                # thread its own malloc arena, so a thread's first image grows the process.
-                upload_all(site, sessions[name][0], warm, 4)
+            for name, site in sites.items():  # imports, pools, the first decode
+                upload_all(site, sessions[name][0], warm, 1)
             warmed = {n: peak_rss_mb(pid) for n, pid in pids.items()}
             seconds = {n: [] for n in sites}
             for round_ in range(1, args.rounds + 1):
