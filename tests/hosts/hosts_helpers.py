@@ -76,12 +76,15 @@ def make_cold(cluster):
     """Drop the shared credentials; wait until no worker can serve one from memory.
 
     A worker trusts its memory for ``REVALIDATE_EVERY`` seconds after it last read the
-    store, so the wait is only paid when something was stored (and so maybe remembered).
+    store, so the wait is only paid when a value was stored (and so maybe remembered):
+    leases and remembered failures alone are just deleted.
     """
     redis = cluster.redis.client()
     keys = redis.keys(CRED_KEYS)
+    valued = [k for k in keys if redis.type(k) == b"hash" and redis.hexists(k, "value")]
     if keys:
         redis.delete(*keys)
+    if valued:
         time.sleep(credentials.REVALIDATE_EVERY + 0.2)
 
 
