@@ -6,10 +6,11 @@ One stack per module (starting it is most of the cost). Hosts are addressed dire
 
 import pytest
 
+from pgserver import shared_server as shared_postgres
 from s3server import shared_server
 from stack import Hosts
 from hosts_helpers import DEADLINE
-from support import Emulator, postgres_server
+from support import Emulator
 
 
 def pytest_collection_modifyitems(items):
@@ -22,7 +23,7 @@ def pytest_collection_modifyitems(items):
 def cluster(tmp_path_factory):
     running = Hosts(
         tmp_path_factory.mktemp("hosts"),
-        postgres_server(),
+        shared_postgres(),
         shared_server(),
         count=3,
         workers=2,
