@@ -410,6 +410,8 @@ class Hosts:
         host_env=None,
     ):
         workdir = str(workdir)
+        if not nginx_binary():
+            raise RuntimeError("nginx is missing: run `make test` (installs Debian's nginx)")
         self.emulator = emulator or Emulator()
         self.own_emulator = emulator is None
         self.redis = RedisServer(os.path.join(workdir, "redis"))
