@@ -10,6 +10,7 @@ dead). Each one that needs cold credentials makes them cold itself (``make_cold`
 """
 
 import io
+import os
 import re
 import threading
 import time
@@ -165,6 +166,8 @@ def test_upload_through_a_is_served_to_its_owner_from_b_and_c_only(cluster, emu)
         for k in objects
     )
     for host in cluster.hosts:
+        # Its own instance folder is in use (S3 mode's temp folder), and holds no file.
+        assert os.path.isdir(os.path.join(host.root, "instance", "uploads-tmp")), host.root
         assert cluster.host_files(host) == [], host.root
 
     other = log_in(c, "sunqi")
