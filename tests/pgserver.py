@@ -1,12 +1,13 @@
 """A throwaway PostgreSQL server for tests: Debian's initdb + pg_ctl in a temp dir.
 
 Import the fixtures into a conftest to use them (``from pgserver import pg_server, pg_url``):
-``pg_server`` is one server per test session, ``pg_url`` a fresh empty database in it per
-test. The server listens on a free loopback port (password auth over TCP, like a real
-deployment) and on a unix socket in its temp dir (trusted, for the fixture's own admin
-work); durability is off (fsync, synchronous_commit, full_page_writes) because nothing
-here needs to survive a crash. ``initdb`` refuses to run as root, so as root every server
-command runs as the ``postgres`` OS user and the temp dir belongs to that user.
+``pg_server`` is one server per test process (``shared_server()`` outside fixtures),
+``pg_url`` a fresh empty database in it per test. The server listens on a free loopback
+port (password auth over TCP, like a real deployment) and on a unix socket in its temp dir
+(trusted, for the fixture's own admin work); durability is off (fsync,
+synchronous_commit, full_page_writes) because nothing here needs to survive a crash.
+``initdb`` refuses to run as root, so as root every server command runs as the
+``postgres`` OS user and the temp dir belongs to that user.
 """
 
 import atexit
@@ -213,14 +214,25 @@ def start_server():
     return server
 
 
+_shared = []
+
+
+def shared_server():
+    """Start (once per test process) the server every folder's fixtures share.
+
+    One per process, not one per conftest that imports ``pg_server`` or per caller
+    (tests/engines and tests/hosts both use it): a second server would cost its start-up
+    again. Removed at exit (``PostgresServer`` registers that itself).
+    """
+    if not _shared:
+        _shared.append(start_server())
+    return _shared[0]
+
+
 @pytest.fixture(scope="session")
 def pg_server():
-    """One PostgreSQL server for the whole session, removed at the end even on failure."""
-    server = start_server()
-    try:
-        yield server
-    finally:
-        server.remove()
+    """The process's PostgreSQL server (``shared_server``), removed at exit even on failure."""
+    return shared_server()
 
 
 @pytest.fixture

@@ -226,11 +226,21 @@ def start_server():
         raise
 
 
+_shared = []
+
+
+def shared_server():
+    """Start (once per test process) the SeaweedFS server every folder's tests share.
+
+    One per process, not one per conftest that imports the fixture (tests/media and
+    tests/hosts both do): a second server would cost its start-up again. Removed at exit.
+    """
+    if not _shared:
+        _shared.append(start_server())  # start_server's server removes itself at exit
+    return _shared[0]
+
+
 @pytest.fixture(scope="session")
 def s3_server():
-    """One SeaweedFS server for the whole session, removed at the end even on failure."""
-    server = start_server()
-    try:
-        yield server
-    finally:
-        server.remove()
+    """The process's SeaweedFS server (``shared_server``), removed at exit even on failure."""
+    return shared_server()

@@ -45,13 +45,13 @@ def wait_for(url, timeout=30.0, proc=None, verify=True):
 class Process:
     """A child process in its own process group, stopped with SIGTERM then SIGKILL."""
 
-    def __init__(self, args, env=None, log_path=None):
+    def __init__(self, args, env=None, log_path=None, cwd=None):
         self.log_path = log_path or tempfile.mktemp(prefix="wxsite-", suffix=".log")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             args,
             env=env,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -71,6 +71,20 @@ class Process:
                 self.proc.wait()
         self._log.close()
 
+    def kill(self):
+        """``kill -9`` the whole process group (gunicorn's master and its workers) at once."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        # Workers are in the group too; a dead master cannot reap them, so wait them out.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+
 
 class Emulator(Process):
     """The WeChat emulator as its own process."""
@@ -86,11 +100,42 @@ class Emulator(Process):
         wait_for(self.base_url + "/_emu/counters", proc=self.proc)
 
 
+def host_root(workdir):
+    """Return a folder that looks like a checkout of the site: its own ``instance/``.
+
+    The app keeps its instance folder next to the package (``<checkout>/instance``), so
+    hosts started from one checkout would share it. Each host gets a folder of symlinks to
+    the code instead; Python does not resolve them in ``__file__``, so the app's instance
+    folder is ``<root>/instance``, as on a machine with its own checkout.
+    """
+    root = os.path.join(workdir, "root")
+    os.makedirs(root, exist_ok=True)
+    for name in ("wxsite", "templates", "static", "wsgi.py", "bench"):
+        link = os.path.join(root, name)
+        if not os.path.lexists(link):
+            os.symlink(os.path.join(ROOT, name), link)
+    return root
+
+
 class Gunicorn(Process):
-    """The site under gunicorn with the production config."""
+    """The site under gunicorn with the production config.
+
+    ``root`` (see ``host_root``) runs it from a folder of its own, so its instance folder
+    is its own too; ``wait=False`` returns at once (call ``ready()``), so several hosts
+    boot side by side.
+    """
 
     def __init__(
-        self, workdir, emulator_url, workers=4, threads=4, port=None, env=None, app="wsgi:app"
+        self,
+        workdir,
+        emulator_url,
+        workers=4,
+        threads=4,
+        port=None,
+        env=None,
+        app="wsgi:app",
+        root=None,
+        wait=True,
     ):
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -108,23 +153,35 @@ class Gunicorn(Process):
             **(env or {}),
         }
         self.env = full_env
+        self.root = root or ROOT
         args = [
             os.path.join(VENV_BIN, "gunicorn"),
             "-c",
             "python:wxsite.gunicorn_conf",
             "--pythonpath",
-            f"{ROOT},{os.path.join(ROOT, 'bench')}",
+            f"{self.root},{os.path.join(self.root, 'bench')}",
             app,
         ]
-        super().__init__(args, env=full_env, log_path=os.path.join(workdir, "gunicorn.log"))
-        wait_for(self.base_url + "/healthz", proc=self.proc)
+        super().__init__(
+            args, env=full_env, log_path=os.path.join(workdir, "gunicorn.log"), cwd=self.root
+        )
+        if wait:
+            self.ready()
+
+    def url(self, path):
+        return self.base_url + path
+
+    def ready(self, timeout=30.0):
+        """Wait until the site answers /healthz."""
+        wait_for(self.base_url + "/healthz", timeout=timeout, proc=self.proc)
+        return self
 
     def flask(self, *args, input=None):
         """Run ``flask --app wsgi ARGS`` against this site's database."""
         return subprocess.run(
             [os.path.join(VENV_BIN, "flask"), "--app", "wsgi", *args],
             env=self.env,
-            cwd=ROOT,
+            cwd=self.root,
             input=input,
             capture_output=True,
             text=True,
@@ -145,13 +202,14 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
+{upstream_block}
     server {{
         listen 127.0.0.1:{port}{tls};
         server_name _;
         client_max_body_size 2m;
         location / {{
-            proxy_pass http://127.0.0.1:{upstream};
-{forwarding}
+            proxy_pass http://{upstream};
+{forwarding}{upstream_header}
         }}
     }}
 }}
@@ -201,9 +259,25 @@ def self_signed_cert(directory):
     return cert, key
 
 
+#: Several hosts: nginx's default balancing is round robin; a host that refuses connections
+#: is skipped (proxy_next_upstream error) and left alone for fail_timeout.
+UPSTREAM_BLOCK = """
+    upstream wxsite_hosts {{
+{servers}
+    }}"""
+
+#: Which host answered (tests count the spread; a client never needs it).
+UPSTREAM_HEADER = """
+            add_header X-Upstream $upstream_addr always;"""
+
+
 class Nginx(Process):
     """nginx in front of ``upstream_port``, like a tunnel: with ``tls=True`` it terminates
-    https (self-signed) as ngrok or cloudflared would."""
+    https (self-signed) as ngrok or cloudflared would.
+
+    ``upstream_port`` may be a list of ports: a round-robin balancer over several hosts,
+    each answer naming its host in ``X-Upstream``.
+    """
 
     def __init__(self, workdir, upstream_port, port=None, forward=True, tls=False):
         self.port = port or free_port()
@@ -221,11 +295,23 @@ class Nginx(Process):
         with open(conf, "w") as f:
             # forward=False: nginx's default, Host becomes the upstream's — a misconfigured tunnel.
             forwarding = FORWARDING if forward else ""
+            if isinstance(upstream_port, (list, tuple)):
+                servers = "\n".join(
+                    f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;"
+                    for p in upstream_port
+                )
+                upstream_block = UPSTREAM_BLOCK.format(servers=servers)
+                upstream, upstream_header = "wxsite_hosts", UPSTREAM_HEADER
+            else:
+                upstream_block, upstream_header = "", ""
+                upstream = f"127.0.0.1:{upstream_port}"
             f.write(
                 NGINX_CONF.format(
                     dir=conf_dir,
                     port=self.port,
-                    upstream=upstream_port,
+                    upstream=upstream,
+                    upstream_block=upstream_block,
+                    upstream_header=upstream_header,
                     forwarding=forwarding,
                     tls=tls_conf,
                 )
@@ -234,6 +320,9 @@ class Nginx(Process):
             [nginx_binary(), "-e", os.path.join(conf_dir, "error.log"), "-c", conf, "-p", conf_dir]
         )
         wait_for(self.base_url + "/healthz", proc=self.proc, verify=self.cert or True)
+
+    def url(self, path):
+        return self.base_url + path
 
 
 class Stack:
@@ -264,6 +353,119 @@ class Stack:
         for part in (self.proxy, self.site, self.emulator):
             if part:
                 part.stop()
+
+
+class RedisServer(Process):
+    """A throwaway redis-server on a free loopback port (nothing saved to disk)."""
+
+    def __init__(self, workdir, port=None):
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.access(binary, os.X_OK):
+            raise RuntimeError(
+                "redis-server is missing: run `make test` (installs Debian's redis-server)"
+            )
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        os.makedirs(workdir, exist_ok=True)
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(workdir)]
+        super().__init__(args, log_path=os.path.join(workdir, "redis.log"), cwd=workdir)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start\n{self.log()}") from None
+                time.sleep(0.05)
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=2)
+
+
+class Hosts:
+    """N identical hosts behind one nginx (round robin), sharing what several hosts share.
+
+    Each host is its own gunicorn (own process group, own folder and instance folder, same
+    SECRET_KEY); all of them use one PostgreSQL database, one Redis (credentials) and one
+    S3 bucket (media, unless ``s3`` is None: then a local folder per host). ``pg`` is a
+    ``pgserver.PostgresServer``, ``s3`` a ``s3server.SeaweedServer``; the emulator is
+    started here unless one is given. ``host_env`` maps a host's index to settings of its
+    own (a misconfigured host: ``{0: {"WXSITE_REDIS_URL": ""}}`` leaves host A off Redis).
+    """
+
+    def __init__(
+        self,
+        workdir,
+        pg,
+        s3=None,
+        count=3,
+        workers=2,
+        threads=4,
+        emulator=None,
+        env=None,
+        host_env=None,
+    ):
+        workdir = str(workdir)
+        if not nginx_binary():
+            raise RuntimeError("nginx is missing: run `make test` (installs Debian's nginx)")
+        self.emulator = emulator or Emulator()
+        self.own_emulator = emulator is None
+        self.redis = RedisServer(os.path.join(workdir, "redis"))
+        self.hosts = []
+        self.proxy = None
+        self.env = {
+            "WXSITE_DATABASE": pg.create_database(),
+            "WXSITE_REDIS_URL": self.redis.url,
+            "WX_PROXY_HOPS": "1",
+            **(s3.settings(s3.create_bucket()) if s3 else {}),
+            **(env or {}),
+        }
+        self.s3 = s3
+        self.bucket = self.env["WXSITE_UPLOADS"][len("s3://") :] if s3 else None
+        try:
+            for i in range(count):
+                folder = os.path.join(workdir, f"host{'ABCDEFGHIJ'[i]}")
+                os.makedirs(folder, exist_ok=True)
+                self.hosts.append(
+                    Gunicorn(
+                        folder,
+                        self.emulator.base_url,
+                        workers=workers,
+                        threads=threads,
+                        env={**self.env, **(host_env or {}).get(i, {})},
+                        root=host_root(folder),
+                        wait=False,
+                    )
+                )
+            for host in self.hosts:
+                host.ready(timeout=60)
+            self.proxy = Nginx(workdir, [h.port for h in self.hosts])
+        except BaseException:
+            self.stop()
+            raise
+        self.base_url = self.proxy.base_url
+
+    def url(self, path):
+        return self.base_url + path
+
+    @staticmethod
+    def host_files(host):
+        """Return every file under ``host``'s instance folder (what it keeps to itself)."""
+        found = []
+        for folder, _, files in os.walk(os.path.join(host.root, "instance")):
+            found += [os.path.join(folder, f) for f in files]
+        return sorted(found)
+
+    def stop(self):
+        for part in [self.proxy, *self.hosts, self.redis]:
+            if part:
+                part.stop()
+        if self.own_emulator:
+            self.emulator.stop()
 
 
 def phone_context(browser, **options):
