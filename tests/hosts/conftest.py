@@ -33,6 +33,8 @@ def cluster(tmp_path_factory):
             "WXSITE_HTTP_TIMEOUT": str(DEADLINE),
             # Every test logs several people in from 127.0.0.1.
             "WXSITE_LOGIN_STARTS_PER_IP": "10000",
+            # Web hosts only queue jobs; the job test runs `wx worker` on the host it picks.
+            "WXSITE_JOBS_CONSUMER": "off",
         },
     )
     yield running
