@@ -1,6 +1,9 @@
 """CLI commands: accounts, credentials, doctor; each documented in the README with help."""
 
 import pathlib
+import re
+
+import pytest
 
 from wxsite import cli, config
 from wxsite.wechat import protocol
@@ -87,9 +90,23 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme(runner):
             assert runner.invoke(args=[*path, name, "--help"]).exit_code == 0
 
 
-def test_every_setting_is_in_the_readme():
-    for setting in config.SETTINGS:
-        assert f"`{setting.name}`" in README, setting.name
+def test_the_readme_lists_exactly_the_settings_catalogue():
+    section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    listed = [
+        name
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])
+    ]
+    catalogue = [s.name for s in config.SETTINGS + config.SERVER_SETTINGS]
+    assert sorted(listed) == sorted(catalogue)
+
+
+def test_gunicorn_settings_come_from_the_catalogue():
+    assert config.server({}, cpus=2) == {"bind": "127.0.0.1:8000", "workers": 5, "threads": 4}
+    assert config.server({"WEB_CONCURRENCY": "3", "WXSITE_THREADS": "8"})["workers"] == 3
+    with pytest.raises(config.ConfigError, match="WXSITE_THREADS"):
+        config.server({"WXSITE_THREADS": "many"})
 
 
 def test_doctor_checks_the_served_verification_file(tmp_path, emu):

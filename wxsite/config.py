@@ -193,11 +193,39 @@ def load(environ, testing=False):
     return out
 
 
+#: Read before the site exists: by ``load_environ`` (where the .env file is) and by
+#: ``wxsite/gunicorn_conf.py`` (how gunicorn serves it). Listed in the README with the rest.
+SERVER_SETTINGS = (
+    Setting("WXSITE_DOTENV", ".env", "the .env file to read (relative to the working directory)"),
+    Setting("WXSITE_BIND", "127.0.0.1:8000", "where `make serve` / gunicorn listens"),
+    Setting("WEB_CONCURRENCY", None, "gunicorn worker processes (default 2 × CPUs + 1, at most 9)"),
+    Setting("WXSITE_THREADS", 4, "threads per gunicorn worker", "int"),
+)
+
+
+def server(environ, cpus=1):
+    """Return gunicorn's ``bind``, ``workers`` and ``threads`` from ``environ``."""
+
+    def number(name, default):
+        raw = (environ.get(name) or "").strip()
+        if not raw:
+            return default
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConfigError(f"{name} must be a whole number above 0, not {raw!r}")
+        return int(raw)
+
+    return {
+        "bind": (environ.get("WXSITE_BIND") or "").strip() or "127.0.0.1:8000",
+        "workers": number("WEB_CONCURRENCY", min(2 * cpus + 1, 9)),
+        "threads": number("WXSITE_THREADS", 4),
+    }
+
+
 def load_environ():
     """Return settings from the process environment and a ``.env`` file when present."""
     from dotenv import load_dotenv
 
-    load_dotenv(os.environ.get("WXSITE_DOTENV") or ".env", override=False)
+    load_dotenv(os.environ.get("WXSITE_DOTENV") or SERVER_SETTINGS[0].default, override=False)
     return load(os.environ)
 
 

@@ -6,14 +6,18 @@ Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 import multiprocessing
 import os
 
-bind = os.environ.get("WXSITE_BIND", "127.0.0.1:8000")
+from wxsite import config
+
+# The names are in wxsite/config.py's catalogue (SERVER_SETTINGS); a bad value stops here.
+_server = config.server(os.environ, multiprocessing.cpu_count())
+bind = _server["bind"]
 
 # Workers from the CPU count (the classic 2n+1, capped), each with a few threads: most time
 # goes to waiting on WeChat or SQLite, and threads make a slow WeChat call cost one
 # thread, not one process.
-workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 9)))
+workers = _server["workers"]
 worker_class = "gthread"
-threads = int(os.environ.get("WXSITE_THREADS", 4))
+threads = _server["threads"]
 
 # Our WeChat calls stop well before this (WXSITE_DEADLINE, 15 s): a worker that hits the
 # timeout is stuck, not slow.
@@ -31,7 +35,7 @@ preload_app = False
 # per request itself (path, status, time, request id, openid hash).
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("WXSITE_LOG_LEVEL", "info").lower()
+loglevel = (os.environ.get("WXSITE_LOG_LEVEL") or "info").lower()
 
 # WX_PROXY_HOPS (ProxyFix) is the only authority on X-Forwarded-*: gunicorn must not also
 # rewrite the scheme from headers a client could send.
