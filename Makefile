@@ -77,6 +77,8 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(MAKE) system-deps SYSTEM_PACKAGES="$(SYSTEM_PACKAGES) wrk"
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/hosts.py
+	$(BIN)/python bench/uploads.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
