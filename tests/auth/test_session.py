@@ -383,3 +383,15 @@ def test_nothing_secret_in_pages_urls_or_logs(phone, live, emu, caplog, app, acc
         assert secret not in logged
         assert secret not in pages
     assert not re.search(r"[?&](code|secret|access_token)=", logged)
+
+
+def test_me_without_push_asks_for_the_follow_state_once_in_a_while(app, phone, live, emu):
+    wechat_login(phone, live, scope="snsapi_userinfo")
+    for _ in range(3):
+        assert "已关注" in open_me(phone, live).text
+    assert emu.count(protocol.USER_INFO) == 1  # not once per view
+    with app.app_context():  # the answer grows old
+        store.get_db().execute("UPDATE followers SET changed_at = changed_at - 601")
+    emu.set_follows("zhangsan", [])
+    assert "未关注" in open_me(phone, live).text
+    assert emu.count(protocol.USER_INFO) == 2

@@ -46,6 +46,8 @@ MAX_CLIENT_FAILURES = 10
 #: The window of WXSITE_LOGIN_STARTS_PER_IP.
 LOGIN_START_WINDOW = 600
 #: Codes that mean "this code is no good" (used, invalid, expired): restart once.
+#: Seconds a follow state asked of WeChat is shown before it is asked again (push off).
+FOLLOW_RECHECK = 600
 BAD_CODE = (protocol.INVALID_CODE, protocol.CODE_USED, protocol.CODE_EXPIRED)
 
 INVALID_LINK = "登录链接无效，请重新进入"
@@ -272,7 +274,10 @@ def logout():
 def me():
     """Show the profile: avatar, nickname, openid, unionid, follow status, binding."""
     db = store.get_db()
-    follows = store.get_follow(db, current_user.appid, current_user.openid)
+    # Pushes keep the stored state current; without them an answer is asked again after a
+    # while, not on every view.
+    since = None if wx.push_receiver() is not None else time.time() - FOLLOW_RECHECK
+    follows = store.get_follow(db, current_user.appid, current_user.openid, since)
     if follows is None:
         follows = _ask_follows(db)
     visits = store.share_visits(db, current_user.person_id)
@@ -287,7 +292,8 @@ def _ask_follows(db):
         log.info("user/info unavailable: errcode=%s", exc.errcode)
         return None
     follows = bool(info.get("subscribe"))
-    if wx.push_receiver() is not None:
-        # Time 0: any subscribe/unsubscribe push, however old, is newer than this answer.
-        store.set_follow(db, current_user.appid, current_user.openid, follows, 0)
+    # With push, time 0: any subscribe/unsubscribe push, however old, is newer than this
+    # answer. Without, the time of asking: it is asked again FOLLOW_RECHECK later.
+    asked = 0 if wx.push_receiver() is not None else time.time()
+    store.set_follow(db, current_user.appid, current_user.openid, follows, asked)
     return follows

@@ -32,10 +32,15 @@ def set_follow(db, appid, openid, follows, changed_at):
         )
 
 
-def get_follow(db, appid, openid):
-    """Return True/False if the follow state of ``openid`` is known, else None."""
-    follows = db.scalar(
-        "SELECT follows FROM followers WHERE appid = :appid AND openid = :openid",
+def get_follow(db, appid, openid, since=None):
+    """Return True/False if the follow state of ``openid`` is known, else None.
+
+    ``since``: only a state recorded (or pushed) at or after that time counts.
+    """
+    row = db.one(
+        "SELECT follows, changed_at FROM followers WHERE appid = :appid AND openid = :openid",
         {"appid": appid, "openid": openid},
     )
-    return None if follows is None else bool(follows)
+    if row is None or (since is not None and row["changed_at"] < since):
+        return None
+    return bool(row["follows"])
