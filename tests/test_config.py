@@ -137,3 +137,17 @@ def test_dev_secret_key_is_generated_once(tmp_path):
     second = create_app(cfg).config["SECRET_KEY"]
     assert first == second and len(first) >= 32
     assert (tmp_path / "instance" / "secret_key").read_text() == first
+
+
+def test_gunicorn_accepts_every_setting_of_gunicorn_conf():
+    # gunicorn reads each module-level name that is one of its settings (a module imported
+    # as ``config`` once stopped every host from starting).
+    from gunicorn.config import Config
+
+    import wxsite.gunicorn_conf as conf
+
+    cfg = Config()
+    used = [name for name in vars(conf) if name in cfg.settings]
+    for name in used:
+        cfg.set(name, getattr(conf, name))
+    assert {"bind", "workers", "threads", "timeout"} <= set(used)

@@ -6,10 +6,11 @@ Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
 import multiprocessing
 import os
 
-from wxsite import config
+# Not "config": gunicorn reads every module-level name here as one of its settings.
+from wxsite.config import server as _server_settings
 
 # The names are in wxsite/config.py's catalogue (SERVER_SETTINGS); a bad value stops here.
-_server = config.server(os.environ, multiprocessing.cpu_count())
+_server = _server_settings(os.environ, multiprocessing.cpu_count())
 bind = _server["bind"]
 
 # Workers from the CPU count (the classic 2n+1, capped), each with a few threads: most time

@@ -429,3 +429,20 @@ def test_json_requests_without_session_get_401_json(client):
     response = client.get("/me", headers={"Accept": "application/json"})
     assert response.status_code == 401
     assert response.get_json()["error"] == "login_required"
+
+
+def test_a_login_behind_a_prefix_comes_back_with_it(tmp_path, emu):
+    from support import site_config
+
+    from wxsite import create_app
+
+    app = create_app(site_config(tmp_path, emu, WX_PROXY_HOPS=1))
+    client = app.test_client()
+    prefix = {"X-Forwarded-Prefix": "/wx", "User-Agent": WECHAT_UA}
+    start = client.get("/me", headers=prefix)
+    assert start.status_code == 302 and start.headers["Location"].startswith("/wx/auth/login?")
+    link = client.get(start.headers["Location"][len("/wx") :], headers=prefix)
+    callback = urlsplit(emu.authorize(link.headers["Location"], user="zhangsan"))
+    assert callback.path == "/wx/auth/callback"
+    back = client.get(f"/auth/callback?{callback.query}", headers=prefix)
+    assert back.status_code == 302 and back.headers["Location"] == "/wx/me"

@@ -2,6 +2,8 @@
 
 from urllib.parse import unquote, urlsplit
 
+from flask import request
+
 
 def safe_next(value, default="/"):
     """Return ``value`` if it is a same-site path such as ``/me?tab=1``, else ``default``.
@@ -21,3 +23,12 @@ def safe_next(value, default="/"):
         if parts.scheme or parts.netloc:
             return default
     return value
+
+
+def next_url(path):
+    """Return where to send the browser for the app-relative ``path`` a login carried.
+
+    ``next`` paths are the site's own (``/me``), without the prefix a proxy mounts the site
+    under (``X-Forwarded-Prefix``, trusted through WX_PROXY_HOPS): the redirect adds it.
+    """
+    return request.script_root + path

@@ -20,7 +20,7 @@ from flask_login import current_user
 from .. import store
 from ..errors import error_response
 from .decorators import wechat_required
-from .nexturl import safe_next
+from .nexturl import next_url, safe_next
 from .views import bp, start_session
 
 log = logging.getLogger("wxsite.auth")
@@ -77,7 +77,7 @@ def scan_desktop():
 
     next_path = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
-        return redirect(next_path)
+        return redirect(next_url(next_path))
     db = store.get_db()
     limit = {f"scan-start:{request.remote_addr}": CODES_PER_IP}
     if store.take_attempt(db, limit, 600):
@@ -111,7 +111,7 @@ def scan_status(ticket):
         if user_id:
             next_path = session.get("scan_next", "/")
             start_session(user_id)
-            return jsonify({"state": "done", "next": next_path})
+            return jsonify({"state": "done", "next": next_url(next_path)})
     if row["state"] == store.scan.PENDING and row["expires_at"] <= time.time():
         return jsonify({"state": "expired"})
     return jsonify({"state": row["state"]})

@@ -30,7 +30,7 @@ from ..wechat import WeChatError, WebToken, protocol
 from . import oauth
 from .decorators import in_wechat, open_in_wechat, wechat_required
 from .forms import BindForm
-from .nexturl import safe_next
+from .nexturl import next_url, safe_next
 from .profile import Profile, fetch_profile
 from .users import load_user
 
@@ -67,7 +67,7 @@ def login():
         scope = protocol.SCOPE_BASE
     next_path = safe_next(request.args.get("next"))
     if not in_wechat():
-        return open_in_wechat(request.host_url.rstrip("/") + next_path, next_path)
+        return open_in_wechat(request.host_url.rstrip("/") + next_url(next_path), next_path)
     # Each start keeps a row (the state) for a day: bound what one client can write.
     limit = {f"login-start:{request.remote_addr}": current_app.config["WXSITE_LOGIN_STARTS_PER_IP"]}
     if store.take_attempt(store.get_db(), limit, LOGIN_START_WINDOW):
@@ -88,7 +88,7 @@ def callback():
         return _restart(400, INVALID_LINK)
     user_id = attempt.wechat_user_id
     if user_id and current_user.is_authenticated and current_user.wechat_user_id == user_id:
-        return redirect(attempt.next)  # Back/refresh onto the callback after success
+        return redirect(next_url(attempt.next))  # Back/refresh onto the callback after success
     if attempt.expired:
         return _restart(400, "链接已过期，请重新进入", attempt.next)
     if not oauth.started_here(state):
@@ -175,7 +175,7 @@ def _exchange_failed(exc, attempt):
 def _log_in(wechat_user_id, next_path, declined=None):
     """Start a fresh session for ``wechat_user_id`` and go to ``next_path``."""
     start_session(wechat_user_id, declined)
-    return redirect(next_path)
+    return redirect(next_url(next_path))
 
 
 def start_session(wechat_user_id, declined=None):
@@ -204,10 +204,10 @@ def _restart(status, title, next_path="/"):
 @wechat_required
 def bind():
     """Bind this WeChat identity to an existing site account."""
-    next_path = safe_next(request.values.get("next"), default=url_for("auth.me"))
+    next_path = safe_next(request.values.get("next"), default="/me")
     if current_user.account_id:
         flash(f"已绑定账号 {current_user.account_username}", "info")
-        return redirect(next_path)
+        return redirect(next_url(next_path))
     # Form fields only: Flask-WTF would also read a JSON body, numbers and lists included.
     form = BindForm(formdata=request.form if request.method == "POST" else None)
     error = None
