@@ -137,3 +137,16 @@ def test_database_locked_is_a_503(app, client):
         blocker.close()
     assert response.status_code == 503
     assert "服务繁忙" in response.get_data(as_text=True)
+
+
+def test_scripts_take_their_endpoints_from_the_page():
+    # url_for puts them in data-* attributes, prefix (X-Forwarded-Prefix) included.
+    import pathlib
+    import re
+
+    scripts = pathlib.Path(__file__).parent.parent / "static" / "js"
+    for script in scripts.glob("*.js"):
+        paths = re.findall(
+            r"""["'](/(?:upload|voice|jssdk|uploads|pay|auth)\b[^"']*)["']""", script.read_text()
+        )
+        assert paths == [], (script.name, paths)

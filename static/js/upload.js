@@ -70,7 +70,7 @@
       });
     }, Promise.resolve()).then(function () {
       say("正在保存…");
-      return site.postJSON("/upload", { server_ids: serverIds });
+      return site.postJSON(choose.dataset.postUrl, { server_ids: serverIds });
     }).then(function (data) {
       if (!data.items) { throw { errMsg: data.message || "保存失败，请重试" }; }
       show(data.items);

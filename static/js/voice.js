@@ -58,7 +58,7 @@
       localId: localId,
       isShowProgressTips: 0,
       success: function (res) {
-        site.postJSON("/voice", { server_id: res.serverId }).then(function (data) {
+        site.postJSON(start.dataset.postUrl, { server_id: res.serverId }).then(function (data) {
           if (data.item) {
             say("已保存");
             window.location.reload();

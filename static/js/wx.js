@@ -104,7 +104,7 @@
   function retry(res) {
     retried = true;
     state.retrying = true;
-    window.wxsite.postJSON("/jssdk/report", {
+    window.wxsite.postJSON(document.body.dataset.jssdkReport, {
       url: location.href.split("#")[0],
       config: cfg
     }).then(function (data) {
