@@ -14,14 +14,15 @@ from flask import Flask, render_template, request
 from wechatpy import WeChatClient
 from wechatpy.utils import random_string
 
+from wxsite.jssdk.views import SHARE_APIS, SHARE_DESC, SHARE_TITLE
 from wxsite.wechat import protocol
 
 app = Flask(__name__, template_folder=os.path.join(os.path.dirname(__file__), "templates"))
 JSSDK_URL = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
-SHARE_APIS = ["updateAppMessageShareData", "updateTimelineShareData"]
+# The site's own share data (the same page, bare): only the link is this app's.
 SHARE = {
-    "title": "来看看这个微站",
-    "desc": "张三邀请你来看看",
+    "title": SHARE_TITLE,
+    "desc": SHARE_DESC.format(name="张三"),
     "link": "http://127.0.0.1/?ref=AbCdEfGhIjKl",
     "imgUrl": "http://127.0.0.1/static/img/share.png",
 }

@@ -2,29 +2,16 @@
 
 from urllib.parse import quote, urlsplit
 
-from flask import request
+from flask import render_template, request
 
 from .. import wx
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
-# jsApiList per page: only what the page uses.
-SHARE_APIS = ["updateAppMessageShareData", "updateTimelineShareData"]
-IMAGE_APIS = ["chooseImage", "previewImage", "uploadImage", "getLocalImgData"]
-VOICE_APIS = [
-    "startRecord",
-    "stopRecord",
-    "onVoiceRecordEnd",
-    "playVoice",
-    "stopVoice",
-    "onVoicePlayEnd",
-    "uploadVoice",
-]
-PAY_APIS = ["chooseWXPay"]
-#: What /jssdk/config may sign for (pages that change their URL with pushState).
-KNOWN_APIS = frozenset(
-    SHARE_APIS + IMAGE_APIS + VOICE_APIS + ["closeWindow", "hideMenuItems", "showMenuItems"]
-)
+#: What /jssdk/config may sign for (pages that change their URL with pushState), and what
+#: a failed page config may list: filled by ``page_apis`` beside each page's view.
+SIGNABLE_APIS = set()
+PAGE_APIS = set()
 #: Open tags (开放标签) a page may list in openTagList; /share uses wx-open-launch-weapp.
 KNOWN_TAGS = frozenset(
     ["wx-open-launch-weapp", "wx-open-launch-app", "wx-open-subscribe", "wx-open-audio"]
@@ -60,6 +47,27 @@ def same_site(url):
     parts = urlsplit(url)
     base = urlsplit(public_base())
     return (parts.scheme, parts.netloc) == (base.scheme, base.netloc) and not parts.username
+
+
+def page_apis(*names, on_demand=True):
+    """Declare one page's jsApiList (only what it uses), beside its view; return it.
+
+    ``on_demand``: ``/jssdk/config`` may sign them too (not chooseWXPay: its config comes
+    only with the order it pays).
+    """
+    PAGE_APIS.update(names)
+    if on_demand:
+        SIGNABLE_APIS.update(names)
+    return list(names)
+
+
+def render_jssdk(template, apis, open_tags=(), **context):
+    """Render a JS-SDK page: ``template`` with a fresh ``wx_config`` signed for ``apis``.
+
+    No ``apis``: the page needs no JS-SDK this time (``wx_config`` None, nothing signed).
+    """
+    config = signed_config(apis, open_tag_list=open_tags) if apis else None
+    return render_template(template, wx_config=config, **context)
 
 
 def signed_config(js_api_list, url=None, open_tag_list=()):

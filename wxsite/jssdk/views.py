@@ -5,7 +5,7 @@ import re
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
-from flask import Blueprint, current_app, jsonify, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, request, session, url_for
 from flask_login import current_user
 
 from .. import store, wx
@@ -13,11 +13,12 @@ from ..assets import asset_url
 from ..auth.decorators import in_wechat, login_redirect, wechat_required
 from ..errors import error_response, wants_json
 from .signing import (
-    KNOWN_APIS,
     KNOWN_TAGS,
-    PAY_APIS,
-    SHARE_APIS,
+    PAGE_APIS,
+    SIGNABLE_APIS,
+    page_apis,
     public_base,
+    render_jssdk,
     same_site,
     signed_config,
 )
@@ -26,8 +27,12 @@ log = logging.getLogger("wxsite.jssdk")
 bp = Blueprint("jssdk", __name__)
 
 REF_RE = re.compile(r"[A-Za-z0-9]{8,32}")
-#: What a failed page config may list: every API some page of this site signs for.
-REPORT_APIS = KNOWN_APIS | frozenset(PAY_APIS)
+SHARE_APIS = page_apis("updateAppMessageShareData", "updateTimelineShareData")
+#: What a shared /share link says in the chat or Moments.
+SHARE_TITLE = "来看看这个微站"
+SHARE_DESC = "{name}邀请你来看看"
+#: For pages that sign on demand (/jssdk/config) and hide or show the menu.
+page_apis("closeWindow", "hideMenuItems", "showMenuItems")
 SIGNATURE_RE = re.compile(r"[0-9a-f]{40}")
 NONCE_RE = re.compile(r"[A-Za-z0-9]{1,32}")
 TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
@@ -45,7 +50,7 @@ def config():
             400, "只能为本站页面签名", "url 必须是本站的完整地址。", code="foreign_url"
         )
     apis = [a for a in request.args.get("apis", ",".join(SHARE_APIS)).split(",") if a]
-    if not apis or any(a not in KNOWN_APIS for a in apis):
+    if not apis or any(a not in SIGNABLE_APIS for a in apis):
         return error_response(400, "未知的接口", "apis 含有不支持的接口。", code="unknown_api")
     tags = [t for t in request.args.get("tags", "").split(",") if t]
     if len(tags) > len(KNOWN_TAGS) or any(t not in KNOWN_TAGS for t in tags):
@@ -72,8 +77,8 @@ def report():
     if (
         not same_site(url)
         or not isinstance(apis, list)
-        or not 0 < len(apis) <= len(REPORT_APIS)
-        or not all(isinstance(a, str) and a in REPORT_APIS for a in apis)
+        or not 0 < len(apis) <= len(PAGE_APIS)
+        or not all(isinstance(a, str) and a in PAGE_APIS for a in apis)
         or not isinstance(tags, list)
         or not all(isinstance(t, str) and t in KNOWN_TAGS for t in tags)
         or not all(rx.fullmatch(v) for rx, v in zip((TIMESTAMP_RE, NONCE_RE, SIGNATURE_RE), fields))
@@ -102,15 +107,16 @@ def share():
     code = user.row["referral_code"] or store.referral_code(db, user.person_id, generate_token(12))
     base = public_base()
     data = {
-        "title": "来看看这个微站",
-        "desc": f"{user.nickname or '你的朋友'}邀请你来看看",
+        "title": SHARE_TITLE,
+        "desc": SHARE_DESC.format(name=user.nickname or "你的朋友"),
         "link": base + url_for("pages.home", ref=code),
         "imgUrl": base + asset_url("img/share.png"),
     }
     weapp = _weapp() if in_wechat() else None
-    return render_template(
+    return render_jssdk(
         "jssdk/share.html",
-        wx_config=signed_config(SHARE_APIS, open_tag_list=[WEAPP_TAG] if weapp else ()),
+        SHARE_APIS,
+        open_tags=[WEAPP_TAG] if weapp else (),
         share=data,
         visits=store.share_visits(db, user.person_id),
         weapp=weapp,

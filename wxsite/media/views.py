@@ -14,7 +14,6 @@ from flask import (
     flash,
     jsonify,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -24,7 +23,7 @@ from werkzeug.datastructures import ContentRange
 from .. import store
 from ..auth.decorators import wechat_required
 from ..errors import error_response
-from ..jssdk.signing import IMAGE_APIS, VOICE_APIS, signed_config
+from ..jssdk.signing import page_apis, render_jssdk
 from . import blobs
 from .storage import (
     ItemError,
@@ -39,6 +38,16 @@ from .storage import (
 log = logging.getLogger("wxsite.media")
 
 bp = Blueprint("media", __name__)
+IMAGE_APIS = page_apis("chooseImage", "previewImage", "uploadImage", "getLocalImgData")
+VOICE_APIS = page_apis(
+    "startRecord",
+    "stopRecord",
+    "onVoiceRecordEnd",
+    "playVoice",
+    "stopVoice",
+    "onVoicePlayEnd",
+    "uploadVoice",
+)
 
 MAX_BATCH = 9
 
@@ -148,7 +157,7 @@ def _page(kind, template, js_api_list):
     items = store.list_uploads(db, current_user.person_id, kind)
     if kind == "voice":
         _voice_states(db, items)
-    return render_template(template, wx_config=signed_config(js_api_list), items=items)
+    return render_jssdk(template, js_api_list, items=items)
 
 
 def _voice_states(db, items):

@@ -22,7 +22,7 @@ from flask_login import current_user
 from .. import store, wx
 from ..auth.decorators import account_required, wechat_required
 from ..errors import error_response, wechat_failure
-from ..jssdk.signing import PAY_APIS, signed_config
+from ..jssdk.signing import page_apis, render_jssdk
 from ..wechat.pay import PayError
 from ..store import pay as pay_store
 from .apply import apply_transaction
@@ -32,6 +32,7 @@ from .words import order_words, reason, refund_words
 
 log = logging.getLogger("wxsite.pay")
 bp = Blueprint("pay", __name__)
+PAY_APIS = page_apis("chooseWXPay", on_demand=False)
 #: Seconds between two WeChat Pay queries of one unpaid order.
 QUERY_INTERVAL = 5
 
@@ -122,12 +123,11 @@ def order(out_trade_no):
     """Show an order; while unpaid, with the button that opens WeChat's payment sheet."""
     row = _own_order(out_trade_no)
     refunds = pay_store.refunds_of(store.get_db(), out_trade_no)
-    params = wx_config = None
+    params = None
     if row["state"] == "NOTPAY" and row["prepay_id"]:
         params = _client().page_params(row["prepay_id"])
-        wx_config = signed_config(PAY_APIS)
-    return render_template(
-        "pay/order.html", order=row, refunds=refunds, params=params, wx_config=wx_config
+    return render_jssdk(
+        "pay/order.html", PAY_APIS if params else (), order=row, refunds=refunds, params=params
     )
 
 
