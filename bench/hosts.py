@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from pgserver import start_server  # noqa: E402
 from stack import Emulator, Hosts  # noqa: E402
+from support import consent  # noqa: E402
 
 from wxsite.wechat import protocol  # noqa: E402
 
@@ -38,12 +39,7 @@ def login(site_url, user="zhangsan"):
     session = requests.Session()
     session.headers["User-Agent"] = UA
     response = session.get(f"{site_url}/auth/login", params={"next": "/", "scope": "snsapi_base"})
-    if "/connect/oauth2/authorize" in response.url and "<form" in response.text:
-        fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', response.text))
-        fields.update(user=user, action="allow")
-        action = re.search(r'<form[^>]*action="([^"]+)"', response.text).group(1)
-        base = response.url.split("/connect/")[0]
-        response = session.post(action if action.startswith("http") else base + action, data=fields)
+    response = consent(session, response, user)  # the tests' one walk of the pages
     response.raise_for_status()
     cookie = session.cookies.get("wxsite_session")
     assert cookie, "no session cookie after login"

@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from stack import Emulator, Gunicorn  # noqa: E402
+from support import consent  # noqa: E402
 
 from wxsite.wechat import protocol  # noqa: E402
 
@@ -46,12 +47,7 @@ def fetches(before, after, paths):
 def login(session, site_url, user="zhangsan", next_path="/", scope="snsapi_base"):
     """Log ``session`` in through the emulator's authorization page."""
     response = session.get(f"{site_url}/auth/login", params={"next": next_path, "scope": scope})
-    if "/connect/oauth2/authorize" in response.url and "<form" in response.text:
-        fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', response.text))
-        fields.update(user=user, action="allow")
-        action = re.search(r'<form[^>]*action="([^"]+)"', response.text).group(1)
-        base = response.url.split("/connect/")[0]
-        response = session.post(action if action.startswith("http") else base + action, data=fields)
+    response = consent(session, response, user)  # the tests' one walk of the pages
     response.raise_for_status()
     return response
 

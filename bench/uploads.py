@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from s3server import start_server as start_s3  # noqa: E402
 from stack import Emulator, Gunicorn, host_root  # noqa: E402
+from support import consent  # noqa: E402
 
 UA = "Mozilla/5.0 (iPhone) MicroMessenger/8.0.47 bench"
 USERS = ["zhangsan", "lisi", "wangwu", "zhaoliu", "sunqi", "zhouba"]
@@ -53,12 +54,7 @@ def login(site_url, user):
     session = requests.Session()
     session.headers["User-Agent"] = UA
     response = session.get(f"{site_url}/auth/login", params={"next": "/", "scope": "snsapi_base"})
-    if "/connect/oauth2/authorize" in response.url and "<form" in response.text:
-        fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', response.text))
-        fields.update(user=user, action="allow")
-        action = re.search(r'<form[^>]*action="([^"]+)"', response.text).group(1)
-        base = response.url.split("/connect/")[0]
-        response = session.post(action if action.startswith("http") else base + action, data=fields)
+    response = consent(session, response, user)  # the tests' one walk of the pages
     response.raise_for_status()
     page = session.get(f"{site_url}/upload").text
     token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)

@@ -223,3 +223,20 @@ def csrf_token(html):
     match = re.search(r'name="csrf[-_]token"[^>]*(?:value|content)="([^"]+)"', html)
     assert match, "no CSRF token in page"
     return match.group(1)
+
+
+def amr_bytes(seconds=2):
+    """A valid AMR-NB voice note of ``seconds`` (silent frames)."""
+    return b"#!AMR\n" + (b"\x3c" + b"\x00" * 31) * (50 * seconds)
+
+
+def json_poster(session, live):
+    """Return post(path, body): JSON with the page's CSRF token, as the pages' script does."""
+    token = csrf_token(session.get(live.url("/upload")).text)
+
+    def post(path, body):
+        return session.post(
+            live.url(path), json=body, headers={"X-CSRFToken": token, "Accept": "application/json"}
+        )
+
+    return post

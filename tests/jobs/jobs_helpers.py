@@ -174,22 +174,3 @@ def paid_order(phone, live, emu, product="tea"):
 def emulator_refunds(emu):
     """Every refund number WeChat Pay (the emulator) has accepted."""
     return [r["out_refund_no"] for r in requests.get(emu.base_url + "/_emu/pay/refunds").json()]
-
-
-def amr_bytes(seconds=1):
-    """A valid AMR-NB voice note of ``seconds`` (silent frames)."""
-    return b"#!AMR\n" + (b"\x3c" + b"\x00" * 31) * (50 * seconds)
-
-
-def json_poster(session, live):
-    """Return post(path, body): JSON with the page's CSRF token, as the pages' script does."""
-    from support import csrf_token
-
-    token = csrf_token(session.get(live.url("/upload")).text)
-
-    def post(path, body):
-        return session.post(
-            live.url(path), json=body, headers={"X-CSRFToken": token, "Accept": "application/json"}
-        )
-
-    return post

@@ -115,7 +115,7 @@ def test_a_job_that_keeps_failing_is_failed_shown_and_logged(site, front, emu, p
 def test_a_queue_that_does_not_answer_never_fails_a_request(tmp_path, emu, phone, caplog):
     import os
 
-    from jobs_helpers import amr_bytes, json_poster
+    from support import amr_bytes, json_poster
     from support import LiveServer, wechat_login
 
     queue_file = str(tmp_path / "queue" / "jobs.sqlite3")

@@ -12,15 +12,13 @@ import redis
 
 from jobs_helpers import (
     Worker,
-    amr_bytes,
     emulator_refunds,
     job_in,
-    json_poster,
     paid_order,
     refund_row,
     wait_for,
 )
-from support import LiveServer, site_config, wechat_login
+from support import LiveServer, amr_bytes, json_poster, site_config, wechat_login
 from wxsite import create_app, jobs, store
 from wxsite.jobs import tasks
 from wxsite.pay import refunds

@@ -9,14 +9,12 @@ import time
 import pytest
 
 from media_helpers import (
-    amr_bytes,
     blob_store,
     image_bytes,
     jobs_settled,
-    json_poster,
     stored_files,
 )
-from support import add_failing_trigger, csrf_token, drop_trigger
+from support import add_failing_trigger, amr_bytes, csrf_token, drop_trigger, json_poster
 from wxsite import maintenance, store
 from wxsite.auth.users import LOGIN_MAX_AGE
 from wxsite.media import blobs

@@ -15,9 +15,9 @@ import sys
 import pytest
 import requests
 
-from media_helpers import amr_bytes, image_bytes, json_poster, stored_files
+from media_helpers import image_bytes, stored_files
 from s3server import ACCESS_KEY, REGION, SECRET_KEY, free_port, start_server
-from support import LiveServer, csrf_token, site_config, wechat_login
+from support import LiveServer, amr_bytes, csrf_token, json_poster, site_config, wechat_login
 from wxsite import config, create_app, maintenance, store
 from wxsite.auth.users import LOGIN_MAX_AGE
 from wxsite.config import ConfigError

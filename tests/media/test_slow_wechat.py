@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from support import LiveServer, csrf_token, site_config, wechat_login
-from media_helpers import amr_bytes, image_bytes, stored_files
+from support import LiveServer, amr_bytes, csrf_token, site_config, wechat_login
+from media_helpers import image_bytes, stored_files
 from wxsite import create_app
 from wxsite.wechat import protocol
 

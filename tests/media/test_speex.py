@@ -14,8 +14,8 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from media_helpers import JOBS_ON, amr_bytes, jobs_settled, json_poster, stored_files
-from support import site_config
+from media_helpers import JOBS_ON, jobs_settled, stored_files
+from support import amr_bytes, json_poster, site_config
 from wxsite import create_app
 from wxsite.emulator.media import fake_speex
 from wxsite.media import speex

@@ -7,8 +7,8 @@ import threading
 import pytest
 import requests
 
-from support import WECHAT_UA, csrf_token, site_config, wechat_login
-from media_helpers import image_bytes, json_poster, stored_files
+from support import WECHAT_UA, csrf_token, json_poster, site_config, wechat_login
+from media_helpers import image_bytes, stored_files
 from wxsite.wechat import protocol
 
 

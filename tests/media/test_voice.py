@@ -10,14 +10,12 @@ import pytest
 
 from media_helpers import (
     JOBS_ON,
-    amr_bytes,
     image_bytes,
     jobs_settled,
-    json_poster,
     start_jobs,
     stored_files,
 )
-from support import LiveServer, site_config, wechat_login
+from support import LiveServer, amr_bytes, json_poster, site_config, wechat_login
 from wxsite import create_app, store
 from wxsite.wechat import protocol
 
