@@ -150,6 +150,8 @@ class Gunicorn(Process):
             "WXSITE_BIND": f"127.0.0.1:{self.port}",
             "WEB_CONCURRENCY": str(workers),
             "WXSITE_THREADS": str(threads),
+            # Never the checkout's instance folder (a host of its own: its own folder's).
+            "WXSITE_INSTANCE": os.path.join(root or workdir, "instance"),
             **(env or {}),
         }
         self.env = full_env

@@ -151,3 +151,18 @@ def test_gunicorn_accepts_every_setting_of_gunicorn_conf():
     for name in used:
         cfg.set(name, getattr(conf, name))
     assert {"bind", "workers", "threads", "timeout"} <= set(used)
+
+
+def test_wxsite_instance_moves_the_instance_folder(tmp_path, monkeypatch):
+    from wxsite import config as settings
+    from wxsite import create_app
+
+    folder = tmp_path / "host-a"
+    monkeypatch.setenv("WXSITE_DOTENV", str(tmp_path / "none.env"))
+    monkeypatch.setenv("WXSITE_INSTANCE", str(folder))
+    monkeypatch.setenv("WXSITE_JOBS_CONSUMER", "off")
+    assert settings.instance_path({"WXSITE_INSTANCE": " "}) is None
+    app = create_app()
+    assert app.instance_path == str(folder)
+    assert app.config["WXSITE_DATABASE"] == str(folder / "wxsite.sqlite3")
+    assert (folder / "secret_key").exists()

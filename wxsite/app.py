@@ -14,9 +14,14 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def create_app(test_config=None):
     """Create the site. ``test_config`` replaces the environment (tests never read it).
 
-    Its ``INSTANCE_PATH`` moves the instance folder (tests keep theirs in a temp dir).
+    Its ``INSTANCE_PATH`` moves the instance folder (tests keep theirs in a temp dir), as
+    ``WXSITE_INSTANCE`` does in the environment (hosts sharing one checkout).
     """
-    instance = (test_config or {}).get("INSTANCE_PATH") or os.path.join(PROJECT_ROOT, "instance")
+    if test_config is None:
+        instance = config.instance_path(os.environ)
+    else:
+        instance = test_config.get("INSTANCE_PATH")
+    instance = instance or os.path.join(PROJECT_ROOT, "instance")
     app = Flask(
         "wxsite",
         template_folder=os.path.join(PROJECT_ROOT, "templates"),

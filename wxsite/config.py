@@ -200,7 +200,14 @@ SERVER_SETTINGS = (
     Setting("WXSITE_BIND", "127.0.0.1:8000", "where `make serve` / gunicorn listens"),
     Setting("WEB_CONCURRENCY", None, "gunicorn worker processes (default 2 × CPUs + 1, at most 9)"),
     Setting("WXSITE_THREADS", 4, "threads per gunicorn worker", "int"),
+    Setting("WXSITE_INSTANCE", None, "the instance folder (default: instance/ in the checkout)"),
 )
+
+
+def instance_path(environ):
+    """Return the instance folder ``WXSITE_INSTANCE`` names, or None for the default."""
+    value = (environ.get("WXSITE_INSTANCE") or "").strip()
+    return os.path.abspath(value) if value else None
 
 
 def server(environ, cpus=1):

@@ -170,6 +170,7 @@ def test_the_emulator_run_alone_logs_no_secrets(tmp_path):
         WXSITE_DOTENV=str(tmp_path / "no.env"),
         WXSITE_DATABASE=str(tmp_path / "wxsite.sqlite3"),
         WXSITE_UPLOADS=str(tmp_path / "uploads"),
+        WXSITE_INSTANCE=str(tmp_path / "instance"),
     )
     flask = os.path.join(os.path.dirname(sys.executable), "flask")
     state = str(tmp_path / "emulator.sqlite3")

@@ -123,6 +123,7 @@ class Worker:
             "HOME": os.environ.get("HOME", "/tmp"),
             "WXSITE_DOTENV": os.path.join(os.path.dirname(log_path), "no.env"),
             "SECRET_KEY": SECRET_KEY,
+            "WXSITE_INSTANCE": os.path.join(os.path.dirname(log_path), "instance"),
             **env,
         }
         flask = os.path.join(os.path.dirname(sys.executable), "flask")
