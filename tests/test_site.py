@@ -150,3 +150,21 @@ def test_scripts_take_their_endpoints_from_the_page():
             r"""["'](/(?:upload|voice|jssdk|uploads|pay|auth)\b[^"']*)["']""", script.read_text()
         )
         assert paths == [], (script.name, paths)
+
+
+def test_home_lists_the_entries_the_blueprints_declare_in_their_order(app, client):
+    from wxsite.menu import home_entries
+
+    endpoints = [endpoint for endpoint, _, _ in home_entries(app)]
+    assert endpoints == [
+        "auth.me",
+        "account.page",
+        "jssdk.share",
+        "media.upload",
+        "media.voice",
+        "pay.shop",
+        "pay.orders",
+    ]
+    page = client.get("/").get_data(as_text=True)
+    labels = [label for _, label, _ in home_entries(app)]
+    assert [page.index(label) for label in labels] == sorted(page.index(label) for label in labels)

@@ -119,10 +119,11 @@ def _register_blueprints(app):
     from .pages import bp as pages_bp
     from .pay import bp as pay_bp
 
+    # In the order their entries are listed on the home page (wxsite.menu).
     app.register_blueprint(pages_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
     app.register_blueprint(jssdk_bp)
     app.register_blueprint(media_bp)
     app.register_blueprint(pay_bp)
-    app.register_blueprint(account_bp)
     app.register_blueprint(inbound_bp)

@@ -4,9 +4,11 @@ from flask import Blueprint, render_template
 from flask_login import current_user
 
 from .. import store
+from ..menu import home_entry
 from ..auth.decorators import account_required
 
 bp = Blueprint("account", __name__)
+home_entry(bp, "page", "我的账号", "本站账号、绑定的微信与订单")
 
 
 @bp.get("/account")

@@ -25,6 +25,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from .. import accounts, store, wx
+from ..menu import home_entry
 from ..errors import error_response, wechat_failure
 from ..wechat import WeChatError, WebToken, protocol
 from . import oauth
@@ -36,6 +37,7 @@ from .users import load_user
 
 log = logging.getLogger("wxsite.auth")
 bp = Blueprint("auth", __name__)
+home_entry(bp, "me", "我的资料", "微信头像、昵称与绑定账号")
 
 STATE_RE = re.compile(protocol.STATE_PATTERN)
 CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,512}")

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, request, session, url_for
 from flask_login import current_user
 
 from .. import store, wx
+from ..menu import home_entry
 from ..assets import asset_url
 from ..auth.decorators import in_wechat, login_redirect, wechat_required
 from ..errors import error_response, wants_json
@@ -25,6 +26,7 @@ from .signing import (
 
 log = logging.getLogger("wxsite.jssdk")
 bp = Blueprint("jssdk", __name__)
+home_entry(bp, "share", "分享", "分享给朋友或朋友圈")
 
 REF_RE = re.compile(r"[A-Za-z0-9]{8,32}")
 SHARE_APIS = page_apis("updateAppMessageShareData", "updateTimelineShareData")

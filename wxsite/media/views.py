@@ -21,6 +21,7 @@ from flask_login import current_user
 from werkzeug.datastructures import ContentRange
 
 from .. import store
+from ..menu import home_entry
 from ..auth.decorators import wechat_required
 from ..errors import error_response
 from ..jssdk.signing import page_apis, render_jssdk
@@ -38,6 +39,8 @@ from .storage import (
 log = logging.getLogger("wxsite.media")
 
 bp = Blueprint("media", __name__)
+home_entry(bp, "upload", "上传照片", "拍照或从相册选择")
+home_entry(bp, "voice", "语音留言", "录一段语音")
 IMAGE_APIS = page_apis("chooseImage", "previewImage", "uploadImage", "getLocalImgData")
 VOICE_APIS = page_apis(
     "startRecord",

@@ -3,21 +3,11 @@
 from flask import Blueprint, abort, current_app, jsonify, render_template
 
 from .. import store, wx
+from ..menu import home_entries
 from ..wechat import WeChatError
 from ..wechat.client import ACCESS_TOKEN, JSAPI_TICKET
 
 bp = Blueprint("pages", __name__)
-
-#: Home page entries: (endpoint, label, hint); shown when that blueprint is installed.
-FEATURES = (
-    ("auth.me", "我的资料", "微信头像、昵称与绑定账号"),
-    ("account.page", "我的账号", "本站账号、绑定的微信与订单"),
-    ("jssdk.share", "分享", "分享给朋友或朋友圈"),
-    ("media.upload", "上传照片", "拍照或从相册选择"),
-    ("media.voice", "语音留言", "录一段语音"),
-    ("pay.shop", "小店", "微信支付购买"),
-    ("pay.orders", "我的订单", "订单与退款"),
-)
 
 
 @bp.record_once
@@ -37,8 +27,7 @@ def format_datetime(timestamp):
 @bp.get("/")
 def home():
     """Show the home page; works logged out."""
-    features = [f for f in FEATURES if f[0] in current_app.view_functions]
-    return render_template("pages/home.html", features=features)
+    return render_template("pages/home.html", features=home_entries(current_app))
 
 
 @bp.get("/healthz")

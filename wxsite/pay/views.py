@@ -20,6 +20,7 @@ from flask import (
 from flask_login import current_user
 
 from .. import store, wx
+from ..menu import home_entry
 from ..auth.decorators import account_required, wechat_required
 from ..errors import error_response, wechat_failure
 from ..jssdk.signing import page_apis, render_jssdk
@@ -32,6 +33,8 @@ from .words import order_words, reason, refund_words
 
 log = logging.getLogger("wxsite.pay")
 bp = Blueprint("pay", __name__)
+home_entry(bp, "shop", "小店", "微信支付购买")
+home_entry(bp, "orders", "我的订单", "订单与退款")
 PAY_APIS = page_apis("chooseWXPay", on_demand=False)
 #: Seconds between two WeChat Pay queries of one unpaid order.
 QUERY_INTERVAL = 5
