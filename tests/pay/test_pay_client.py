@@ -24,45 +24,45 @@ NOWHERE = "http://127.0.0.1:9/notify"  # nobody listens: the emulator records th
 
 
 @pytest.fixture
-def client(emu):
+def pay_client(emu):
     return emulator_pay_client(emu.base_url)
 
 
-def paid_order(client, emu, no="T20261124001", total=1200):
-    prepay = client.jsapi_order("一杯咖啡", no, total, OPENID, NOWHERE)
-    params = client.page_params(prepay)
+def paid_order(pay_client, emu, no="T20261124001", total=1200):
+    prepay = pay_client.jsapi_order("一杯咖啡", no, total, OPENID, NOWHERE)
+    params = pay_client.page_params(prepay)
     assert requests.post(emu.base_url + "/_emu/pay/confirm", json=params).json()["ok"]
     return no
 
 
-def test_order_page_params_and_payment(client, emu):
-    prepay = client.jsapi_order("一杯咖啡", "T20261124001", 1200, OPENID, NOWHERE)
+def test_order_page_params_and_payment(pay_client, emu):
+    prepay = pay_client.jsapi_order("一杯咖啡", "T20261124001", 1200, OPENID, NOWHERE)
     assert prepay.startswith("wx")
-    params = client.page_params(prepay)
+    params = pay_client.page_params(prepay)
     assert params["package"] == f"prepay_id={prepay}" and params["signType"] == "RSA"
-    assert client.query("T20261124001")["trade_state"] == "NOTPAY"
+    assert pay_client.query("T20261124001")["trade_state"] == "NOTPAY"
     forged = {**params, "package": "prepay_id=wxforged"}
     assert not requests.post(emu.base_url + "/_emu/pay/confirm", json=forged).json()["ok"]
     assert requests.post(emu.base_url + "/_emu/pay/confirm", json=params).json()["ok"]
-    assert client.query("T20261124001")["trade_state"] == "SUCCESS"
+    assert pay_client.query("T20261124001")["trade_state"] == "SUCCESS"
 
 
-def test_notification_verifies_and_decrypts(client, emu):
-    no = paid_order(client, emu)
+def test_notification_verifies_and_decrypts(pay_client, emu):
+    no = paid_order(pay_client, emu)
     sent = requests.get(emu.base_url + "/_emu/pay/notifications").json()[-1]
-    data = client.parse_notification(sent["headers"], sent["body"].encode())
+    data = pay_client.parse_notification(sent["headers"], sent["body"].encode())
     assert data["event_type"] == "TRANSACTION.SUCCESS"
     assert data["resource"]["out_trade_no"] == no and data["resource"]["trade_state"] == "SUCCESS"
 
 
-def test_tampered_and_stale_notifications_are_refused(client, emu):
-    paid_order(client, emu)
+def test_tampered_and_stale_notifications_are_refused(pay_client, emu):
+    paid_order(pay_client, emu)
     sent = requests.get(emu.base_url + "/_emu/pay/notifications").json()[-1]
     body = sent["body"].replace("TRANSACTION.SUCCESS", "TRANSACTION.FAILED")
     with pytest.raises(pay.BadNotification):
-        client.parse_notification(sent["headers"], body.encode())
+        pay_client.parse_notification(sent["headers"], body.encode())
     with pytest.raises(pay.BadNotification):
-        client.parse_notification(
+        pay_client.parse_notification(
             {**sent["headers"], "Wechatpay-Serial": "PUB_KEY_ID_OTHER"}, sent["body"]
         )
     late = emulator_pay_client(
@@ -74,7 +74,7 @@ def test_tampered_and_stale_notifications_are_refused(client, emu):
     resource["resource"]["ciphertext"] = resource["resource"]["ciphertext"][::-1]
     # Re-signing is impossible without the platform key, so a changed resource fails either way.
     with pytest.raises(pay.BadNotification):
-        client.parse_notification(sent["headers"], json.dumps(resource))
+        pay_client.parse_notification(sent["headers"], json.dumps(resource))
 
 
 def test_unsigned_or_wrongly_signed_requests_are_refused(emu):
@@ -89,25 +89,25 @@ def test_unsigned_or_wrongly_signed_requests_are_refused(emu):
     assert info.value.code == "SIGN_ERROR" and info.value.status == 401
 
 
-def test_refund_and_over_refund_and_idempotency(client, emu):
-    no = paid_order(client, emu, total=1000)
-    first = client.refund(no, "R20261124001", 400, 1000)
+def test_refund_and_over_refund_and_idempotency(pay_client, emu):
+    no = paid_order(pay_client, emu, total=1000)
+    first = pay_client.refund(no, "R20261124001", 400, 1000)
     assert first["status"] == "SUCCESS" and first["funds_account"] == "UNSETTLED"
-    again = client.refund(no, "R20261124001", 400, 1000)
+    again = pay_client.refund(no, "R20261124001", 400, 1000)
     assert again["refund_id"] == first["refund_id"]
     with pytest.raises(pay.PayError) as info:
-        client.refund(no, "R20261124002", 700, 1000)
+        pay_client.refund(no, "R20261124002", 700, 1000)
     assert info.value.code == "INVALID_REQUEST"
     assert requests.get(emu.base_url + "/_emu/pay/balance").json()["unsettled"] == 600
 
 
-def test_not_enough_unsettled_funds(client, emu):
-    no = paid_order(client, emu, total=1000)
+def test_not_enough_unsettled_funds(pay_client, emu):
+    no = paid_order(pay_client, emu, total=1000)
     requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 100, "available": 5000})
     with pytest.raises(pay.PayError) as info:
-        client.refund(no, "R20261124003", 500, 1000)
+        pay_client.refund(no, "R20261124003", 500, 1000)
     assert info.value.code == "NOT_ENOUGH"
-    done = client.refund(no, "R20261124003", 500, 1000, funds_account="AVAILABLE")
+    done = pay_client.refund(no, "R20261124003", 500, 1000, funds_account="AVAILABLE")
     assert done["funds_account"] == "AVAILABLE"
     assert requests.get(emu.base_url + "/_emu/pay/balance").json() == {
         "unsettled": 100,
@@ -163,12 +163,12 @@ def test_tls_is_verified_and_a_private_ca_bundle_is_honoured(tmp_path):
 
 
 @pytest.mark.parametrize("timestamp", ["²", "1²3", "9" * 400, "9" * 5000])
-def test_timestamps_that_are_not_ascii_seconds_are_a_bad_notification(client, emu, timestamp):
+def test_timestamps_that_are_not_ascii_seconds_are_a_bad_notification(pay_client, emu, timestamp):
     # str.isdigit() takes "²"; int() then fails, or makes a number no float compares with.
-    paid_order(client, emu)
+    paid_order(pay_client, emu)
     sent = requests.get(emu.base_url + "/_emu/pay/notifications").json()[-1]
     with pytest.raises(pay.BadNotification):
-        client.parse_notification({**sent["headers"], "Wechatpay-Timestamp": timestamp}, b"{}")
+        pay_client.parse_notification({**sent["headers"], "Wechatpay-Timestamp": timestamp}, b"{}")
 
 
 @pytest.mark.parametrize(

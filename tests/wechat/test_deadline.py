@@ -39,7 +39,7 @@ def emu(emulator_server):
 
 
 @pytest.fixture
-def client(tmp_path, emulator_server):
+def make_client(tmp_path, emulator_server):
     def make(token_api="stable", deadline=DEADLINE):
         db_path = str(tmp_path / "creds.sqlite3")
         db = store.connect(db_path)
@@ -69,8 +69,8 @@ def assert_cut(emu, path):
 @pytest.mark.parametrize(
     "token_api, path", [("stable", protocol.STABLE_TOKEN), ("classic", protocol.TOKEN)]
 )
-def test_dripping_token_fetch_ends_at_the_deadline(emu, client, token_api, path):
-    wechat = client(token_api)
+def test_dripping_token_fetch_ends_at_the_deadline(emu, make_client, token_api, path):
+    wechat = make_client(token_api)
     # About 170 bytes at 10 bytes a second: 17 s, each byte well inside the read timeout.
     emu.fault(path, count=-1, drip=0.1)
     started = time.monotonic()
@@ -89,9 +89,9 @@ def test_dripping_token_fetch_ends_at_the_deadline(emu, client, token_api, path)
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_dripping_media_download_ends_at_the_deadline_without_a_file(
-    emu, client, tmp_path, chunked
+    emu, make_client, tmp_path, chunked
 ):
-    wechat = client()
+    wechat = make_client()
     wechat.access_token()
     media_id = emu.add_media(JPEG)
     # 3 KB at 80 bytes a second: 40 s.
@@ -107,8 +107,8 @@ def test_dripping_media_download_ends_at_the_deadline_without_a_file(
     assert_cut(emu, protocol.MEDIA_GET)
 
 
-def test_chunked_media_over_the_cap_is_refused_mid_stream(emu, client, tmp_path):
-    wechat = client(deadline=10.0)
+def test_chunked_media_over_the_cap_is_refused_mid_stream(emu, make_client, tmp_path):
+    wechat = make_client(deadline=10.0)
     wechat.access_token()
     media_id = emu.add_media(JPEG)
     # No Content-Length to refuse up front: only counting the bytes as they come stops it.
@@ -123,8 +123,8 @@ def test_chunked_media_over_the_cap_is_refused_mid_stream(emu, client, tmp_path)
     assert delivery["state"] == "cut" and delivery["sent"] < HUGE / 2, delivery
 
 
-def test_chunked_media_under_the_cap_is_kept(emu, client, tmp_path):
-    wechat = client()
+def test_chunked_media_under_the_cap_is_kept(emu, make_client, tmp_path):
+    wechat = make_client()
     media_id = emu.add_media(JPEG)
     emu.fault(protocol.MEDIA_GET, chunked=True, size=200_000)
     directory = tmp_path / "media"
@@ -193,8 +193,8 @@ def dripping_exchange(emu):
     return location.split("code=")[1].split("&")[0]
 
 
-def test_authlib_requests_hold_the_deadline_on_a_mounted_session(emu, client):
-    wechat = client()
+def test_authlib_requests_hold_the_deadline_on_a_mounted_session(emu, make_client):
+    wechat = make_client()
     code = dripping_exchange(emu)
     with wechat.oauth_session() as session:
         wechat.http.mount(session)
@@ -206,9 +206,9 @@ def test_authlib_requests_hold_the_deadline_on_a_mounted_session(emu, client):
     assert_cut(emu, protocol.SNS_ACCESS_TOKEN)
 
 
-def test_the_code_exchange_holds_the_deadline_mid_read(emu, client):
+def test_the_code_exchange_holds_the_deadline_mid_read(emu, make_client):
     # Through the client's own path (no mount by the caller): Authlib's session is mounted.
-    wechat = client()
+    wechat = make_client()
     code = dripping_exchange(emu)
     started = time.monotonic()
     with pytest.raises(WeChatError) as raised:
