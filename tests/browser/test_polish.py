@@ -119,8 +119,29 @@ def test_voice_timer_and_one_primary_button(page, stack, shot):
     assert primaries.count() == 1 and primaries.inner_text() == "上传"
     assert page.locator("#rec-play").is_visible()
     shot(page, "voice-take")
+
+    # 处理中 refreshes itself: the page's own fetch of /voice brings the note's player.
+    def ready_note(route):
+        html = route.fetch().text()
+        html = re.sub(
+            r'<div class="links"><span class="badge voice-processing".*?</div>',
+            '<audio controls preload="none"></audio>',
+            html,
+            flags=re.S,
+        )
+        route.fulfill(body=html, content_type="text/html; charset=utf-8")
+
+    page.route(
+        re.compile(r".*/voice$"),
+        lambda route: (
+            ready_note(route) if route.request.resource_type == "fetch" else route.continue_()
+        ),
+    )
     page.click("#rec-upload")
     page.wait_for_selector(".voice-item")
+    if page.locator(".voice-item [data-processing]").count():
+        page.wait_for_selector(".voice-item audio", timeout=10000)
+        assert page.locator(".voice-item [data-processing]").count() == 0
     for links in page.locator(".voice-item .links").all():
         assert "·" not in links.inner_text()
     assert page.problems == []
@@ -177,6 +198,14 @@ def test_paying_ends_on_a_success_screen(page, stack, shot):
     )
     assert gap <= 16, gap
     shot(page, "order-unpaid")
+    # WeChat's sheet fails ("chooseWXPay:fail"): the buyer reads what to do, not the errMsg.
+    page.route("**/_emu/pay/confirm", lambda route: route.fulfill(json={"ok": False}))
+    page.click("#pay")
+    page.wait_for_function("() => document.getElementById('pay').disabled === false")
+    words = page.inner_text("#pay-status")
+    assert "chooseWXPay" not in words and "付款没有完成" in words and "再点一次" in words
+    shot(page, "order-pay-failed")
+    page.unroute("**/_emu/pay/confirm")
     page.click("#pay")
     page.wait_for_selector("#pay-success")
     assert page.inner_text("#pay-success") == "支付成功"
