@@ -21,6 +21,13 @@ OVERFLOW = """() => {
 
 def test_emulator_home_does_not_scroll_sideways(page, stack, shot):
     page.goto(stack.emulator.base_url + "/")
+    # With a parametric code and a delivery listed too (the longest rows).
+    page.fill("#wxemu-new-qrcode input[name=scene]", "a-rather-long-scene-string-" + "x" * 30)
+    with page.expect_navigation():
+        page.click("#wxemu-new-qrcode button")
+    page.fill("#wxemu-send-text input[name=content]", "你好")
+    with page.expect_navigation():
+        page.click("#wxemu-send-text button")
     found = page.evaluate(OVERFLOW)
     shot(page, "emulator-home")
     assert found["scroll"] <= found["width"], found
