@@ -53,7 +53,7 @@ def wechat_failure(exc):
     else:
         log.warning("wechat %s errcode=%s %s", exc.path, exc.errcode, exc.errmsg)
     if isinstance(exc, MediaTooLarge):
-        return 413, "文件过大", f"每个文件不能超过 {_media_limit()}，请选择小一些的文件。"
+        return 413, "文件过大", f"每个文件不能超过 {media_limit()}，请选择小一些的文件。"
     if exc.misconfigured:
         return 503, "服务配置错误", "网站的微信配置有误，请联系管理员。"
     if exc.errcode == protocol.QUOTA_REACHED:
@@ -65,8 +65,8 @@ def wechat_failure(exc):
     return 503, "微信服务暂时不可用", "请稍后重试。"
 
 
-def _media_limit():
-    """The largest media file accepted, as people read it (``10 MB``)."""
+def media_limit():
+    """The largest media file accepted (WXSITE_MEDIA_MAX_BYTES), as people read it: ``10 MB``."""
     limit = current_app.config["WXSITE_MEDIA_MAX_BYTES"] if has_app_context() else None
     if not limit:
         return "大小限制"

@@ -11,7 +11,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -24,7 +23,7 @@ from werkzeug.datastructures import ContentRange
 
 from .. import store
 from ..auth.decorators import wechat_required
-from ..errors import error_response
+from ..errors import error_response, media_limit
 from ..jssdk.signing import IMAGE_APIS, VOICE_APIS, signed_config
 from . import blobs
 from .storage import (
@@ -155,20 +154,14 @@ def _page(kind, template, js_api_list):
     if kind == "voice":
         _voice_states(db, items)
     return render_template(
-        template, wx_config=signed_config(js_api_list), items=items, max_mb=_max_mb()
+        template, wx_config=signed_config(js_api_list), items=items, max_size=media_limit()
     )
-
-
-def _max_mb():
-    """The largest file WeChat's media may be for us, in MB, as people read it."""
-    mb = current_app.config["WXSITE_MEDIA_MAX_BYTES"] / (1024 * 1024)
-    return f"{mb:.0f}" if mb >= 1 and mb == int(mb) else f"{mb:.1f}"
 
 
 def _item_message(exc):
     """An item's refusal in words; 文件过大 says how large a file may be."""
     if exc.code == "too_large":
-        return f"文件过大：每个文件不能超过 {_max_mb()} MB，请选择小一些的文件。"
+        return f"文件过大：每个文件不能超过 {media_limit()}，请选择小一些的文件。"
     return exc.message
 
 
