@@ -268,7 +268,7 @@ def test_pages_link_hashed_static_names_served_for_a_year(logged_in, live, app):
         re.sub(r"\.[0-9a-f]{12}\.\w+$", "", link[len("/static/") :]) for link in links
     }
     for link in links:
-        assert re.fullmatch(r"/static/[\w/]+\.[0-9a-f]{12}\.(css|js)", link), link
+        assert re.fullmatch(r"/static/[\w/-]+\.[0-9a-f]{12}\.(css|js|svg|png)", link), link
         name = link[len("/static/") :]
         original = re.sub(r"\.[0-9a-f]{12}(\.\w+)$", r"\1", name)
         hashed = logged_in.get(live.url(link))

@@ -16,11 +16,11 @@ log = logging.getLogger("wxsite")
 
 #: status → (title, detail) shown to people.
 MESSAGES = {
-    400: ("请求无效", "链接或表单内容有误，请返回重试。"),
+    400: ("请求无效", "链接或表单内容有误。请返回上一页，刷新后再操作一次。"),
     403: ("没有权限", "你无权访问这个页面。"),
     404: ("页面不存在", "你要找的页面不存在或已被删除。"),
     405: ("请求方式不正确", "请从页面上的按钮操作。"),
-    413: ("内容过大", "上传的内容超过了大小限制。"),
+    413: ("内容过大", "上传的内容超过了大小限制，请换小一些的文件再试。"),
     429: ("操作太频繁", "请稍后再试。"),
     500: ("服务器出错了", "我们已记录这个问题，请稍后重试。"),
     503: ("服务繁忙", "请稍后重试。"),
@@ -53,7 +53,7 @@ def wechat_failure(exc):
     else:
         log.warning("wechat %s errcode=%s %s", exc.path, exc.errcode, exc.errmsg)
     if isinstance(exc, MediaTooLarge):
-        return 413, "文件过大", "请选择小一些的文件。"
+        return 413, "文件过大", f"每个文件不能超过 {media_limit()}，请选择小一些的文件。"
     if exc.misconfigured:
         return 503, "服务配置错误", "网站的微信配置有误，请联系管理员。"
     if exc.errcode == protocol.QUOTA_REACHED:
@@ -63,6 +63,15 @@ def wechat_failure(exc):
         if not listening(url):
             return 503, "微信服务暂时不可用", EMULATOR_DOWN.format(url=url)
     return 503, "微信服务暂时不可用", "请稍后重试。"
+
+
+def media_limit():
+    """The largest media file accepted (WXSITE_MEDIA_MAX_BYTES), as people read it: ``10 MB``."""
+    limit = current_app.config["WXSITE_MEDIA_MAX_BYTES"] if has_app_context() else None
+    if not limit:
+        return "大小限制"
+    mb = limit / (1024 * 1024)
+    return f"{mb:.0f} MB" if mb >= 1 and mb == int(mb) else f"{mb:.1f} MB"
 
 
 #: Emulator mode, and no emulator answers: what the developer reading the page must do.
@@ -89,7 +98,12 @@ def init_app(app):
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return error_response(400, "页面已过期，请刷新后重试", "", code="csrf")
+        return error_response(
+            400,
+            "页面已过期，请刷新后重试",
+            "页面打开太久，或你已在别处退出登录。请返回上一页，刷新后再提交一次。",
+            code="csrf",
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

@@ -16,6 +16,17 @@
       }, function () { status.textContent = "网络连接失败，请稍后刷新本页"; });
   }
 
+  /* WeChat's errMsg ("chooseWXPay:fail", "…:fail_…") means nothing to a buyer: say what
+   * happened and what to do; the raw message stays in the console for whoever debugs. */
+  function failure(errMsg) {
+    if (window.console) { console.warn("chooseWXPay", errMsg); }
+    var msg = String(errMsg || "");
+    if (msg.indexOf("permission") >= 0 || msg.indexOf("not support") >= 0) {
+      return "这里无法打开微信支付，请在手机微信中打开本页再付款。";
+    }
+    return "付款没有完成。请再点一次「微信支付」；如果一直不行，请回到小店重新下单。";
+  }
+
   window.wxsite.ready(function () {
     button.addEventListener("click", function () {
       button.disabled = true;
@@ -28,7 +39,7 @@
         paySign: params.paySign,
         success: function () { status.textContent = "支付完成，正在确认…"; poll(10); },
         cancel: function () { button.disabled = false; status.textContent = "已取消支付"; },
-        fail: function (res) { button.disabled = false; status.textContent = "支付失败：" + res.errMsg; }
+        fail: function (res) { button.disabled = false; status.textContent = failure(res && res.errMsg); }
       });
     });
   });

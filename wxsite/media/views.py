@@ -23,7 +23,7 @@ from werkzeug.datastructures import ContentRange
 from .. import store
 from ..menu import home_entry
 from ..auth.decorators import wechat_required
-from ..errors import error_response
+from ..errors import error_response, media_limit
 from ..jssdk.signing import page_apis, render_jssdk
 from . import blobs
 from .storage import (
@@ -70,7 +70,10 @@ def upload_post():
     ids = body.get("server_ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
         return error_response(
-            400, "请求无效", f"server_ids 须为 1–{MAX_BATCH} 个媒体编号。", code="bad_request"
+            400,
+            "请求无效",
+            f"一次请上传 1–{MAX_BATCH} 张照片（server_ids）。请返回页面重新选择照片。",
+            code="bad_request",
         )
     db = store.get_db()
     results = []
@@ -88,7 +91,7 @@ def upload_post():
                     "server_id": server_id,
                     "status": "error",
                     "error": exc.code,
-                    "message": exc.message,
+                    "message": _item_message(exc),
                 }
             )
             continue
@@ -112,11 +115,13 @@ def voice_post():
     body = request.get_json(silent=True)
     server_id = body.get("server_id") if isinstance(body, dict) else None
     if not isinstance(server_id, str):
-        return error_response(400, "请求无效", "缺少 server_id。", code="bad_request")
+        return error_response(
+            400, "请求无效", "缺少录音（server_id）。请返回页面重新录音后上传。", code="bad_request"
+        )
     try:
         row, created = save_voice(store.get_db(), current_user.person_id, server_id)
     except ItemError as exc:
-        return jsonify({"error": exc.code, "message": exc.message}), exc.status
+        return jsonify({"error": exc.code, "message": _item_message(exc)}), exc.status
     return jsonify({"item": {**_describe(row), "status": "ok" if created else "duplicate"}})
 
 
@@ -160,7 +165,14 @@ def _page(kind, template, js_api_list):
     items = store.list_uploads(db, current_user.person_id, kind)
     if kind == "voice":
         _voice_states(db, items)
-    return render_jssdk(template, js_api_list, items=items)
+    return render_jssdk(template, js_api_list, items=items, max_size=media_limit())
+
+
+def _item_message(exc):
+    """An item's refusal in words; 文件过大 says how large a file may be."""
+    if exc.code == "too_large":
+        return f"文件过大：每个文件不能超过 {media_limit()}，请选择小一些的文件。"
+    return exc.message
 
 
 def _voice_states(db, items):
@@ -230,7 +242,12 @@ def _send(key, mimetype, download_name=None, attachment=False):
 
 
 def _describe(row):
-    item = {"id": row["id"], "size": row["size"], "url": url_for("media.file", upload_id=row["id"])}
+    item = {
+        "id": row["id"],
+        "size": row["size"],
+        "url": url_for("media.file", upload_id=row["id"]),
+        "delete_url": url_for("media.delete", upload_id=row["id"]),
+    }
     if row["kind"] == "voice":
         item["duration"] = row["duration"]
         item["play_url"] = (

@@ -91,7 +91,12 @@ def create_order():
     product_id = request.form.get("product", "")
     product = PRODUCTS.get(product_id)
     if product is None:
-        return error_response(400, "商品不存在", "", code="unknown_product")
+        return error_response(
+            400,
+            "商品不存在",
+            "这件商品已下架或链接有误，请回到小店重新选择。",
+            code="unknown_product",
+        )
     db = store.get_db()
     out_trade_no = "WX" + time.strftime("%Y%m%d%H%M%S") + generate_token(10)
     store.create_order(
