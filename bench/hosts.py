@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from pgserver import start_server  # noqa: E402
-from stack import Emulator, Hosts  # noqa: E402
+from stack import EmulatorProcess, Hosts  # noqa: E402
 from support import consent  # noqa: E402
 
 from wxsite.wechat import protocol  # noqa: E402
@@ -102,7 +102,7 @@ def main():
     )
     with tempfile.TemporaryDirectory() as work:
         pg = start_server()
-        emu = Emulator()
+        emu = EmulatorProcess()
         layouts = {}
         try:
             for name, count, workers in (("1 host", 1, total), ("3 hosts", 3, total // 3)):

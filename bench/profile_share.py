@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from run import login  # noqa: E402
-from stack import Emulator  # noqa: E402
+from stack import EmulatorProcess  # noqa: E402
 from support import LiveServer, site_config  # noqa: E402
 
 from wxsite import create_app  # noqa: E402
@@ -194,7 +194,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--postgresql", action="store_true")
     args = parser.parse_args()
-    emu = Emulator()
+    emu = EmulatorProcess()
     try:
         site, cookie = logged_in_site(Path(tempfile.mkdtemp()), emu, args.postgresql)
         if args.mode == "time":

@@ -28,7 +28,7 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from stack import Emulator, Gunicorn  # noqa: E402
+from stack import EmulatorProcess, Gunicorn  # noqa: E402
 from support import consent  # noqa: E402
 
 from wxsite.wechat import protocol  # noqa: E402
@@ -105,10 +105,10 @@ def bench_pages(seconds, rounds, postgres=True):
     )
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as work:
-        emu = Emulator()
+        emu = EmulatorProcess()
         # Its own emulator: wechatpy's fetches (each worker fetches its own token, and a
         # restarted worker fetches again) must not count as the site's.
-        emu_minimal = Emulator()
+        emu_minimal = EmulatorProcess()
         servers, targets, cookies = [emu_minimal], {}, {}
         try:
             os.makedirs(os.path.join(work, "minimal"))
@@ -221,7 +221,7 @@ def bench_pages(seconds, rounds, postgres=True):
 def bench_cold_start():
     print("\n## 3a. cold start: 8 gunicorn workers, 64 concurrent requests on an empty cache")
     with tempfile.TemporaryDirectory() as work:
-        emu = Emulator()
+        emu = EmulatorProcess()
         site = Gunicorn(work, emu.base_url, workers=8, threads=8)
         try:
             sessions = []
@@ -263,7 +263,7 @@ def bench_simulated_day(hours=24, step=60):
     from wxsite.wechat import WeChatClient
 
     with tempfile.TemporaryDirectory() as work:
-        emu = Emulator()
+        emu = EmulatorProcess()
         try:
             path = os.path.join(work, "db.sqlite3")
             db = store.connect(path)
@@ -317,7 +317,7 @@ d.discard()
 
 def bench_media_memory(megabytes=20):
     print(f"\n## 4. downloading a {megabytes} MB media file")
-    emu = Emulator()
+    emu = EmulatorProcess()
     try:
 
         def upload(data):
@@ -346,7 +346,7 @@ def bench_media_memory(megabytes=20):
 def bench_login(count):
     print(f"\n## 5. full login round trips through the emulator ({count} sequential)")
     with tempfile.TemporaryDirectory() as work:
-        emu = Emulator()
+        emu = EmulatorProcess()
         # Every login starts from this one IP: lift the per-IP limit for the measurement.
         site = Gunicorn(
             work, emu.base_url, workers=2, env={"WXSITE_LOGIN_STARTS_PER_IP": str(count * 2)}

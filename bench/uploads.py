@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from s3server import start_server as start_s3  # noqa: E402
-from stack import Emulator, Gunicorn, host_root  # noqa: E402
+from stack import EmulatorProcess, Gunicorn, host_root  # noqa: E402
 from support import consent  # noqa: E402
 
 UA = "Mozilla/5.0 (iPhone) MicroMessenger/8.0.47 bench"
@@ -105,7 +105,7 @@ def main():
         f"{args.rounds} interleaved rounds"
     )
     with tempfile.TemporaryDirectory() as work:
-        emu = Emulator()
+        emu = EmulatorProcess()
         s3 = start_s3()
         sites = {}
         try:

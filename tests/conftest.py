@@ -5,7 +5,7 @@ import shutil
 import pytest
 import requests
 
-from support import ENGINE, WECHAT_UA, Emulator, LiveServer, site_config, wechat_login
+from support import ENGINE, WECHAT_UA, EmulatorControl, LiveServer, site_config, wechat_login
 from wxsite import create_app, engines
 
 
@@ -29,7 +29,7 @@ def close_engines():
 @pytest.fixture
 def emu(emulator_server):
     """The emulator, reset for this test."""
-    control = Emulator(emulator_server.base_url)
+    control = EmulatorControl(emulator_server.base_url)
     control.reset()
     return control
 

@@ -86,7 +86,7 @@ class Process:
             time.sleep(0.02)
 
 
-class Emulator(Process):
+class EmulatorProcess(Process):
     """The WeChat emulator as its own process."""
 
     def __init__(self, port=None):
@@ -332,7 +332,7 @@ class Stack:
 
     def __init__(self, variant, workdir):
         self.variant = variant
-        self.emulator = Emulator()
+        self.emulator = EmulatorProcess()
         env = {"WX_PROXY_HOPS": "1"} if variant == "nginx" else {}
         self.site = Gunicorn(str(workdir), self.emulator.base_url, workers=4, env=env)
         # Behind nginx the browser speaks https, as through a tunnel (self-signed certificate).
@@ -414,7 +414,7 @@ class Hosts:
         workdir = str(workdir)
         if not nginx_binary():
             raise RuntimeError("nginx is missing: run `make test` (installs Debian's nginx)")
-        self.emulator = emulator or Emulator()
+        self.emulator = emulator or EmulatorProcess()
         self.own_emulator = emulator is None
         self.redis = RedisServer(os.path.join(workdir, "redis"))
         self.hosts = []

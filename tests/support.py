@@ -120,7 +120,7 @@ def postgres_server():
     return _postgres[0]
 
 
-class Emulator(Control):
+class EmulatorControl(Control):
     """The emulator's control client, with the short names the site's tests use."""
 
     def count(self, path):

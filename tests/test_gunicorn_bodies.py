@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from stack import Emulator, Gunicorn
+from stack import EmulatorProcess, Gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, home):
-    emulator = Emulator()
+    emulator = EmulatorProcess()
     work = tmp_path_factory.mktemp("gunicorn")
     server = Gunicorn(str(work), emulator.base_url, workers=1, threads=2, env={"HOME": str(home)})
     yield server

@@ -144,9 +144,9 @@ def test_notify_url_never_carries_a_client_chosen_host(tmp_path, emu):
 
 @pytest.mark.slow
 def test_behind_nginx_under_gunicorn(tmp_path):
-    from stack import Emulator, Gunicorn, Nginx
+    from stack import EmulatorProcess, Gunicorn, Nginx
 
-    emulator = Emulator()
+    emulator = EmulatorProcess()
     env = {"WX_PROXY_HOPS": "1", "WXSITE_PUBLIC_URL": "http://127.0.0.1"}
     site = Gunicorn(str(tmp_path), emulator.base_url, workers=1, threads=2, env=env)
     proxy = Nginx(str(tmp_path), site.port)

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from stack import Emulator, Gunicorn, watched_page
+from stack import EmulatorProcess, Gunicorn, watched_page
 from support import WECHAT_UA
 
 WEAPP = "gh_0123456789ab"
@@ -31,7 +31,7 @@ class WeappStack:
     def __init__(self, workdir):
         import requests
 
-        self.emulator = Emulator()
+        self.emulator = EmulatorProcess()
         env = {"WXSITE_WEAPP_USERNAME": f"{WEAPP}:pages/index/index"}
         self.site = Gunicorn(str(workdir), self.emulator.base_url, workers=2, env=env)
         self.base_url = self.site.base_url

@@ -130,9 +130,9 @@ def test_misconfigured_proxy_shows_the_signature_banner(browser, tmp_path):
     import os
 
     from support import ARTIFACTS, WECHAT_UA
-    from stack import Emulator, Gunicorn, Nginx
+    from stack import EmulatorProcess, Gunicorn, Nginx
 
-    emulator = Emulator()
+    emulator = EmulatorProcess()
     site = Gunicorn(str(tmp_path), emulator.base_url, workers=1)
     proxy = Nginx(str(tmp_path), site.port, forward=False)
     ctx = browser.new_context(

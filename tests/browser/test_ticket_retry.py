@@ -10,13 +10,13 @@ import re
 import pytest
 import requests
 
-from stack import Emulator, Gunicorn
+from stack import EmulatorProcess, Gunicorn
 from support import WECHAT_UA
 
 
 @pytest.fixture
 def site(tmp_path):
-    emulator = Emulator()
+    emulator = EmulatorProcess()
     gunicorn = Gunicorn(str(tmp_path), emulator.base_url, workers=4)
     yield emulator, gunicorn
     gunicorn.stop()

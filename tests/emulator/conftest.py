@@ -17,7 +17,7 @@ CALLBACK = "http://127.0.0.1:5000/auth/callback"
 
 
 @dataclass
-class Emulator:
+class RunningEmulator:
     """A running emulator: where it is, its control API, and an HTTP session."""
 
     base_url: str
@@ -84,7 +84,7 @@ def emulator(emulator_server):
     control = Control(emulator_server.base_url)
     control.reset()
     with requests.Session() as http:
-        yield Emulator(emulator_server.base_url, control, http, emulator_server)
+        yield RunningEmulator(emulator_server.base_url, control, http, emulator_server)
 
 
 @pytest.fixture
@@ -95,7 +95,9 @@ def make_emulator():
     def make(**config):
         running = start(create_emulator(config), quiet=True)
         started.append(running)
-        return Emulator(running.base_url, Control(running.base_url), requests.Session(), running)
+        return RunningEmulator(
+            running.base_url, Control(running.base_url), requests.Session(), running
+        )
 
     yield make
     for running in started:

@@ -10,7 +10,7 @@ from pgserver import shared_server as shared_postgres
 from s3server import shared_server
 from stack import Hosts
 from hosts_helpers import DEADLINE
-from support import Emulator
+from support import EmulatorControl
 
 
 def pytest_collection_modifyitems(items):
@@ -44,7 +44,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture
 def emu(cluster):
     """The stack's emulator: counters zeroed, no faults queued (its tokens are kept)."""
-    control = Emulator(cluster.emulator.base_url)
+    control = EmulatorControl(cluster.emulator.base_url)
     control.clear_faults()
     control.reset_counters()
     yield control
