@@ -202,7 +202,12 @@ def init_inputs(app):
                 log.warning(
                     "refused a request for another host: %.80r", request.headers.get("Host")
                 )
-                return error_response(400, "请求无效", "这个地址不属于本站。", code="bad_host")
+                return error_response(
+                    400,
+                    "请求无效",
+                    "这个地址不属于本站，请从本站的链接或公众号菜单进入。",
+                    code="bad_host",
+                )
 
     # Twice the largest body accepted: enough to drain anything a page or a client of
     # ours sends; a larger body is not worth reading only to refuse it.

@@ -95,7 +95,7 @@ def test_refusing_consent_ends_on_a_friendly_page_without_loop(phone, live, emu)
     wechat_login(phone, live)
     response = wechat_login(phone, live, scope="snsapi_userinfo", next="/me", action="deny")
     assert response.status_code == 403
-    assert "您已取消授权" in response.text and "重试" in response.text
+    assert "你已取消授权" in response.text and "重试" in response.text
     # /me now shows what we have instead of asking again (no loop).
     me = phone.get(live.url("/me"))
     assert me.status_code == 200 and me.url.split("#")[0] == live.url("/me")

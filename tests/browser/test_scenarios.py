@@ -166,7 +166,7 @@ def test_refusing_consent_shows_the_friendly_page(page, stack, shot):
     page.goto(stack.url("/me"))
     pick_user(page, "wangwu", action="deny")
     page.wait_for_selector(".msg-title")
-    assert page.inner_text(".msg-title") == "您已取消授权"
+    assert page.inner_text(".msg-title") == "你已取消授权"
     assert page.locator("text=重试").count() == 1
     shot(page, "10-refused")
     assert page.problems == []

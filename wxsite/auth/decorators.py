@@ -77,7 +77,12 @@ def account_required(view):
     def wrapped(*args, **kwargs):
         if current_user.account_id is None:
             if request.method != "GET" or wants_json():
-                return error_response(403, "请先绑定账号", "", code="bind_required")
+                return error_response(
+                    403,
+                    "请先绑定账号",
+                    "在「我的资料」里绑定本站账号后再试。",
+                    code="bind_required",
+                )
             return redirect(url_for("auth.bind", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 

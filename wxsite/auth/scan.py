@@ -94,6 +94,7 @@ def scan_desktop():
         status_url=url_for("auth.scan_status", ticket=ticket),
         again_url=url_for("auth.scan_desktop", next=next_path),
         lifetime=LIFETIME,
+        phone_url=phone_url,
     )
 
 

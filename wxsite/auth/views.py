@@ -104,7 +104,11 @@ def callback():
             session["userinfo_declined"] = True
         retry = url_for("auth.login", next=attempt.next, scope=attempt.scope)
         return error_response(
-            403, "您已取消授权", "需要授权才能继续。", code="cancelled", retry_url=retry
+            403,
+            "你已取消授权",
+            "需要你的授权才能继续：点「重试」，在授权页选「允许」。",
+            code="cancelled",
+            retry_url=retry,
         )
     if not CODE_RE.fullmatch(code):
         return _restart(400, INVALID_LINK, attempt.next)
