@@ -106,7 +106,7 @@ def callback():
         return error_response(
             403,
             "你已取消授权",
-            "需要你的授权才能继续：点「重试」，在授权页选「允许」。",
+            "需要你的授权才能继续：点下方的按钮，在授权页选「允许」。",
             code="cancelled",
             retry_url=retry,
         )
