@@ -32,15 +32,17 @@ def refund_command(out_trade_no, amount, request_id):
 
     Example: flask --app wsgi pay refund WX20261124120000abc --amount 500
     """
+    if amount is not None and amount == 0:
+        raise click.ClickException("--amount 0: nothing to refund (leave it out to refund all)")
+    if amount is not None and amount < 0:
+        raise click.ClickException(f"--amount {amount}: an amount in fen above 0, e.g. 500")
     client = _client()
     db = store.get_db()
-    if request_id is None:  # a repeated request id is the same refund: the store answers it
-        _check_refund(db, out_trade_no, amount)
     try:
         # A CLI has no request: WXSITE_PUBLIC_URL says where notifications go.
         row = refund(db, client, out_trade_no, amount, request_id, notify_url())
     except RefundError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(_refused(db, out_trade_no, amount, request_id, exc))
     click.echo(
         f"refund {row['out_refund_no']}: {yuan(row['amount'])} 元, {row['status']}, "
         f"funds {row['funds_account'] or '-'}"
@@ -53,26 +55,25 @@ def refund_command(out_trade_no, amount, request_id):
         )
 
 
-def _check_refund(db, out_trade_no, amount):
-    """Refuse, in the operator's words, a refund the store would refuse."""
-    if amount is not None and amount == 0:
-        raise click.ClickException("--amount 0: nothing to refund (leave it out to refund all)")
-    if amount is not None and amount < 0:
-        raise click.ClickException(f"--amount {amount}: an amount in fen above 0, e.g. 500")
+def _refused(db, out_trade_no, amount, request_id, exc):
+    """Say in the operator's words why the store refused a refund (else the site's words)."""
+    if exc.reason == RefundError.NO_ORDER:
+        return f"no order {out_trade_no}"
+    if exc.reason == store.RefundRefused.NUMBER_REUSED:
+        return f"--request-id {request_id} is already the number of another refund"
     order = store.get_order(db, out_trade_no)
-    if order is None:
-        raise click.ClickException(f"no order {out_trade_no}")
-    if order["state"] not in ("SUCCESS", "REFUND"):
-        raise click.ClickException(f"order {out_trade_no} is {order['state']}, not paid")
-    left = store.refundable(db, out_trade_no)
-    if left <= 0:
-        raise click.ClickException(
-            f"order {out_trade_no} is fully refunded ({yuan(order['amount'])} 元): nothing left"
-        )
-    if amount is not None and amount > left:
-        raise click.ClickException(
+    if exc.reason == store.RefundRefused.NOT_PAID:
+        return f"order {out_trade_no} is {order['state']}, not paid"
+    if exc.reason == store.RefundRefused.TOO_MUCH:
+        left = store.refundable(db, out_trade_no)
+        if left <= 0:
+            return (
+                f"order {out_trade_no} is fully refunded ({yuan(order['amount'])} 元): nothing left"
+            )
+        return (
             f"--amount {amount}: only {left} fen ({yuan(left)} 元) of the order are left to refund"
         )
+    return str(exc)
 
 
 @pay_cli.command("reconcile")

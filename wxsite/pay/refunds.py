@@ -29,7 +29,17 @@ RETRY_MAX = 6 * 3600
 
 
 class RefundError(Exception):
-    """A refund that cannot be made; the message is for people."""
+    """A refund that cannot be made; the message is for people.
+
+    ``reason``: ``NO_ORDER`` or the store's ``RefundRefused`` reason when the refund was
+    refused before anything was sent (None otherwise), for callers that word it themselves.
+    """
+
+    NO_ORDER = "no_order"
+
+    def __init__(self, message, reason=None):
+        super().__init__(message)
+        self.reason = reason
 
 
 #: What people read when the store refuses to reserve a refund.
@@ -55,13 +65,13 @@ def refund(db, client, out_trade_no, amount=None, out_refund_no=None, notify_url
     """
     order = store.get_order(db, out_trade_no)
     if order is None:
-        raise RefundError("订单不存在")
+        raise RefundError("订单不存在", RefundError.NO_ORDER)
     if amount is None:
         amount = store.refundable(db, out_trade_no)
     try:
         row, _ = store.start_refund(db, out_refund_no or new_refund_no(), out_trade_no, amount)
     except store.RefundRefused as exc:
-        raise RefundError(REFUSALS[exc.reason]) from None
+        raise RefundError(REFUSALS[exc.reason], exc.reason) from None
     if row["status"] == "SUCCESS":
         return row
     return submit(db, client, row, order["amount"], notify_url)
