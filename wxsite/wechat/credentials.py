@@ -341,7 +341,9 @@ class CredentialManager:
         """Raise the lasting failure some worker met on ``kind`` lately, if any."""
         if self.store is None:
             return
-        self._raise_host_failure(kind)
+        failed = self._host_failure(kind)
+        if failed:
+            raise failed
         row = self.store.read(self.appid, kind)
         if row and self.clock() < row.error_until:
             raise self._remembered(kind, row)
@@ -355,13 +357,13 @@ class CredentialManager:
             else:
                 self.store.note_failure(self.appid, kind, exc.errcode, until)
 
-    def _raise_host_failure(self, kind, current=None):
-        """Raise (or, with a ``current`` value to serve, skip) this host's own failure."""
+    def _host_failure(self, kind):
+        """Return this host's own recent failure of ``kind`` as an error, or None."""
         errcode, until = self._host_failures.get(kind, (None, 0))
-        if self.clock() < until and not current:
-            path = self.paths.get(kind, kind)
-            raise WeChatError(errcode, "failed recently on this host, not retried yet", path)
-        return self.clock() < until
+        if self.clock() >= until:
+            return None
+        path = self.paths.get(kind, kind)
+        return WeChatError(errcode, "failed recently on this host, not retried yet", path)
 
     # -- the shared path ----------------------------------------------------------------
 
@@ -373,8 +375,11 @@ class CredentialManager:
             valid = bool(row and row.value and now < row.expires_at)
             if valid and now < row.expires_at - self.refresh_ahead:
                 return self._remember(kind, row)
-            if self._raise_host_failure(kind, row.value if valid else None):
-                return row.value  # this host's refresh failed lately; retried later
+            failed = self._host_failure(kind)
+            if failed:
+                if valid:
+                    return row.value  # this host's refresh failed lately; retried later
+                raise failed
             if row and now < row.error_until:
                 if valid:
                     return row.value  # a refresh failed lately; it is retried later
