@@ -11,10 +11,9 @@ import hashlib
 import logging
 import os
 import socket
-import time
 from urllib.parse import urlsplit
 
-from . import jobs, store
+from . import clock, jobs, store
 from .media import blobs
 
 log = logging.getLogger("wxsite.hosts")
@@ -76,7 +75,7 @@ def compare(app, now=None):
     me = host_name(app)
     mine = facts(app)
     with store.engine(app).connection() as db:
-        seen = store.recent_hosts(db, (now or time.time()) - RECENT)
+        seen = store.recent_hosts(db, (now or clock.now()) - RECENT)
     others = {name: f for name, f in seen.items() if name != me}
     names = ", ".join(sorted(others)) or "none"
     found = [(True, "hosts", f"{len(others)} other host(s) on this database: {names}")]

@@ -13,9 +13,8 @@ process and host, taken in turn through a shared counter in the store.
 
 import logging
 import os
-import time
 
-from . import store
+from . import clock, store
 from .media import blobs
 
 log = logging.getLogger("wxsite.maintenance")
@@ -39,7 +38,7 @@ def sweep(db, uploads, login_max_age, now=None):
     """
     if isinstance(uploads, str):
         uploads = blobs.LocalBlobs(uploads)
-    now = now or time.time()
+    now = now or clock.now()
     cutoff = now - GRACE
     done = store.purge_expired(db, login_max_age, now)
     queued = store.orphan_files(db)

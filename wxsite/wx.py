@@ -1,10 +1,8 @@
 """Flask glue for the WeChat client: one client per app, built from its settings."""
 
-import time
-
 from flask import current_app
 
-from . import store
+from . import clock, store
 from .wechat import WeChatClient
 
 EXTENSION = "wxsite.wechat"
@@ -28,7 +26,7 @@ def init_app(app):
         api_base=cfg["WX_API_BASE"],
         open_base=cfg["WX_OPEN_BASE"],
         token_api=cfg["WX_TOKEN_API"],
-        clock=cfg.get("WXSITE_CLOCK", time.time),
+        clock=clock.source(app),
         read_timeout=cfg["WXSITE_HTTP_TIMEOUT"],
         deadline=cfg["WXSITE_DEADLINE"],
     )
@@ -45,7 +43,7 @@ def init_push(app):
             cfg["WX_PUSH_TOKEN"],
             cfg["WX_APPID"],
             cfg["WX_PUSH_AES_KEY"],
-            clock=cfg.get("WXSITE_CLOCK", time.time),
+            clock=clock.source(app),
         )
 
 

@@ -21,24 +21,18 @@ So the callback calls the same pieces itself (``get_state_data``, then
 """
 
 import json
-import time
 from dataclasses import dataclass
 
 from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App, OAuth
 from flask import current_app, session
 
-from .. import store, wx
+from .. import clock, store, wx
 from ..wechat.oauth import WeChatOAuth2Session
 
 #: The remote app's name in the registry (also part of Authlib's state keys).
 NAME = "wechat"
 #: An authorization attempt older than this is refused (codes themselves live 5 minutes).
 STATE_TTL = 600
-
-
-def now():
-    """Return the time the auth code measures expiry with (tests may set WXSITE_CLOCK)."""
-    return current_app.config.get("WXSITE_CLOCK", time.time)()
 
 
 def state_key(state):
@@ -52,12 +46,13 @@ class StateCache:
 
     def get(self, key):
         row = store.get_auth_state(store.get_db(), key)
-        if row is None or row["expires_at"] <= now():
+        if row is None or row["expires_at"] <= clock.now():
             return None
         return row["value"]
 
     def set(self, key, value, expires_in):
-        store.put_auth_state(store.get_db(), key, value, now() + expires_in, now=now())
+        now = clock.now()
+        store.put_auth_state(store.get_db(), key, value, now + expires_in, now=now)
 
     def delete(self, key):
         store.delete_auth_state(store.get_db(), key)
@@ -134,6 +129,6 @@ def attempt(state):
         key=key,
         next=data.get("next", "/"),
         scope=data.get("scope", ""),
-        expired=row["expires_at"] <= now(),
+        expired=row["expires_at"] <= clock.now(),
         wechat_user_id=row["wechat_user_id"],
     )

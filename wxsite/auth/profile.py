@@ -2,9 +2,8 @@
 
 import enum
 import logging
-import time
 
-from .. import store, wx
+from .. import clock, store, wx
 from ..wechat import WeChatError, protocol
 
 log = logging.getLogger("wxsite.auth")
@@ -42,12 +41,12 @@ def refresh_silently(db, row):
     """Try to refresh a stale profile without a redirect; return True if it worked."""
     if row["scope"] != protocol.SCOPE_USERINFO or not row["refresh_token"]:
         return False
-    if (row["refresh_expires"] or 0) < time.time():
+    if (row["refresh_expires"] or 0) < clock.now():
         return False
     client = wx.client()
     token = row["web_access_token"]
     try:
-        if (row["web_token_expires"] or 0) < time.time() + 60 or not client.check_web_token(
+        if (row["web_token_expires"] or 0) < clock.now() + 60 or not client.check_web_token(
             token, row["openid"]
         ):
             fresh = client.refresh_web_token(row["refresh_token"])

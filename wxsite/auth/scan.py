@@ -17,7 +17,7 @@ from authlib.common.security import generate_token
 from flask import abort, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from .. import store
+from .. import clock, store
 from ..errors import error_response
 from .decorators import wechat_required
 from .nexturl import next_url, safe_next
@@ -113,7 +113,7 @@ def scan_status(ticket):
             next_path = session.get("scan_next", "/")
             start_session(user_id)
             return jsonify({"state": "done", "next": next_url(next_path)})
-    if row["state"] == store.scan.PENDING and row["expires_at"] <= time.time():
+    if row["state"] == store.scan.PENDING and row["expires_at"] <= clock.now():
         return jsonify({"state": "expired"})
     return jsonify({"state": row["state"]})
 
@@ -125,7 +125,7 @@ def scan_phone(ticket):
     row, missing = _ticket_or_404(ticket)
     if missing:
         return missing
-    usable = row["state"] == store.scan.PENDING and row["expires_at"] > time.time()
+    usable = row["state"] == store.scan.PENDING and row["expires_at"] > clock.now()
     return render_template(
         "auth/scan_phone.html",
         row=row,

@@ -1,11 +1,9 @@
 """The logged-in user: a WeChat identity (appid + openid), loaded from a login session."""
 
-import time
-
 from flask import current_app
 from flask_login import UserMixin
 
-from .. import store
+from .. import clock, store
 from ..extensions import login_manager
 
 #: How long a login lasts without a new authorization (silent snsapi_base is cheap).
@@ -43,7 +41,7 @@ class WeChatUser(UserMixin):
     @property
     def profile_fresh(self):
         """True when we hold a consented profile that is not stale."""
-        return bool(self.profile_at) and time.time() - self.profile_at < PROFILE_MAX_AGE
+        return bool(self.profile_at) and clock.now() - self.profile_at < PROFILE_MAX_AGE
 
 
 @login_manager.user_loader

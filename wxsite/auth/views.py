@@ -24,7 +24,7 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from .. import accounts, store, wx
+from .. import accounts, clock, store, wx
 from ..menu import home_entry
 from ..errors import error_response, wechat_failure
 from ..wechat import WeChatError, WebToken, protocol
@@ -121,7 +121,7 @@ def _exchange(state, attempt, code):
     # than that belongs to a request that died, and is taken over.
     budget = current_app.config["WXSITE_DEADLINE"] + 2
     deadline = time.monotonic() + budget
-    while not store.claim_auth_state(db, attempt.key, oauth.now(), oauth.now() - budget):
+    while not store.claim_auth_state(db, attempt.key, clock.now(), clock.now() - budget):
         # WeChat delivered the callback twice: the other request is trading its code.
         finished = oauth.attempt(state).wechat_user_id
         if finished:
@@ -282,7 +282,7 @@ def me():
     db = store.get_db()
     # Pushes keep the stored state current; without them an answer is asked again after a
     # while, not on every view.
-    since = None if wx.push_receiver() is not None else time.time() - FOLLOW_RECHECK
+    since = None if wx.push_receiver() is not None else clock.now() - FOLLOW_RECHECK
     follows = store.get_follow(db, current_user.appid, current_user.openid, since)
     if follows is None:
         follows = _ask_follows(db)
@@ -300,6 +300,6 @@ def _ask_follows(db):
     follows = bool(info.get("subscribe"))
     # With push, time 0: any subscribe/unsubscribe push, however old, is newer than this
     # answer. Without, the time of asking: it is asked again FOLLOW_RECHECK later.
-    asked = 0 if wx.push_receiver() is not None else time.time()
+    asked = 0 if wx.push_receiver() is not None else clock.now()
     store.set_follow(db, current_user.appid, current_user.openid, follows, asked)
     return follows

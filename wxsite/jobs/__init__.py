@@ -16,13 +16,12 @@
 import atexit
 import logging
 import re
-import time
 import weakref
 
 import click
 from huey.exceptions import RetryTask
 
-from .. import store
+from .. import clock, store
 from . import queue, tasks
 
 log = logging.getLogger("wxsite.jobs")
@@ -88,7 +87,7 @@ class Jobs:
         args = args or {}
         key = key or name
         cfg = self.app.config
-        now = time.time()
+        now = clock.source(self.app)()  # may be called outside an app context
         with self.app.app_context():
             db = store.get_db()
             if not store.queue_job(
@@ -130,7 +129,7 @@ class Jobs:
     def _run(self, job, key):
         cfg = self.app.config
         db = store.get_db()
-        now = time.time()
+        now = clock.now()
         periodic = job.every is not None
         if periodic:
             store.ensure_periodic(db, key, job.name, cfg["WXSITE_JOBS_ATTEMPTS"], now)
@@ -168,7 +167,7 @@ class Jobs:
             store.finish_job(db, key, "retrying", why)
             log.warning("job %s failed (%d in a row, next run retries): %s", key, attempts, why)
             return None
-        store.finish_job(db, key, "retrying", why, run_at=time.time() + delay)
+        store.finish_job(db, key, "retrying", why, run_at=clock.now() + delay)
         log.warning(
             "job %s failed (try %d of %d), retried in %.0f s: %s",
             key,

@@ -7,12 +7,11 @@ app context of the process that runs it; it returns a short result for ``wx jobs
 raises (then it is retried with backoff, and failed when its tries are used up).
 """
 
-import time
 from dataclasses import dataclass
 
 from huey import crontab
 
-from .. import store
+from .. import clock, store
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def recover():
     from . import EXTENSION
 
     db = store.get_db()
-    now = time.time()
+    now = clock.now()
     if store.take_attempt(db, {"jobs:recover": 1}, 50, now):
         return "another process recovers this minute"
     queued = current_app.extensions[EXTENSION]

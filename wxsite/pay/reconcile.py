@@ -6,9 +6,8 @@ reconcile`` runs it once by hand. Pages no longer do this work themselves.
 """
 
 import logging
-import time
 
-from .. import store, wx
+from .. import clock, store, wx
 from ..store import pay as pay_store
 from ..wechat.pay import PayError
 from .apply import apply_refund, apply_transaction
@@ -32,7 +31,7 @@ THROTTLE_KEY = "pay:reconcile"
 
 def reconcile(db, client, now=None, limit=BATCH):
     """Run every piece once; return how many refunds and orders each one moved or tried."""
-    now = now or time.time()
+    now = now or clock.now()
     return {
         "queried": query_refunds(db, client, now, limit),
         "retried": retry_refunds(db, client, now, limit),
@@ -115,7 +114,7 @@ def reconcile_job(now=None):
     if client is None:
         return "WeChat Pay is off"
     db = store.get_db()
-    now = now or time.time()
+    now = now or clock.now()
     if store.take_attempt(db, {THROTTLE_KEY: 1}, INTERVAL, now):
         return "another process reconciled within the interval"
     done = reconcile(db, client, now)

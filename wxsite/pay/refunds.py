@@ -15,7 +15,7 @@ from authlib.common.security import generate_token
 
 from flask import current_app, has_request_context, url_for
 
-from .. import store
+from .. import clock, store
 from ..store import pay as pay_store
 from ..wechat.pay import PayError
 from .apply import apply_refund
@@ -101,7 +101,7 @@ def submit(db, client, row, total, notify_url=None, now=None, queue_retry=True):
                 row["out_trade_no"], no, row["amount"], total, notify_url, "AVAILABLE"
             )
     except PayError as exc:
-        now = now or time.time()
+        now = now or clock.now()
         retry_at = now + backoff(row["attempts"])
         if exc.unavailable:
             # Unknown outcome: keep PENDING; the same out_refund_no is retried by a job.
@@ -161,7 +161,7 @@ def retry_job(db, out_refund_no):
         raise Permanent("no such refund")
     if row["status"] != "PENDING":
         return f"nothing to send: {row['status']}"
-    now = time.time()
+    now = clock.now()
     # The job owns the retries of a refund whose outcome is unknown: it does not wait for
     # the refund's own backoff (which paces pay.reconcile, and pay.reconcile leaves a
     # refund alone while its job is active). Taking the claim over a live one could at

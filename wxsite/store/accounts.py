@@ -1,7 +1,6 @@
 """Site accounts (username + password hash)."""
 
-import time
-
+from .. import clock
 from .db import transaction
 
 
@@ -15,7 +14,7 @@ def create_account(db, username, password_hash, display_name=None):
                 "username": username,
                 "hash": password_hash,
                 "display_name": display_name,
-                "now": time.time(),
+                "now": clock.now(),
             },
         )
 

@@ -1,7 +1,6 @@
 """Authorization attempts: Authlib's state cache, plus who finished each one."""
 
-import time
-
+from .. import clock
 from .db import transaction
 
 #: Finished or abandoned attempts are kept this long past their expiry, then pruned.
@@ -20,7 +19,7 @@ def put_auth_state(db, key, value, expires_at, now=None):
         # Prune old attempts on the way (an index keeps this cheap).
         db.execute(
             "DELETE FROM auth_states WHERE expires_at < :before",
-            {"before": (now or time.time()) - AUTH_STATE_KEEP},
+            {"before": (now or clock.now()) - AUTH_STATE_KEEP},
         )
 
 

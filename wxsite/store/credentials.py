@@ -1,8 +1,8 @@
 """The shared store of global credentials and their fetch lease, in the database."""
 
-import time
 from contextlib import contextmanager
 
+from .. import clock
 from ..wechat.credentials import Credential
 from .db import open_engine, transaction
 
@@ -91,7 +91,7 @@ class CredentialStore:
                 {
                     "value": value,
                     "expires": expires_at,
-                    "now": time.time(),
+                    "now": clock.now(),
                     "appid": appid,
                     "kind": kind,
                     "owner": owner,

@@ -1,8 +1,8 @@
 """The hosts that run the site on one database, each with what it must share with the rest."""
 
 import json
-import time
 
+from .. import clock
 from .db import transaction
 
 
@@ -12,7 +12,7 @@ def note_host(db, name, facts, now=None):
         db.execute(
             "INSERT INTO hosts (name, facts, seen_at) VALUES (:name, :facts, :now) "
             "ON CONFLICT (name) DO UPDATE SET facts = excluded.facts, seen_at = excluded.seen_at",
-            {"name": name, "facts": json.dumps(facts, sort_keys=True), "now": now or time.time()},
+            {"name": name, "facts": json.dumps(facts, sort_keys=True), "now": now or clock.now()},
         )
 
 

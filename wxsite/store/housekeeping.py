@@ -1,7 +1,6 @@
 """Purging rows nobody will read again."""
 
-import time
-
+from .. import clock
 from .auth_states import AUTH_STATE_KEEP
 from .db import transaction
 from .jobs import KEEP_DONE
@@ -13,7 +12,7 @@ KEEP_REVOKED_LOGINS = 86400
 
 def purge_expired(db, login_max_age, now=None):
     """Delete rows nobody will read again; return ``{table: rows deleted}``."""
-    now = now or time.time()
+    now = now or clock.now()
     deleted = {}
     with transaction(db):
         for table, where, params in (

@@ -1,7 +1,6 @@
 """People, their WeChat identities (one person per unionid), login sessions and bindings."""
 
-import time
-
+from .. import clock
 from .db import Conflict, log, transaction
 from .sharing import visitor_key
 from .uploads import UPLOAD_FILES
@@ -17,7 +16,7 @@ def save_wechat_login(db, appid, token, now=None):
     One person per unionid: an identity arriving with a unionid joins the person who
     already has it (from the other appid), bringing along everything it owns.
     """
-    now = now or time.time()
+    now = now or clock.now()
     for attempt in range(LOGIN_TRIES):
         try:
             with transaction(db):
@@ -99,7 +98,7 @@ def _person_for(db, unionid, row, now):
 
 def _merge_people(db, keep, dropped):
     """Move everything ``dropped`` owns to ``keep`` (one transaction, the caller's)."""
-    ids = {"keep": keep["id"], "drop": dropped["id"], "now": time.time()}
+    ids = {"keep": keep["id"], "drop": dropped["id"], "now": clock.now()}
     db.execute("UPDATE wechat_users SET person_id = :keep WHERE person_id = :drop", ids)
     # Uploads ``keep`` already has (same content) go; their files are queued for removal.
     duplicate = (
@@ -158,13 +157,13 @@ def save_profile(db, wechat_user_id, info, now=None):
     with transaction(db):
         db.execute(
             f"UPDATE wechat_users SET {sets}, profile_at = :now WHERE id = :id",
-            {**values, "now": now or time.time(), "id": wechat_user_id},
+            {**values, "now": now or clock.now(), "id": wechat_user_id},
         )
 
 
 def save_web_token(db, wechat_user_id, token, now=None):
     """Store a refreshed web access_token."""
-    now = now or time.time()
+    now = now or clock.now()
     with transaction(db):
         db.execute(
             "UPDATE wechat_users SET web_access_token = :token, web_token_expires = :expires, "
@@ -204,7 +203,7 @@ def create_login(db, login_id, wechat_user_id, now=None):
     with transaction(db):
         db.execute(
             "INSERT INTO logins (id, wechat_user_id, created_at) VALUES (:id, :user, :now)",
-            {"id": login_id, "user": wechat_user_id, "now": now or time.time()},
+            {"id": login_id, "user": wechat_user_id, "now": now or clock.now()},
         )
 
 
@@ -215,7 +214,7 @@ def get_login(db, login_id, max_age, now=None):
     its identity, person and account by theirs. Nothing is cached, so a revocation (logout,
     a new login, a binding) written by any worker or host refuses the next request.
     """
-    return db.one(_LOGIN, {"id": login_id, "since": (now or time.time()) - max_age})
+    return db.one(_LOGIN, {"id": login_id, "since": (now or clock.now()) - max_age})
 
 
 _LOGIN = (
@@ -229,7 +228,7 @@ def revoke_login(db, login_id, now=None):
     with transaction(db):
         db.execute(
             "UPDATE logins SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
-            {"now": now or time.time(), "id": login_id},
+            {"now": now or clock.now(), "id": login_id},
         )
 
 

@@ -1,7 +1,6 @@
 """What WeChat sends the site: deliveries applied once, and follow state from pushes."""
 
-import time
-
+from .. import clock
 from .db import transaction
 
 
@@ -15,7 +14,7 @@ def record_delivery(db, key, kind, now=None):
         added = db.execute(
             "INSERT INTO deliveries (key, kind, received_at) VALUES (:key, :kind, :now) "
             "ON CONFLICT (key) DO NOTHING",
-            {"key": key, "kind": kind, "now": now or time.time()},
+            {"key": key, "kind": kind, "now": now or clock.now()},
         )
     return added == 1
 

@@ -8,8 +8,8 @@ the same key, or a worker that finds another's live lease, runs nothing.
 """
 
 import json
-import time
 
+from .. import clock
 from .db import marks, transaction
 
 #: Job states; ``ACTIVE`` ones are still going to run.
@@ -36,7 +36,7 @@ def queue_job(db, key, name, args, max_attempts, run_at, again=True, now=None):
     An active job with this key is left as it is (False): the work is already on its way.
     A finished one is queued afresh when ``again`` (its tries start over), else left done.
     """
-    now = now or time.time()
+    now = now or clock.now()
     values = {
         "key": key,
         "name": name,
@@ -74,7 +74,7 @@ def start_job(db, key, lease_until, now=None, periodic=False):
     periodic job's row is made on its first run; its ``attempts`` count the failures in a
     row (a success starts them over).
     """
-    now = now or time.time()
+    now = now or clock.now()
     with transaction(db):
         row = db.one(f"SELECT * FROM jobs WHERE key = :key{db.for_update}", {"key": key})
         if row is None:
@@ -97,7 +97,7 @@ def start_job(db, key, lease_until, now=None, periodic=False):
 
 def ensure_periodic(db, key, name, max_attempts, now=None):
     """Make the row of a periodic job if it has none (its runs then go through start_job)."""
-    now = now or time.time()
+    now = now or clock.now()
     with transaction(db):
         db.execute(
             "INSERT INTO jobs (key, name, args, state, attempts, max_attempts, "
@@ -120,7 +120,7 @@ def finish_job(db, key, state, error=None, run_at=None, result=None, now=None):
                 "error": None if error is None else str(error)[:500],
                 "result": None if result is None else str(result)[:500],
                 "run_at": run_at,
-                "now": now or time.time(),
+                "now": now or clock.now(),
                 "key": key,
             },
         )
@@ -171,13 +171,13 @@ def touch_job(db, key, now=None):
     with transaction(db):
         db.execute(
             "UPDATE jobs SET updated_at = :now WHERE key = :key",
-            {"now": now or time.time(), "key": key},
+            {"now": now or clock.now(), "key": key},
         )
 
 
 def oldest_waiting(db, now=None):
     """Return the seconds the longest-waiting due job has waited (0 when none waits)."""
-    now = now or time.time()
+    now = now or clock.now()
     since = db.scalar(
         "SELECT MIN(COALESCE(run_at, created_at)) FROM jobs WHERE state = 'queued' "
         "AND COALESCE(run_at, created_at) <= :now",

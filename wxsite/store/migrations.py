@@ -5,8 +5,7 @@ engine (``{id}``, ``{real}``, ``{nocase_unique}``). Shipped migrations keep thei
 meaning exactly, so databases created before PostgreSQL support need nothing new.
 """
 
-import time
-
+from .. import clock
 from .db import transaction
 
 #: How each engine spells what the DDL needs.
@@ -346,7 +345,7 @@ def migrate(db):
                 db.execute(statement)
             db.execute(
                 "INSERT INTO _migrations (name, applied_at) VALUES (:name, :now)",
-                {"name": name, "now": time.time()},
+                {"name": name, "now": clock.now()},
             )
 
 

@@ -1,7 +1,6 @@
 """WeChat Pay: orders, refunds and the ids of notifications already applied."""
 
-import time
-
+from .. import clock
 from .db import marks, transaction
 
 #: Refund states that hold (or may still hold) money: they count against the order.
@@ -47,7 +46,7 @@ def create_order(db, out_trade_no, person_id, appid, openid, product, descriptio
                 "product": product,
                 "description": description,
                 "amount": amount,
-                "now": time.time(),
+                "now": clock.now(),
             },
         )
 
@@ -67,7 +66,7 @@ def close_order(db, out_trade_no, now=None):
         changed = db.execute(
             "UPDATE orders SET state = 'CLOSED', closed_at = :now "
             "WHERE out_trade_no = :no AND state = 'NOTPAY'",
-            {"no": out_trade_no, "now": now or time.time()},
+            {"no": out_trade_no, "now": now or clock.now()},
         )
     return changed == 1
 
@@ -165,7 +164,7 @@ def start_refund(db, out_refund_no, out_trade_no, amount):
         db.execute(
             "INSERT INTO refunds (out_refund_no, out_trade_no, amount, status, created_at) "
             "VALUES (:refund_no, :no, :amount, 'PENDING', :now)",
-            {"refund_no": out_refund_no, "no": out_trade_no, "amount": amount, "now": time.time()},
+            {"refund_no": out_refund_no, "no": out_trade_no, "amount": amount, "now": clock.now()},
         )
     return get_refund(db, out_refund_no), True
 
@@ -209,7 +208,7 @@ def update_refund(
                 "reason": fail_reason,
                 # A new state starts its own clock (when to ask about it next).
                 "next": None if moved else row["next_try_at"],
-                "now": now or time.time(),
+                "now": now or clock.now(),
                 "no": out_refund_no,
             },
         )
@@ -222,7 +221,7 @@ def update_refund(
 
 def claim_order_query(db, out_trade_no, interval, now=None):
     """Return True for the one caller per ``interval`` seconds that may ask WeChat Pay."""
-    now = now or time.time()
+    now = now or clock.now()
     with transaction(db):
         changed = db.execute(
             "UPDATE orders SET queried_at = :now WHERE out_trade_no = :no "
@@ -239,7 +238,7 @@ def defer_refund(db, out_refund_no, reason, retry_at):
             "UPDATE refunds SET attempts = attempts + 1, next_try_at = :retry_at, "
             "fail_reason = COALESCE(:reason, fail_reason), updated_at = :now "
             "WHERE out_refund_no = :no",
-            {"retry_at": retry_at, "reason": reason, "now": time.time(), "no": out_refund_no},
+            {"retry_at": retry_at, "reason": reason, "now": clock.now(), "no": out_refund_no},
         )
 
 

@@ -1,7 +1,6 @@
 """Desktop logins by scanning: tickets, the phone's decision, the desktop's one redemption."""
 
-import time
-
+from .. import clock
 from .db import transaction
 
 PENDING, CONFIRMED, CANCELLED, REDEEMED = "pending", "confirmed", "cancelled", "redeemed"
@@ -9,7 +8,7 @@ PENDING, CONFIRMED, CANCELLED, REDEEMED = "pending", "confirmed", "cancelled", "
 
 def create_scan(db, ticket, browser_key, desktop, lifetime, now=None):
     """Record a new ticket for the desktop browser holding ``browser_key``'s secret."""
-    now = now or time.time()
+    now = now or clock.now()
     with transaction(db):
         db.execute(
             "INSERT INTO scan_logins (ticket, browser_key, state, desktop, created_at, expires_at) "
@@ -32,7 +31,7 @@ def get_scan(db, ticket):
 
 def decide_scan(db, ticket, state, wechat_user_id, now=None):
     """Confirm or cancel a pending, unexpired ticket; return True for the one decision taken."""
-    now = now or time.time()
+    now = now or clock.now()
     with transaction(db):
         decided = db.execute(
             "UPDATE scan_logins SET state = :state, wechat_user_id = :user, decided_at = :now "
@@ -50,7 +49,7 @@ def decide_scan(db, ticket, state, wechat_user_id, now=None):
 
 def redeem_scan(db, ticket, browser_key, now=None):
     """Turn a confirmed ticket into its login once, for its own desktop; return the user id."""
-    now = now or time.time()
+    now = now or clock.now()
     with transaction(db):
         row = db.one(
             f"SELECT * FROM scan_logins WHERE ticket = :ticket{db.for_update}", {"ticket": ticket}

@@ -1,7 +1,6 @@
 """Referral codes and the visits that came through a person's shared links."""
 
-import time
-
+from .. import clock
 from .db import transaction
 
 
@@ -38,7 +37,7 @@ def record_share_visit(db, person_id, visitor_person_id, now=None):
             {
                 "person": person_id,
                 "visitor": visitor_key(visitor_person_id),
-                "now": now or time.time(),
+                "now": now or clock.now(),
             },
         )
 

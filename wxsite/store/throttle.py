@@ -1,7 +1,6 @@
 """Counted attempts in a time window (bind guesses, login starts, shared turns)."""
 
-import time
-
+from .. import clock
 from .db import transaction
 
 
@@ -13,7 +12,7 @@ def take_attempt(db, limits, window, now=None):
     transaction with the counters' rows locked, taken before the attempt is made, so
     parallel attempts from any number of workers and hosts never get more than ``limit``.
     """
-    now = now or time.time()
+    now = now or clock.now()
     keys = sorted(limits)  # one lock order for everyone: no deadlocks
     with transaction(db):
         counts = {}

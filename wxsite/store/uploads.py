@@ -1,7 +1,6 @@
 """Stored media rows, and the queue of files whose rows are gone."""
 
-import time
-
+from .. import clock
 from .db import transaction
 
 #: The columns of ``uploads`` that name a stored file.
@@ -19,7 +18,7 @@ def add_upload(db, person_id, kind, media_id, path, sha256, size, content_type, 
         sha256=sha256,
         size=size,
         content_type=content_type,
-        created_at=time.time(),
+        created_at=clock.now(),
         **extra,
     )
     cols = ", ".join(values)
@@ -98,7 +97,7 @@ def queue_orphan_file(db, path, now=None):
     db.execute(
         "INSERT INTO orphan_files (path, created_at) VALUES (:path, :now) "
         "ON CONFLICT (path) DO NOTHING",
-        {"path": path, "now": now or time.time()},
+        {"path": path, "now": now or clock.now()},
     )
 
 
