@@ -1,7 +1,7 @@
 """Forced refreshes counted in Redis: two hosts are limited together, as over one database."""
 
 from test_redis_store import redis_store, redis_url  # noqa: F401 - pytest fixtures
-from wxsite.redis_store import RedisCredentialStore
+from wxsite.store.redis_credentials import RedisCredentialStore
 from wxsite.wechat import credentials
 
 KIND = "access_token"

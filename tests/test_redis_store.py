@@ -11,7 +11,7 @@ import pytest
 from support import site_config
 from stack import free_port
 from wxsite import create_app
-from wxsite.redis_store import RedisCredentialStore, StoreUnavailable
+from wxsite.store.redis_credentials import RedisCredentialStore, StoreUnavailable
 from wxsite.wechat import WeChatClient, protocol
 
 

@@ -14,7 +14,7 @@ def init_app(app):
     """Build the app's ``WeChatClient`` (credentials shared through the database)."""
     cfg = app.config
     if cfg["WXSITE_REDIS_URL"]:
-        from .redis_store import RedisCredentialStore
+        from .store.redis_credentials import RedisCredentialStore
 
         credential_store = RedisCredentialStore(cfg["WXSITE_REDIS_URL"])
     else:

@@ -1,4 +1,4 @@
-"""All of wxsite's SQL, split by domain. Nothing else writes SQL.
+"""All of wxsite's SQL, split by domain (and the Redis credential store beside the SQL one).
 
 Functions take the database first, so they run without Flask (tests use a temporary
 file). Writers use ``transaction(db)`` (BEGIN IMMEDIATE: take the write lock up front

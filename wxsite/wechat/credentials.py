@@ -97,7 +97,7 @@ class _DependencyFailed(Exception):
 class CredentialStore(Protocol):
     """What a ``CredentialManager`` needs of the store every worker and host shares.
 
-    Implemented over SQL (``wxsite.store.credentials``) and Redis (``wxsite.redis_store``);
+    Implemented over SQL (``wxsite.store.credentials``) and Redis (``wxsite.store.redis_credentials``);
     times are epoch seconds, ``owner`` names one fetch's lease holder.
     """
 

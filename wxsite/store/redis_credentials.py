@@ -11,8 +11,8 @@ surfaces as a 503 (``StoreUnavailable``), not as an uncoordinated fetch by every
 
 import redis
 
-from .wechat.credentials import Credential
-from .wechat.errors import WeChatError
+from ..wechat.credentials import Credential
+from ..wechat.errors import WeChatError
 
 # Every script below compares before it writes, so a late holder cannot undo a newer one.
 # KEYS[1] the hash, KEYS[2] its lease key; ARGV[1] the owner.
