@@ -4,7 +4,7 @@ import logging
 import socket
 from urllib.parse import urlsplit
 
-from flask import current_app, has_app_context, jsonify, render_template, request
+from flask import current_app, has_app_context, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -107,10 +107,16 @@ def init_app(app):
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
-        title, detail = MESSAGES.get(exc.code, (exc.name, ""))
-        response = error_response(exc.code, title, detail)
+        from .inbound import views as inbound  # (imports the pay blueprint, which imports us)
+
+        if request.path in inbound.PATHS:  # WeChat calling with a wrong method: no blueprint
+            response = make_response(inbound.refusal(exc.code, exc.name))
+        else:
+            response = make_response(
+                error_response(exc.code, *MESSAGES.get(exc.code, (exc.name, "")))
+            )
         if exc.code == 405 and exc.valid_methods:
-            response = (*response, {"Allow": ", ".join(exc.valid_methods)})
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
     @app.errorhandler(WeChatError)

@@ -205,3 +205,63 @@ def test_me_shows_follow_state_from_pushes_without_asking_wechat(tmp_path, emu, 
         assert emu.count(protocol.USER_INFO) == before  # no WeChat call per view
     finally:
         live.shutdown()
+
+
+def test_a_push_that_fails_midway_is_applied_by_the_retry(site, pusher, monkeypatch):
+    from wxsite.inbound import events
+
+    real = events.apply
+
+    def apply_then_fail(db, appid, event):
+        real(db, appid, event)
+        raise RuntimeError("killed after applying")
+
+    subscribe = event_xml("o-fan", "subscribe", int(time.time()))
+    monkeypatch.setattr(events, "apply", apply_then_fail)
+    failed = pusher.post(subscribe)
+    assert failed.status_code == 500 and failed.text == ""  # WeChat retries a 5xx
+    assert "text/plain" in failed.content_type
+    assert deliveries(site) == 0 and follows(site, "o-fan") is None  # neither half kept
+    monkeypatch.setattr(events, "apply", real)
+    assert pusher.post(subscribe).text == "success"
+    assert deliveries(site) == 1 and follows(site, "o-fan") is True
+
+
+@pytest.mark.parametrize("fault", [store.Busy, store.Unavailable])
+def test_a_database_fault_answers_wechat_in_its_shape(site, pusher, monkeypatch, fault):
+    def down(*args, **kwargs):
+        raise fault("database is locked")
+
+    monkeypatch.setattr(store, "record_delivery", down)
+    answer = pusher.post(event_xml("o-fan", "subscribe", int(time.time())))
+    assert answer.status_code == 503 and answer.text == "" and "<html" not in answer.text
+    assert "text/plain" in answer.content_type
+    pay = site.test_client().post("/pay/notify", data=b"{}")
+    assert "<html" not in pay.text and pay.is_json, pay.text[:200]
+
+
+def test_a_wrong_method_is_answered_in_wechats_shape(site):
+    client = site.test_client()
+    push = client.put("/wechat/push")
+    assert push.status_code == 405 and push.text == "" and "text/plain" in push.content_type
+    assert "GET" in push.headers["Allow"]
+    pay = client.get("/pay/notify")
+    assert pay.status_code == 405 and pay.json["code"] == "FAIL"
+
+
+def test_a_refused_push_logs_one_line_without_its_payload(site, pusher, caplog, mode):
+    marker = "o-secret-payload-marker"
+    with caplog.at_level("INFO"):
+        answer = pusher.post(event_xml(marker, "subscribe", int(time.time())), tamper="signature")
+    assert answer.status_code == 403
+    refused = [r for r in caplog.records if r.getMessage().startswith("push refused")]
+    assert len(refused) == 1 and marker not in caplog.text
+
+
+def test_menu_clicks_and_views_are_logged(site, pusher, caplog):
+    with caplog.at_level("INFO", logger="wxsite.inbound"):
+        now = int(time.time())
+        assert pusher.post(event_xml("o-fan", "CLICK", now, key="MENU_NEWS")).text == "success"
+        assert pusher.post(event_xml("o-fan", "VIEW", now + 1, key="https://x/")).text == "success"
+    words = caplog.text
+    assert "CLICK" in words and "VIEW" in words and deliveries(site) == 2

@@ -34,9 +34,24 @@ def bad_push(exc):
 @bp.errorhandler(HTTPException)
 def http_error(exc):
     """Answer WeChat's callers in plain words, not with the site's HTML error page."""
+    return refusal(exc.code, exc.name)
+
+
+@bp.errorhandler(Exception)
+def not_applied(exc):
+    """A database busy or down, or a bug: a 5xx WeChat retries, in the shape it reads."""
+    if isinstance(exc, (store.Busy, store.Unavailable)):
+        log.error("%s not applied, WeChat will retry: %s", request.path, exc)
+        return refusal(503, "busy, retry later")
+    log.exception("%s not applied, WeChat will retry", request.path)
+    return refusal(500, "not applied, retry later")
+
+
+def refusal(status, message):
+    """Pay's callers read JSON ``{"code": "FAIL"}``; a push reads an empty body."""
     if request.path.startswith("/pay/"):
-        return jsonify({"code": "FAIL", "message": exc.name}), exc.code
-    return _text("", exc.code)
+        return jsonify({"code": "FAIL", "message": message}), status
+    return _text("", status)
 
 
 @bp.route("/wechat/push", methods=["GET", "POST"])
@@ -93,6 +108,11 @@ def _notification(kinds, apply):
         if store.record_delivery(db, notification_key(data), data["event_type"]):
             apply(data["resource"])
     return "", 204
+
+
+#: The paths WeChat calls: a request to one that matches no route (a wrong method) is
+#: answered here too, although routing failed before the blueprint was known.
+PATHS = ("/wechat/push", "/pay/notify", "/pay/refund-notify")
 
 
 def notification_key(data):
