@@ -3,7 +3,9 @@
 - the WeChat client (``wxsite/wechat/``) imports no Flask and nothing else of the site;
 - the store (``wxsite/store/``) imports no blueprint;
 - the emulator (``wxsite/emulator/``) imports nothing of ``wxsite`` outside itself, and
-  of the rest only the standard library and the few packages it serves with.
+  of the rest only the standard library and the few packages it serves with;
+- database drivers (sqlite3, sqlite-utils, psycopg) are imported only by the store and its
+  engine adapter (``wxsite/engines.py``); the emulator's own state file is its own.
 
 Imports inside functions count, relative imports are resolved, and
 ``importlib.import_module("…")`` / ``__import__("…")`` with a literal name count too.
@@ -24,6 +26,8 @@ ROOT = pathlib.Path(wxsite.__file__).parent
 WEB_FRAMEWORK = ("flask", "flask_login", "flask_wtf", "werkzeug", "jinja2", "itsdangerous")
 #: Third-party packages the emulator may use: serving, Pay/push crypto, QR images.
 EMULATOR_THIRD_PARTY = {"flask", "werkzeug", "cryptography", "segno"}
+#: Database drivers: only the store and the engine adapter may import them.
+DRIVERS = ("sqlite3", "sqlite_utils", "psycopg", "psycopg_pool")
 
 
 def _module_name(path, root):
@@ -137,6 +141,19 @@ def emulator_violations(root=ROOT):
     return found
 
 
+def driver_violations(root=ROOT):
+    """Imports of a database driver outside the store, its engine adapter and the emulator."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[0] in ("store", "emulator") or str(relative) == "engines.py":
+            continue
+        for line, module in imports(path, root):
+            if module.split(".")[0] in DRIVERS:
+                found.append(f"{_where(path, root, line)} imports {module} (a database driver)")
+    return found
+
+
 # -- the rules, on the real package ----------------------------------------------------
 
 
@@ -159,6 +176,10 @@ def test_store_imports_no_blueprint():
 
 def test_emulator_imports_nothing_of_the_site():
     assert emulator_violations() == []
+
+
+def test_only_the_store_imports_a_database_driver():
+    assert driver_violations() == []
 
 
 # -- each rule fails when broken (a made-up package) ----------------------------------------
@@ -192,6 +213,7 @@ def test_the_made_up_package_is_clean(fake):
     assert client_violations(root) == []
     assert store_violations(root) == []
     assert emulator_violations(root) == []
+    assert driver_violations(root) == []
 
 
 @pytest.mark.parametrize(
@@ -244,3 +266,18 @@ def test_emulator_rule_fails_when_broken(fake, text):
     root, write = fake
     write("emulator/api.py", text)
     assert emulator_violations(root), text
+
+
+@pytest.mark.parametrize(
+    "path, text",
+    [
+        ("errors.py", "import sqlite3\n"),
+        ("pages/views.py", "from psycopg import OperationalError\n"),
+        ("doctor.py", "def f():\n    import sqlite_utils\n"),
+        ("accounts.py", "import psycopg_pool\n"),
+    ],
+)
+def test_driver_rule_fails_when_broken(fake, path, text):
+    root, write = fake
+    write(path, text)
+    assert driver_violations(root), text

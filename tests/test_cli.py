@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from wxsite import cli, config
+from support import ENGINE
+from wxsite import cli, config, store
 from wxsite.wechat import protocol
 
 README = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
@@ -72,6 +73,14 @@ def test_doctor_passes_against_the_emulator_and_fails_on_bad_secret(runner, emu)
     assert "网页授权域名: wx.example.com" in result.output
     assert "JS接口安全域名: wx.example.com" in result.output
     assert result.exit_code == 0, result.output
+    # The engine, its version, the migration level and (PostgreSQL) the pool; on both engines.
+    n = len(store.MIGRATIONS)
+    line = re.search(
+        r"PASS  database: (\w+) (\S+) at .* \(migrations (\d+)/(\d+)(.*)\)", result.output
+    )
+    assert line and line.group(1) == ENGINE and line.group(2) != "?", result.output
+    assert line.group(3) == line.group(4) == str(n)
+    assert ("pool " in line.group(5)) == (ENGINE == "postgresql") and "***" not in result.output
     emu.fault(protocol.STABLE_TOKEN, errcode=protocol.INVALID_APPSECRET, count=-1)
     bad = runner.invoke(args=["wx", "doctor"])
     assert bad.exit_code == 1
@@ -188,3 +197,10 @@ def test_doctor_explains_40001_as_a_wrong_secret(runner, emu):
     result = runner.invoke(args=["wx", "doctor"])
     assert result.exit_code == 1
     assert "FAIL  access_token: errcode 40001: WX_SECRET is wrong" in result.output
+
+
+def test_db_status_and_migrate(runner):
+    status = runner.invoke(args=["wx", "db", "status"])
+    assert status.exit_code == 0 and "applied  0001_initial" in status.output
+    assert "pending" not in status.output
+    assert "all migrations applied" in runner.invoke(args=["wx", "db", "migrate"]).output

@@ -55,10 +55,3 @@ def test_copy_names_a_bad_target_without_its_password(runner):
     result = runner.invoke(args=["wx", "db", "copy", "postgresql://u:s3cret@127.0.0.1:1/nowhere"])
     assert result.exit_code != 0
     assert "WXSITE_DATABASE" in result.output and "s3cret" not in result.output
-
-
-def test_db_status_and_migrate(runner):
-    status = runner.invoke(args=["wx", "db", "status"])
-    assert status.exit_code == 0 and "applied  0001_initial" in status.output
-    assert "pending" not in status.output
-    assert "all migrations applied" in runner.invoke(args=["wx", "db", "migrate"]).output

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from wxsite import redis_store
+from wxsite.store.redis_credentials import RedisCredentialStore as RedisStore
 from wxsite.store.credentials import CredentialStore as SqlStore
 from wxsite.wechat.credentials import CredentialStore
 
@@ -18,7 +18,7 @@ def contract():
     }
 
 
-@pytest.mark.parametrize("store", [SqlStore, redis_store.RedisCredentialStore])
+@pytest.mark.parametrize("store", [SqlStore, RedisStore])
 def test_store_has_every_method_of_the_contract_with_its_parameters(store):
     for name, wanted in contract().items():
         have = inspect.signature(getattr(store, name))
