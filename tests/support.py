@@ -284,15 +284,3 @@ class WeChat:
                 self._token = csrf_token(self.get("/upload").text)
         headers = {"X-CSRFToken": self._token, "Accept": "application/json"}
         return self.post(path, json=body, headers=headers)
-
-
-def json_poster(session, live):
-    """Return post(path, body): JSON with the page's CSRF token, as the pages' script does."""
-    token = csrf_token(session.get(live.url("/upload")).text)
-
-    def post(path, body):
-        return session.post(
-            live.url(path), json=body, headers={"X-CSRFToken": token, "Accept": "application/json"}
-        )
-
-    return post
