@@ -262,7 +262,7 @@ class WeChat:
 
     def login(self, user="zhangsan", scope="snsapi_base", next="/", action="allow"):
         """Log in through the emulator's real pages; return the final response."""
-        self._token = None
+        self._token = None  # a login (and a bind) rotates the session: the token is fetched anew
         return wechat_login(self.session, self.live, user, scope, next, action)
 
     def bind(self, username, password, next="/me"):
