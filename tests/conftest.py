@@ -3,9 +3,8 @@
 import shutil
 
 import pytest
-import requests
 
-from support import ENGINE, WECHAT_UA, EmulatorControl, LiveServer, site_config, wechat_login
+from support import ENGINE, EmulatorControl, LiveServer, WeChat, phone_session, site_config
 from wxsite import create_app, engines
 
 
@@ -59,17 +58,23 @@ def live(app):
 @pytest.fixture
 def phone():
     """A requests session that looks like WeChat's in-app browser."""
-    session = requests.Session()
-    session.headers["User-Agent"] = WECHAT_UA
-    return session
+    return phone_session()
 
 
 @pytest.fixture
-def logged_in(phone, live, emu):
-    """A WeChat phone session logged in as zhangsan (snsapi_base)."""
-    response = wechat_login(phone, live)
-    assert response.status_code == 200 and response.url.split("#")[0] == live.url("/"), response.url
-    return phone
+def wechat(phone, live, emu):
+    """``phone`` in WeChat on the ``live`` site (see support.WeChat), not logged in yet."""
+    return WeChat(live, phone)
+
+
+@pytest.fixture
+def logged_in(wechat):
+    """A WeChat phone session logged in as zhangsan (snsapi_base): ``wechat``'s session."""
+    response = wechat.login()
+    assert response.status_code == 200 and response.url.split("#")[0] == wechat.url(
+        "/"
+    ), response.url
+    return wechat.session
 
 
 def pytest_collection_modifyitems(config, items):

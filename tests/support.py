@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 
+import requests
 from werkzeug.serving import make_server
 
 from wxsite.emulator.testing import Control
@@ -230,13 +231,56 @@ def amr_bytes(seconds=2):
     return b"#!AMR\n" + (b"\x3c" + b"\x00" * 31) * (50 * seconds)
 
 
-def json_poster(session, live):
-    """Return post(path, body): JSON with the page's CSRF token, as the pages' script does."""
-    token = csrf_token(session.get(live.url("/upload")).text)
+def phone_session():
+    """A requests session that looks like WeChat's in-app browser."""
+    session = requests.Session()
+    session.headers["User-Agent"] = WECHAT_UA
+    return session
 
-    def post(path, body):
-        return session.post(
-            live.url(path), json=body, headers={"X-CSRFToken": token, "Accept": "application/json"}
-        )
 
-    return post
+class WeChat:
+    """A phone in WeChat on one site: log in, bind, post JSON as the pages' script does.
+
+    ``WeChat(live)`` is a new phone; ``WeChat(live, session)`` drives a session the test
+    holds (``session`` stays the phone: its cookies, its headers).
+    """
+
+    def __init__(self, live, session=None):
+        self.live = live
+        self.session = session if session is not None else phone_session()
+        self._token = None
+        self._token_lock = threading.Lock()  # threads posting at once fetch it once
+
+    def url(self, path):
+        return self.live.url(path)
+
+    def get(self, path, **kwargs):
+        return self.session.get(self.live.url(path), **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.session.post(self.live.url(path), **kwargs)
+
+    def login(self, user="zhangsan", scope="snsapi_base", next="/", action="allow"):
+        """Log in through the emulator's real pages; return the final response."""
+        self._token = None  # a login (and a bind) rotates the session: the token is fetched anew
+        return wechat_login(self.session, self.live, user, scope, next, action)
+
+    def bind(self, username, password, next="/me"):
+        """Post the bind form (with its CSRF token) as ``username``; return the response."""
+        self._token = None
+        page = self.get("/auth/bind", params={"next": next})
+        data = {
+            "csrf_token": csrf_token(page.text),
+            "username": username,
+            "password": password,
+            "next": next,
+        }
+        return self.post("/auth/bind", data=data, headers={"Referer": self.url("/auth/bind")})
+
+    def post_json(self, path, body):
+        """POST ``body`` as JSON with the page's CSRF token (fetched once per login)."""
+        with self._token_lock:
+            if self._token is None:
+                self._token = csrf_token(self.get("/upload").text)
+        headers = {"X-CSRFToken": self._token, "Accept": "application/json"}
+        return self.post(path, json=body, headers=headers)

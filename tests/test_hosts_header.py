@@ -10,7 +10,7 @@ import re
 import pytest
 import requests
 
-from support import DESKTOP_UA, WECHAT_UA, LiveServer, csrf_token, site_config, wechat_login
+from support import DESKTOP_UA, WECHAT_UA, LiveServer, WeChat, csrf_token, site_config
 from wxsite import create_app, store
 
 PUBLIC = "https://wx.example.com"
@@ -121,17 +121,16 @@ def test_notify_url_never_carries_a_client_chosen_host(tmp_path, emu):
     app = create_app(site_config(tmp_path, emu, WXSITE_PUBLIC_URL="http://127.0.0.1"))
     live = LiveServer(app)
     try:
-        phone = requests.Session()
-        phone.headers["User-Agent"] = WECHAT_UA
-        assert wechat_login(phone, live).status_code == 200
-        page = phone.get(live.url("/pay/"))
+        phone = WeChat(live)
+        assert phone.login().status_code == 200
+        page = phone.get("/pay/")
         order = {"csrf_token": csrf_token(page.text), "product": "coffee"}
         calls = emu.count("/v3/pay/transactions/jsapi")
         before = rows(app, "orders")
-        refused = phone.post(live.url("/pay/orders"), data=order, headers={"Host": "evil.com"})
+        refused = phone.post("/pay/orders", data=order, headers={"Host": "evil.com"})
         assert refused.status_code == 400 and "这个地址不属于本站" in refused.text
         assert rows(app, "orders") == before and emu.count("/v3/pay/transactions/jsapi") == calls
-        response = phone.post(live.url("/pay/orders"), data=order)
+        response = phone.post("/pay/orders", data=order)
         assert response.status_code == 200, response.text[:300]
         params = json.loads(re.search(r'id="pay-params">(.*?)</script>', response.text).group(1))
         answer = requests.post(emu.base_url + "/_emu/pay/confirm", json={**params, "notify": True})

@@ -13,7 +13,7 @@ import pytest
 from flask import request as flask_request
 from flask import session
 from itsdangerous import TimestampSigner
-from support import csrf_token, site_config, wechat_login
+from support import WeChat, csrf_token, site_config, wechat_login
 
 from wxsite import accounts, create_app, extensions, store
 from wxsite.store import identities
@@ -56,16 +56,7 @@ def _log_in_again(phone, live, app):
 def _bind(phone, live, app):
     with app.app_context():
         accounts.create(store.get_db(), "alice", "correct horse battery")
-    page = phone.get(live.url("/auth/bind"))
-    bound = phone.post(
-        live.url("/auth/bind"),
-        data={
-            "csrf_token": csrf_token(page.text),
-            "username": "alice",
-            "password": "correct horse battery",
-            "next": "/healthz",
-        },
-    )
+    bound = WeChat(live, phone).bind("alice", "correct horse battery", next="/healthz")
     assert bound.url == live.url("/healthz")  # bound, and the session rotated
 
 

@@ -3,9 +3,8 @@
 import threading
 
 import pytest
-import requests
 
-from support import WECHAT_UA, csrf_token, wechat_login
+from support import WeChat, csrf_token, phone_session
 from stack import Gunicorn
 from wxsite.auth.views import MAX_ACCOUNT_FAILURES
 
@@ -36,8 +35,7 @@ def burst(live, cookie, token, passwords):
     answers = [None] * len(passwords)
 
     def attempt(i, password):
-        session = requests.Session()
-        session.headers["User-Agent"] = WECHAT_UA
+        session = phone_session()
         session.cookies.set("wxsite_session", cookie)
         barrier.wait()
         answers[i] = session.post(
@@ -57,11 +55,10 @@ def burst(live, cookie, token, passwords):
 
 def test_parallel_guesses_get_no_more_checks_than_the_limit(site):
     live = Site(site.base_url)
-    phone = requests.Session()
-    phone.headers["User-Agent"] = WECHAT_UA
-    wechat_login(phone, live, user="lisi")
-    cookie = phone.cookies.get("wxsite_session")
-    token = csrf_token(phone.get(live.url("/auth/bind")).text)
+    phone = WeChat(live)
+    phone.login(user="lisi")
+    cookie = phone.session.cookies.get("wxsite_session")
+    token = csrf_token(phone.get("/auth/bind").text)
 
     answers = burst(live, cookie, token, ["wrong password"] * 50)
     checked = [a for a in answers if a.status_code == 400]

@@ -16,6 +16,7 @@ from support import (
     callback_url,
     consent,
     csrf_token,
+    phone_session,
     wechat_login,
 )
 from wxsite import store, wx
@@ -146,8 +147,7 @@ def test_code_with_missing_state_is_rejected_before_exchange(app, phone, live, e
 
 def test_state_from_another_browser_is_refused(phone, live, emu):
     url = callback_url(emu, phone, live)  # the attacker's own authorization
-    victim = requests.Session()
-    victim.headers["User-Agent"] = WECHAT_UA
+    victim = phone_session()
     response = victim.get(url)
     assert response.status_code == 403
     assert "登录已失效，请重试" in response.text
@@ -186,8 +186,7 @@ def test_concurrent_deliveries_of_one_callback_all_end_logged_in_as_one_person(
     browsers = []
 
     def deliver():
-        browser = requests.Session()
-        browser.headers["User-Agent"] = WECHAT_UA
+        browser = phone_session()
         browser.cookies = jar.copy()
         barrier.wait()
         browsers.append((browser, browser.get(url, allow_redirects=False)))

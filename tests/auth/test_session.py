@@ -6,9 +6,17 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
-from support import WECHAT_UA, consent, csrf_token, database, site_config, wechat_login
+from support import (
+    WECHAT_UA,
+    WeChat,
+    consent,
+    csrf_token,
+    database,
+    phone_session,
+    site_config,
+    wechat_login,
+)
 from wxsite import accounts, create_app, store, wx
 from wxsite.auth.nexturl import safe_next
 from wxsite.wechat import protocol
@@ -64,27 +72,21 @@ def open_me(phone, live):
     return response
 
 
+ALICE = ("alice", "correct horse battery")
+BOB = ("bob", "another good password")
+
+
 @pytest.fixture
 def account(app):
     with app.app_context():
         db = store.get_db()
-        accounts.create(db, "alice", "correct horse battery")
-        accounts.create(db, "bob", "another good password")
+        accounts.create(db, *ALICE)
+        accounts.create(db, *BOB)
 
 
-def bind(phone, live, username="alice", password="correct horse battery", next="/me"):
-    page = phone.get(live.url("/auth/bind"), params={"next": next})
-    token = csrf_token(page.text)
-    return phone.post(
-        live.url("/auth/bind"),
-        data={"csrf_token": token, "username": username, "password": password, "next": next},
-        headers={"Referer": live.url("/auth/bind")},
-    )
-
-
-def test_bind_right_password_rotates_session_and_returns_to_next(logged_in, live, account):
+def test_bind_right_password_rotates_session_and_returns_to_next(logged_in, wechat, live, account):
     before = logged_in.cookies.get("wxsite_session")
-    response = bind(logged_in, live, next="/healthz")
+    response = wechat.bind(*ALICE, next="/healthz")
     assert response.url == live.url("/healthz")
     assert logged_in.cookies.get("wxsite_session") != before
     assert "alice" in open_me(logged_in, live).text
@@ -94,43 +96,41 @@ def test_bind_right_password_rotates_session_and_returns_to_next(logged_in, live
 
 def logged_in_with(live, cookie):
     """Return True if a fresh browser holding ``cookie`` is logged in."""
-    other = requests.Session()
-    other.headers["User-Agent"] = WECHAT_UA
+    other = phone_session()
     other.cookies.set("wxsite_session", cookie)
     return other.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200
 
 
-def test_bind_wrong_password_same_answer_as_unknown_user(logged_in, live, account):
-    wrong = bind(logged_in, live, password="wrong password!")
-    unknown = bind(logged_in, live, username="nobody")
+def test_bind_wrong_password_same_answer_as_unknown_user(logged_in, wechat, account):
+    wrong = wechat.bind("alice", "wrong password!")
+    unknown = wechat.bind("nobody", "correct horse battery")
     assert wrong.status_code == unknown.status_code == 400
     assert "用户名或密码错误" in wrong.text and "用户名或密码错误" in unknown.text
 
 
 def test_bind_failures_are_limited_per_account(live, emu, account):
     for user in ("zhangsan", "lisi", "wangwu"):  # rotating WeChat identities
-        phone = requests.Session()
-        phone.headers["User-Agent"] = WECHAT_UA
-        wechat_login(phone, live, user=user)
+        phone = WeChat(live)
+        phone.login(user=user)
         for _ in range(2):
-            last = bind(phone, live, password="not the password")
+            last = phone.bind("alice", "not the password")
     assert last.status_code == 429 and "尝试次数过多" in last.text
     # Even the right password is refused while the account is locked.
-    assert bind(phone, live).status_code == 429
+    assert phone.bind(*ALICE).status_code == 429
 
 
-def test_bind_failures_are_limited_per_client(logged_in, live, account):
+def test_bind_failures_are_limited_per_client(logged_in, wechat, live, account):
     from wxsite.auth.views import MAX_CLIENT_FAILURES
 
     for i in range(MAX_CLIENT_FAILURES):  # different usernames: no account reaches its limit
-        assert bind(logged_in, live, username=f"nobody{i}", password="guess").status_code == 400
-    limited = bind(logged_in, live)  # even the right password
+        assert wechat.bind(f"nobody{i}", "guess").status_code == 400
+    limited = wechat.bind(*ALICE)  # even the right password
     assert limited.status_code == 429 and "尝试次数过多" in limited.text
     assert "alice" not in open_me(logged_in, live).text
 
 
-def test_person_already_bound_cannot_bind_another_account(logged_in, live, account):
-    bind(logged_in, live)
+def test_person_already_bound_cannot_bind_another_account(logged_in, wechat, live, account):
+    wechat.bind(*ALICE)
     me = open_me(logged_in, live)
     response = logged_in.post(
         live.url("/auth/bind"),
@@ -146,25 +146,21 @@ def test_person_already_bound_cannot_bind_another_account(logged_in, live, accou
 
 
 def test_account_bound_to_someone_else_is_refused(live, emu, account):
-    first = requests.Session()
-    first.headers["User-Agent"] = WECHAT_UA
-    wechat_login(first, live, user="zhangsan")
-    bind(first, live)
-    second = requests.Session()
-    second.headers["User-Agent"] = WECHAT_UA
-    wechat_login(second, live, user="lisi")
-    response = bind(second, live)
+    first = WeChat(live)
+    first.login(user="zhangsan")
+    first.bind(*ALICE)
+    second = WeChat(live)
+    second.login(user="lisi")
+    response = second.bind(*ALICE)
     assert response.status_code == 409 and "已绑定其他微信" in response.text
 
 
-def test_unbind_then_bind_another(logged_in, live, account):
-    bind(logged_in, live)
+def test_unbind_then_bind_another(logged_in, wechat, live, account):
+    wechat.bind(*ALICE)
     me = open_me(logged_in, live)
     response = logged_in.post(live.url("/auth/unbind"), data={"csrf_token": csrf_token(me.text)})
     assert "已解除绑定" in response.text
-    assert (
-        bind(logged_in, live, username="bob", password="another good password").status_code == 200
-    )
+    assert wechat.bind(*BOB).status_code == 200
     assert "bob" in open_me(logged_in, live).text
 
 
@@ -196,19 +192,16 @@ def test_cookie_replayed_after_logout_is_anonymous(logged_in, live):
     captured = logged_in.cookies.get("wxsite_session")
     page = logged_in.get(live.url("/auth/bind"))
     logged_in.post(live.url("/auth/logout"), data={"csrf_token": csrf_token(page.text)})
-    thief = requests.Session()
-    thief.headers["User-Agent"] = WECHAT_UA
+    thief = phone_session()
     thief.cookies.set("wxsite_session", captured)
     assert thief.get(live.url("/auth/bind"), allow_redirects=False).status_code == 302
 
 
 def test_planted_session_does_not_survive_login(live, emu):
-    attacker = requests.Session()
-    attacker.headers["User-Agent"] = WECHAT_UA
-    wechat_login(attacker, live, user="lisi")
-    planted = attacker.cookies.get("wxsite_session")
-    victim = requests.Session()
-    victim.headers["User-Agent"] = WECHAT_UA
+    attacker = WeChat(live)
+    attacker.login(user="lisi")
+    planted = attacker.session.cookies.get("wxsite_session")
+    victim = phone_session()
     victim.cookies.set("wxsite_session", planted, domain="127.0.0.1", path="/")
     wechat_login(victim, live, user="zhangsan")
     assert [c.value for c in victim.cookies if c.name == "wxsite_session"] != [planted]
@@ -280,13 +273,11 @@ def carol_on_two_appids(tmp_path, emu):
         accounts.create(store.get_db(), "carol", "a long password")
     live1, live2 = LiveServer(site1), LiveServer(site2)
     try:
-        phone = requests.Session()
-        phone.headers["User-Agent"] = WECHAT_UA
-        wechat_login(phone, live1, user="zhaoliu")
-        bind(phone, live1, username="carol", password="a long password")
-        other = requests.Session()
-        other.headers["User-Agent"] = WECHAT_UA
-        wechat_login(other, live2, user="zhaoliu")
+        phone = WeChat(live1)
+        phone.login(user="zhaoliu")
+        phone.bind("carol", "a long password")
+        other = WeChat(live2)
+        other.login(user="zhaoliu")
         yield site1, live1, live2, phone, other
     finally:
         live1.shutdown()
@@ -295,7 +286,7 @@ def carol_on_two_appids(tmp_path, emu):
 
 def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
     with carol_on_two_appids(tmp_path, emu) as (site1, live1, live2, phone, other):
-        me = wechat_login(other, live2, user="zhaoliu", scope="snsapi_userinfo", next="/me")
+        me = other.login(user="zhaoliu", scope="snsapi_userinfo", next="/me")
         assert "carol" in me.text  # same person, same binding, through the other appid
         openid2 = emu.users()["zhaoliu"]["openids"][protocol.EMULATOR_APPID_2]
         assert openid2 in me.text
@@ -308,13 +299,11 @@ def test_unionid_makes_one_person_across_two_appids(tmp_path, emu, account):
                 store.get_db(), rows[0]["person_id"], "image", "m1", "p.png", "h", 10, "image/png"
             )
         # ... is the same person's upload through the second.
-        upload = other.get(live2.url(f"/uploads/{row['id']}"))
+        upload = other.get(f"/uploads/{row['id']}")
         assert upload.status_code == 200 and upload.content == b"\x89PNG fake"
         # Without a unionid, (appid, openid) is the person: wangwu is two people here.
         for live_site in (live1, live2):
-            wangwu = requests.Session()
-            wangwu.headers["User-Agent"] = WECHAT_UA
-            wechat_login(wangwu, live_site, user="wangwu")
+            WeChat(live_site).login(user="wangwu")
         with site1.app_context():
             people = {
                 r["appid"]: r["person_id"]
@@ -338,7 +327,7 @@ def test_without_unionid_each_appid_is_its_own_person(tmp_path, emu):
     assert rows[a]["web_access_token"] == "t2"
 
 
-def test_nothing_secret_in_pages_urls_or_logs(phone, live, emu, caplog, app, account):
+def test_nothing_secret_in_pages_urls_or_logs(phone, wechat, live, emu, caplog, app, account):
     caplog.set_level("DEBUG")
     site_hops = []  # every response of the site: its page and the URL it sends people to
     codes = []  # the codes WeChat handed over on the callback URLs
@@ -349,16 +338,16 @@ def test_nothing_secret_in_pages_urls_or_logs(phone, live, emu, caplog, app, acc
             codes.extend(parse_qs(urlsplit(response.url).query).get("code", []))
 
     phone.hooks["response"].append(keep)
-    wechat_login(phone, live, scope="snsapi_userinfo", next="/me")
+    wechat.login(scope="snsapi_userinfo", next="/me")
     phone.get(live.url("/me"))
-    bind(phone, live, password="wrong password!")
+    wechat.bind("alice", "wrong password!")
     with app.app_context():
         db = store.get_db()
         db.execute("UPDATE wechat_users SET profile_at = 0, web_token_expires = 0")
         global_token = wx.client().access_token()
     phone.get(live.url("/me"))  # refreshes the web token and the profile server-side
     emu.fault(protocol.SNS_ACCESS_TOKEN, errcode=protocol.INVALID_APPSECRET)
-    wechat_login(phone, live, next="/me")  # an error page on the way
+    wechat.login(next="/me")  # an error page on the way
     cookie = phone.cookies.get("wxsite_session")
     with app.app_context():
         db = store.get_db()

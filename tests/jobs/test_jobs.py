@@ -115,18 +115,18 @@ def test_a_job_that_keeps_failing_is_failed_shown_and_logged(site, front, emu, p
 def test_a_queue_that_does_not_answer_never_fails_a_request(tmp_path, emu, phone, caplog):
     import os
 
-    from support import amr_bytes, json_poster
-    from support import LiveServer, wechat_login
+    from support import LiveServer, WeChat, amr_bytes
 
     queue_file = str(tmp_path / "queue" / "jobs.sqlite3")
     app = create_app(site_config(tmp_path, emu, WXSITE_JOBS_FILE=queue_file))
     live = LiveServer(app)
     try:
-        wechat_login(phone, live)
+        wechat = WeChat(live, phone)
+        wechat.login()
         # The queue's file goes away (a full or unmounted disk): nothing can open it.
         os.unlink(queue_file)
         os.mkdir(queue_file)
-        post = json_poster(phone, live)
+        post = wechat.post_json
         media_id = emu.upload_media(amr_bytes(1), "audio/amr", kind="voice")
         caplog.set_level(logging.WARNING, logger="wxsite")
         response = post("/voice", {"server_id": media_id})

@@ -18,7 +18,7 @@ from jobs_helpers import (
     refund_row,
     wait_for,
 )
-from support import LiveServer, amr_bytes, json_poster, site_config, wechat_login
+from support import LiveServer, WeChat, amr_bytes, site_config
 from wxsite import create_app, jobs, store
 from wxsite.jobs import tasks
 from wxsite.pay import refunds
@@ -44,7 +44,7 @@ def shared(tmp_path, emu, front, redis_url, phone):
     config = site_config(tmp_path, emu, **settings)
     app = create_app(config)
     live = LiveServer(app)
-    wechat_login(phone, live)
+    WeChat(live, phone).login()
     env = {
         **settings,
         "WXSITE_DATABASE": config["WXSITE_DATABASE"],
@@ -59,7 +59,7 @@ def shared(tmp_path, emu, front, redis_url, phone):
 def test_a_job_queued_by_one_site_is_run_by_a_worker_process(shared, phone, emu, tmp_path):
     app, live, env = shared
     assert jobs.get(app).describe().startswith("redis redis://127.0.0.1:")
-    post = json_poster(phone, live)
+    post = WeChat(live, phone).post_json
     item = post("/voice", {"server_id": emu.upload_media(amr_bytes(1), "audio/amr", "voice")})
     item = item.json()["item"]
     key = f"voice.transcode:{item['id']}"

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from support import DESKTOP_UA, WECHAT_UA, LiveServer, site_config, wechat_login
+from support import DESKTOP_UA, WECHAT_UA, LiveServer, WeChat, site_config, wechat_login
 from wxsite import create_app, store
 from wxsite.wechat import jssdk, protocol
 
@@ -171,12 +171,11 @@ def test_referral_visits_are_counted_once_per_visitor_not_for_the_sharer(logged_
     logged_in.get(link)  # the sharer's own click
     ref_path = link[len(live.base_url) :]
     for user in ("lisi", "wangwu"):
-        visitor = requests.Session()
-        visitor.headers["User-Agent"] = WECHAT_UA
+        visitor = WeChat(live)
         # In WeChat an anonymous visitor goes through silent authorization and comes back.
-        assert "/connect/oauth2/authorize" in visitor.get(link).url
-        wechat_login(visitor, live, user=user, next=ref_path)
-        visitor.get(link)
+        assert "/connect/oauth2/authorize" in visitor.get(ref_path).url
+        visitor.login(user=user, next=ref_path)
+        visitor.get(ref_path)
     assert re.search(r'id="share-visits">2 人', logged_in.get(live.url("/share")).text)
 
 

@@ -14,15 +14,10 @@ from media_helpers import (
     jobs_settled,
     stored_files,
 )
-from support import add_failing_trigger, amr_bytes, csrf_token, drop_trigger, json_poster
+from support import add_failing_trigger, amr_bytes, csrf_token, drop_trigger
 from wxsite import maintenance, store
 from wxsite.auth.users import LOGIN_MAX_AGE
 from wxsite.media import blobs
-
-
-@pytest.fixture
-def post_json(logged_in, live):
-    return json_poster(logged_in, live)
 
 
 def temp_file(tmp_path, data, name="src"):
@@ -104,8 +99,8 @@ def test_doctor_checks_the_store(app, backend):
 # -- through the site ---------------------------------------------------------------------------
 
 
-def test_served_with_ranges_for_audio(logged_in, live, emu, post_json, app):
-    item = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()
+def test_served_with_ranges_for_audio(logged_in, live, emu, wechat, app):
+    item = wechat.post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()
     url = live.url(item["items"][0]["url"])
     whole = logged_in.get(url)
     assert whole.status_code == 200 and whole.headers["Accept-Ranges"] == "bytes"
@@ -127,24 +122,26 @@ def test_served_with_ranges_for_audio(logged_in, live, emu, post_json, app):
     assert head.headers["Content-Length"] == str(len(whole.content))
 
 
-def test_a_failed_row_insert_leaves_no_object(logged_in, live, emu, post_json, app):
+def test_a_failed_row_insert_leaves_no_object(logged_in, live, emu, wechat, app):
     with app.app_context():
         add_failing_trigger(store.get_db(), "refuse_uploads", "uploads", "INSERT")
-    item = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()
+    item = wechat.post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()
     assert item["items"][0]["error"] == "save_failed"
-    voice = post_json("/voice", {"server_id": emu.upload_media(amr_bytes(1), "audio/amr", "voice")})
+    voice = wechat.post_json(
+        "/voice", {"server_id": emu.upload_media(amr_bytes(1), "audio/amr", "voice")}
+    )
     assert voice.status_code == 503 and voice.json()["error"] == "save_failed"
     assert stored_files(app) == [] and stored_files(app, "voice") == []
     with app.app_context():
         db = store.get_db()
         drop_trigger(db, "refuse_uploads", "uploads")
         assert db.scalar("SELECT COUNT(*) FROM uploads") == 0
-    again = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()
+    again = wechat.post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()
     assert again["items"][0]["status"] == "ok" and len(stored_files(app)) == 1
 
 
-def test_delete_removes_every_object_of_a_voice_note(logged_in, live, emu, post_json, app):
-    item = post_json(
+def test_delete_removes_every_object_of_a_voice_note(logged_in, live, emu, wechat, app):
+    item = wechat.post_json(
         "/voice", {"server_id": emu.upload_media(amr_bytes(1), "audio/amr", kind="voice")}
     ).json()["item"]
     jobs_settled(app)  # the voice.transcode job has made the MP3 (when ffmpeg is here)

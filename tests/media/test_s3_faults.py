@@ -17,7 +17,7 @@ import requests
 
 from media_helpers import image_bytes, stored_files
 from s3server import ACCESS_KEY, REGION, SECRET_KEY, free_port, start_server
-from support import LiveServer, amr_bytes, csrf_token, json_poster, site_config, wechat_login
+from support import LiveServer, WeChat, amr_bytes, csrf_token, site_config
 from wxsite import config, create_app, maintenance, store
 from wxsite.auth.users import LOGIN_MAX_AGE
 from wxsite.config import ConfigError
@@ -172,10 +172,11 @@ def test_a_store_that_does_not_answer_lets_the_site_start(tmp_path, emu, phone, 
     assert "unreachable at start-up" in caplog.text
     live = LiveServer(app)
     try:
-        wechat_login(phone, live)
+        wechat = WeChat(live, phone)
+        wechat.login()
         assert phone.get(live.url("/")).status_code == 200
         assert phone.get(live.url("/healthz")).status_code == 200
-        post = json_poster(phone, live)
+        post = wechat.post_json
         item = post("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()["items"][0]
         assert item["error"] == "storage_unavailable" and "存储服务暂时不可用" in item["message"]
         assert os.listdir(tmp_path / "tmp" / "images") == []  # no temp file left
@@ -220,8 +221,9 @@ def rows(app):
 
 def test_store_down_is_a_clean_503_and_comes_back(outage_site, own_server, emu, phone, caplog):
     app, live = outage_site
-    wechat_login(phone, live)
-    post = json_poster(phone, live)
+    wechat = WeChat(live, phone)
+    wechat.login()
+    post = wechat.post_json
     first = post("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()["items"][0]
     assert first["status"] == "ok"
     url = live.url(first["url"])
@@ -260,8 +262,9 @@ def test_delete_while_the_store_is_down_is_finished_by_the_sweep(
     outage_site, own_server, emu, phone
 ):
     app, live = outage_site
-    wechat_login(phone, live)
-    post = json_poster(phone, live)
+    wechat = WeChat(live, phone)
+    wechat.login()
+    post = wechat.post_json
     item = post("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()["items"][0]
     store_ = app.extensions[blobs.EXTENSION]
     key = next(k for k, _ in store_.iter_keys())
@@ -422,8 +425,9 @@ def app_for_s3_item(tmp_path, emu, phone, s3_server, s3_bucket):
     )
     live = LiveServer(app)
     try:
-        wechat_login(phone, live)
-        post = json_poster(phone, live)
+        wechat = WeChat(live, phone)
+        wechat.login()
+        post = wechat.post_json
         item = post("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()["items"][0]
         store_ = app.extensions[blobs.EXTENSION]
         key = store_.prefix + next(k for k, _ in store_.iter_keys())

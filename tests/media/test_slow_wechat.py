@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support import LiveServer, amr_bytes, csrf_token, site_config, wechat_login
+from support import amr_bytes, site_config
 from media_helpers import image_bytes, stored_files
 from wxsite import create_app
 from wxsite.wechat import protocol
@@ -21,8 +21,8 @@ ENDED_BY = DEADLINE + 4.0
 
 
 @pytest.fixture
-def site(tmp_path, emu, media_config):
-    app = create_app(
+def app(tmp_path, emu, media_config):
+    return create_app(
         site_config(
             tmp_path,
             emu,
@@ -31,25 +31,13 @@ def site(tmp_path, emu, media_config):
             **media_config,
         )
     )
-    live = LiveServer(app)
-    yield app, live
-    live.shutdown()
-    # Later tests must not meet a leftover endless drip.
-    emu.clear_faults()
 
 
 @pytest.fixture
-def post_json(site, phone):
-    app, live = site
-    wechat_login(phone, live)
-    token = csrf_token(phone.get(live.url("/upload")).text)
-
-    def post(path, body):
-        return phone.post(
-            live.url(path), json=body, headers={"X-CSRFToken": token, "Accept": "application/json"}
-        )
-
-    return post
+def site(app, live, emu):
+    yield app, live
+    # Later tests must not meet a leftover endless drip.
+    emu.clear_faults()
 
 
 def leftovers(app, kind="images"):
@@ -57,13 +45,15 @@ def leftovers(app, kind="images"):
     return stored_files(app, kind)
 
 
-def test_dripping_image_download_is_wechat_unavailable_and_leaves_no_file(site, emu, post_json):
+def test_dripping_image_download_is_wechat_unavailable_and_leaves_no_file(
+    site, emu, logged_in, wechat
+):
     app, _ = site
     media_id = emu.upload_media(image_bytes(size=(120, 90)))
     # A few KB at 80 bytes a second, declared with Content-Length: a minute or more.
     emu.fault(protocol.MEDIA_GET, count=-1, drip=0.1, drip_bytes=8)
     started = time.monotonic()
-    item = post_json("/upload", {"server_ids": [media_id]}).json()["items"][0]
+    item = wechat.post_json("/upload", {"server_ids": [media_id]}).json()["items"][0]
     assert time.monotonic() - started < ENDED_BY
     assert item["status"] == "error" and item["error"] == "wechat_unavailable"
     assert leftovers(app) == []
@@ -71,23 +61,23 @@ def test_dripping_image_download_is_wechat_unavailable_and_leaves_no_file(site, 
     assert delivery["state"] == "cut" and delivery["sent"] < delivery["length"]
 
 
-def test_dripping_voice_download_is_a_503(site, emu, post_json):
+def test_dripping_voice_download_is_a_503(site, emu, logged_in, wechat):
     app, _ = site
     media_id = emu.upload_media(amr_bytes(5), "audio/amr", kind="voice")
     emu.fault(protocol.MEDIA_GET, count=-1, drip=0.1, drip_bytes=8)
     started = time.monotonic()
-    response = post_json("/voice", {"server_id": media_id})
+    response = wechat.post_json("/voice", {"server_id": media_id})
     assert time.monotonic() - started < ENDED_BY + DEADLINE  # the speex copy may follow
     assert response.status_code == 503 and response.json()["error"] == "wechat_unavailable"
     assert leftovers(app, "voice") == []
 
 
-def test_chunked_image_over_the_cap_is_too_large_and_leaves_no_file(site, emu, post_json):
+def test_chunked_image_over_the_cap_is_too_large_and_leaves_no_file(site, emu, logged_in, wechat):
     app, _ = site
     media_id = emu.upload_media(image_bytes())
     # No Content-Length: the cap can only be enforced while the bytes come in.
     emu.fault(protocol.MEDIA_GET, chunked=True, size=HUGE)
-    item = post_json("/upload", {"server_ids": [media_id]}).json()["items"][0]
+    item = wechat.post_json("/upload", {"server_ids": [media_id]}).json()["items"][0]
     assert item["status"] == "error" and item["error"] == "too_large" and "过大" in item["message"]
     assert leftovers(app) == []
     delivery = emu.settled_delivery(protocol.MEDIA_GET)
@@ -95,24 +85,24 @@ def test_chunked_image_over_the_cap_is_too_large_and_leaves_no_file(site, emu, p
     assert delivery["state"] == "cut" and delivery["sent"] < HUGE / 2, delivery
 
 
-def test_chunked_image_under_the_cap_is_stored(site, emu, post_json):
+def test_chunked_image_under_the_cap_is_stored(site, emu, logged_in, wechat):
     app, _ = site
     emu.fault(protocol.MEDIA_GET, chunked=True)
-    item = post_json("/upload", {"server_ids": [emu.upload_media(image_bytes())]}).json()["items"]
+    media_id = emu.upload_media(image_bytes())
+    item = wechat.post_json("/upload", {"server_ids": [media_id]}).json()["items"]
     assert item[0]["status"] == "ok" and len(leftovers(app)) == 1
 
 
-def test_dripping_token_fetch_is_a_503_page(site, emu, phone):
-    _, live = site
-    wechat_login(phone, live)
+def test_dripping_token_fetch_is_a_503_page(site, emu, wechat):
+    wechat.login()
     # /share needs the jsapi_ticket, hence a global access_token nobody has fetched yet.
     emu.fault(protocol.STABLE_TOKEN, count=-1, drip=0.1)
     started = time.monotonic()
-    response = phone.get(live.url("/share"))
+    response = wechat.get("/share")
     assert time.monotonic() - started < ENDED_BY
     assert response.status_code == 503 and "微信服务暂时不可用" in response.text
     delivery = emu.settled_delivery(protocol.STABLE_TOKEN)
     assert delivery["state"] == "cut" and delivery["sent"] < delivery["length"]
     # The credential lease was released: once WeChat is well again the page works.
     emu.clear_faults()
-    assert phone.get(live.url("/share")).status_code == 200
+    assert wechat.get("/share").status_code == 200

@@ -15,7 +15,7 @@ import requests
 from werkzeug.serving import make_server
 
 from media_helpers import JOBS_ON, jobs_settled, stored_files
-from support import amr_bytes, json_poster, site_config
+from support import amr_bytes, site_config
 from wxsite import create_app
 from wxsite.emulator.media import fake_speex
 from wxsite.media import speex
@@ -320,19 +320,14 @@ def app(tmp_path, emu, front, media_config):
     )
 
 
-@pytest.fixture
-def post_json(logged_in, live):
-    return json_poster(logged_in, live)
-
-
 def voice_files(app):
     return stored_files(app, "voice")
 
 
-def test_site_plays_the_hd_voice(front, emu, post_json, logged_in, live, app, tmp_path):
+def test_site_plays_the_hd_voice(front, emu, wechat, logged_in, live, app, tmp_path):
     front.speex = wechat_speex(str(tmp_path), seconds=2)
     media_id = emu.upload_media(amr_bytes(2), "audio/amr", kind="voice")
-    response = post_json("/voice", {"server_id": media_id})
+    response = wechat.post_json("/voice", {"server_id": media_id})
     assert response.status_code == 200, response.text
     item = response.json()["item"]
     assert emu.count(protocol.MEDIA_GET) == 1
@@ -351,10 +346,10 @@ def test_site_plays_the_hd_voice(front, emu, post_json, logged_in, live, app, tm
     assert any(name.endswith(".hd.mp3") for name in voice_files(app))
 
 
-def test_site_falls_back_to_the_amr(front, emu, post_json, logged_in, live, app, tmp_path):
+def test_site_falls_back_to_the_amr(front, emu, wechat, logged_in, live, app, tmp_path):
     front.speex = wechat_speex(str(tmp_path), seconds=1)[:-3]
     media_id = emu.upload_media(amr_bytes(1), "audio/amr", kind="voice")
-    item = post_json("/voice", {"server_id": media_id}).json()["item"]
+    item = wechat.post_json("/voice", {"server_id": media_id}).json()["item"]
     assert item["status"] == "ok" and jobs_settled(app)[0]["result"] == "playable"
     mp3 = tmp_path / "played.mp3"
     mp3.write_bytes(logged_in.get(live.url(f"/uploads/{item['id']}/play")).content)
@@ -368,12 +363,12 @@ def test_site_falls_back_to_the_amr(front, emu, post_json, logged_in, live, app,
 
 
 def test_site_keeps_real_speex_without_ffmpeg(
-    front, emu, post_json, logged_in, live, app, tmp_path, monkeypatch
+    front, emu, wechat, logged_in, live, app, tmp_path, monkeypatch
 ):
     front.speex = wechat_speex(str(tmp_path), seconds=1)
     monkeypatch.setenv("PATH", str(tmp_path / "no-ffmpeg-here"))
     media_id = emu.upload_media(amr_bytes(1), "audio/amr", kind="voice")
-    item = post_json("/voice", {"server_id": media_id}).json()["item"]
+    item = wechat.post_json("/voice", {"server_id": media_id}).json()["item"]
     assert item["status"] == "ok" and item["play_url"] is None
     # The job finds no ffmpeg: done, the note stays AMR (not 处理中 for ever).
     assert jobs_settled(app)[0]["result"] == "no ffmpeg: kept as AMR"

@@ -15,33 +15,31 @@ from media_helpers import (
     start_jobs,
     stored_files,
 )
-from support import LiveServer, amr_bytes, json_poster, site_config, wechat_login
+from support import LiveServer, WeChat, amr_bytes, site_config
 from wxsite import create_app, store
 from wxsite.wechat import protocol
 
 
 @pytest.fixture
-def post_json(logged_in, live):
-    return json_poster(logged_in, live)
-
-
-@pytest.fixture
 def held_site(tmp_path, emu, phone, media_config):
-    """A site whose job consumer is not started yet (the test starts it): ``(app, live)``."""
+    """A site whose job consumer is not started yet (the test starts it): ``(app, live, wechat)``.
+
+    ``wechat`` is ``phone`` logged in there.
+    """
     settings = {**JOBS_ON, "WXSITE_JOBS_CONSUMER": "off"}
     app = create_app(site_config(tmp_path, emu, **settings, **media_config))
     live = LiveServer(app)
-    wechat_login(phone, live)
-    yield app, live
+    wechat = WeChat(live, phone)
+    wechat.login()
+    yield app, live, wechat
     live.shutdown()
 
 
 @pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")
 def test_voice_shows_processing_then_plays(held_site, phone, emu):
-    app, live = held_site
-    post = json_poster(phone, live)
+    app, live, wechat = held_site
     media_id = emu.upload_media(amr_bytes(2), "audio/amr", kind="voice")
-    response = post("/voice", {"server_id": media_id})
+    response = wechat.post_json("/voice", {"server_id": media_id})
     assert response.status_code == 200, response.text
     item = response.json()["item"]
     # Answered before any transcoding: no MP3 yet, the job is queued.
@@ -75,9 +73,9 @@ def test_voice_shows_processing_then_plays(held_site, phone, emu):
     assert len([f for f in stored_files(app, "voice") if f.endswith(".mp3")]) == 1
 
 
-def test_voice_both_ways_and_playable(logged_in, live, emu, post_json, app):
+def test_voice_both_ways_and_playable(logged_in, live, emu, wechat, app):
     media_id = emu.upload_media(amr_bytes(3), "audio/amr", kind="voice")
-    response = post_json("/voice", {"server_id": media_id})
+    response = wechat.post_json("/voice", {"server_id": media_id})
     assert response.status_code == 200, response.text
     item = response.json()["item"]
     assert item["status"] == "ok" and item["duration"] == pytest.approx(3.0)
@@ -100,39 +98,39 @@ def test_voice_both_ways_and_playable(logged_in, live, emu, post_json, app):
         assert "<audio controls" in page
 
 
-def test_voice_without_high_quality_copy(logged_in, live, emu, post_json):
+def test_voice_without_high_quality_copy(logged_in, live, emu, wechat):
     media_id = emu.upload_media(amr_bytes(1), "audio/amr", kind="voice")
     emu.fault(protocol.MEDIA_GET_JSSDK, errcode=protocol.INVALID_MEDIA_ID)
-    item = post_json("/voice", {"server_id": media_id}).json()["item"]
+    item = wechat.post_json("/voice", {"server_id": media_id}).json()["item"]
     assert item["status"] == "ok"
     assert "高清原始语音" not in logged_in.get(live.url("/voice")).text
 
 
-def test_expired_voice_is_a_clear_error(post_json, emu):
-    response = post_json("/voice", {"server_id": "gone0voice0id"})
+def test_expired_voice_is_a_clear_error(logged_in, wechat, emu):
+    response = wechat.post_json("/voice", {"server_id": "gone0voice0id"})
     assert response.status_code == 400 and response.json()["error"] == "media_expired"
 
 
-def test_image_posted_as_voice_is_refused(post_json, emu, app):
+def test_image_posted_as_voice_is_refused(logged_in, wechat, emu, app):
     media_id = emu.upload_media(image_bytes())
-    response = post_json("/voice", {"server_id": media_id})
+    response = wechat.post_json("/voice", {"server_id": media_id})
     assert response.status_code == 400 and response.json()["error"] == "not_voice"
     assert stored_files(app, "voice") == []
 
 
-def test_wechat_down_is_503(post_json, emu):
+def test_wechat_down_is_503(logged_in, wechat, emu):
     media_id = emu.upload_media(amr_bytes(1), "audio/amr", kind="voice")
     emu.fault(protocol.MEDIA_GET, status=502, count=-1)
-    response = post_json("/voice", {"server_id": media_id})
+    response = wechat.post_json("/voice", {"server_id": media_id})
     assert response.status_code == 503 and "微信服务暂时不可用" in response.json()["message"]
 
 
-def test_duplicate_voice(post_json, emu, app):
+def test_duplicate_voice(logged_in, wechat, emu, app):
     data = amr_bytes(1)
-    first = post_json(
+    first = wechat.post_json(
         "/voice", {"server_id": emu.upload_media(data, "audio/amr", kind="voice")}
     ).json()["item"]
-    second = post_json(
+    second = wechat.post_json(
         "/voice", {"server_id": emu.upload_media(data, "audio/amr", kind="voice")}
     ).json()["item"]
     assert second["status"] == "duplicate" and second["id"] == first["id"]
@@ -140,10 +138,10 @@ def test_duplicate_voice(post_json, emu, app):
     assert len([f for f in stored_files(app, "voice") if f.endswith(".amr")]) == 1
 
 
-def test_bad_bodies(post_json):
+def test_bad_bodies(logged_in, wechat):
     for body in ({}, {"server_id": 5}, []):
-        assert post_json("/voice", body).status_code == 400
-    assert post_json("/voice", {"server_id": "../x"}).json()["error"] == "invalid_media_id"
+        assert wechat.post_json("/voice", body).status_code == 400
+    assert wechat.post_json("/voice", {"server_id": "../x"}).json()["error"] == "invalid_media_id"
 
 
 def test_a_transcode_that_keeps_failing_leaves_the_amr_and_no_500(
@@ -156,9 +154,11 @@ def test_a_transcode_that_keeps_failing_leaves_the_amr_and_no_500(
     app = create_app(site_config(tmp_path, emu, **settings, **media_config))
     live = LiveServer(app)
     try:
-        wechat_login(phone, live)
-        post = json_poster(phone, live)
-        item = post("/voice", {"server_id": emu.upload_media(amr_bytes(1), "audio/amr", "voice")})
+        wechat = WeChat(live, phone)
+        wechat.login()
+        item = wechat.post_json(
+            "/voice", {"server_id": emu.upload_media(amr_bytes(1), "audio/amr", "voice")}
+        )
         assert item.status_code == 200
         (row,) = jobs_settled(app)
         assert (row["state"], row["attempts"]) == ("failed", 2)

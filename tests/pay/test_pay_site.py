@@ -6,7 +6,7 @@ import re
 import pytest
 import requests
 
-from support import csrf_token, site_config
+from support import WeChat, csrf_token, site_config
 from wxsite import config, create_app
 from wxsite.wechat import protocol
 
@@ -148,13 +148,10 @@ def test_refund_of_an_unpaid_order_is_refused(logged_in, live, emu, app):
 
 def test_someone_elses_order_is_404(logged_in, live, emu):
     no, _, _ = buy(logged_in, live)
-    other = requests.Session()
-    from support import WECHAT_UA, wechat_login
-
-    other.headers["User-Agent"] = WECHAT_UA
-    wechat_login(other, live, user="lisi")
-    assert other.get(live.url(f"/pay/orders/{no}")).status_code == 404
-    assert no not in other.get(live.url("/orders")).text
+    other = WeChat(live)
+    other.login(user="lisi")
+    assert other.get(f"/pay/orders/{no}").status_code == 404
+    assert no not in other.get("/orders").text
 
 
 def test_pay_is_off_in_production_without_merchant(tmp_path, emu):
@@ -234,18 +231,12 @@ def admin_refund(phone, live, form):
     return phone.post(live.url("/pay/admin"), data=fields)
 
 
-def bind(phone, live, username, password="a long password"):
-    page = phone.get(live.url("/auth/bind"))
-    data = {"csrf_token": csrf_token(page.text), "username": username, "password": password}
-    return phone.post(live.url("/auth/bind"), data=data)
-
-
 def test_admin_page_refunds_for_admins_only(boss, emu, phone):
     app, live = boss
     no, params, _ = buy(phone, live)
     pay(emu, params)
     assert phone.get(live.url("/pay/admin")).url.endswith("/auth/bind?next=/pay/admin")
-    bind(phone, live, "boss")
+    WeChat(live, phone).bind("boss", "a long password")
     requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 5000})
     page = phone.get(live.url("/pay/admin"))
     assert no in page.text and "可退 ¥12.00" in page.text
@@ -264,10 +255,10 @@ def test_admin_page_refunds_for_admins_only(boss, emu, phone):
     assert phone.post(live.url("/pay/admin"), data={**form, "csrf_token": ""}).status_code == 400
 
 
-def test_admin_page_is_404_for_everyone_else(logged_in, live, emu, app):
+def test_admin_page_is_404_for_everyone_else(logged_in, wechat, live, emu, app):
     from wxsite import accounts, store
 
     with app.app_context():
         accounts.create(store.get_db(), "alice", "a long password")
-    bind(logged_in, live, "alice")
+    wechat.bind("alice", "a long password")
     assert logged_in.get(live.url("/pay/admin")).status_code == 404
