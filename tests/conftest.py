@@ -71,9 +71,8 @@ def wechat(phone, live, emu):
 def logged_in(wechat):
     """A WeChat phone session logged in as zhangsan (snsapi_base): ``wechat``'s session."""
     response = wechat.login()
-    assert response.status_code == 200 and response.url.split("#")[0] == wechat.url(
-        "/"
-    ), response.url
+    landed = response.url.split("#")[0]
+    assert response.status_code == 200 and landed == wechat.url("/"), response.url
     return wechat.session
 
 
