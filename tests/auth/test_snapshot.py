@@ -44,3 +44,18 @@ def test_snapshot_login_is_not_stored_and_the_full_login_that_follows_works(app,
         row = store.get_db().one("SELECT openid, unionid FROM wechat_users")
     assert row["openid"] == emu.users()["zhangsan"]["openids"][protocol.EMULATOR_APPID]
     assert row["unionid"] != "u-virtual-snapshot"
+
+
+def test_the_emulators_snapshot_code_through_the_site(app, wechat, emu):
+    # WeChat's own snapshot answer (the emulator's, not a faked body): a virtual openid.
+    emu.snapshot("zhangsan")
+    snapshot = wechat.login(user="zhangsan", scope="snsapi_userinfo", next="/me")
+    assert "「使用完整服务」" in snapshot.text
+    assert counts(app) == {"people": 0, "wechat_users": 0, "logins": 0}
+    assert wechat.get("/me", allow_redirects=False).status_code == 302  # nobody logged in
+    full = wechat.login(user="zhangsan", scope="snsapi_userinfo", next="/me")
+    assert full.url.split("#")[0] == wechat.url("/me") and "张三" in full.text
+    assert counts(app) == {"people": 1, "wechat_users": 1, "logins": 1}
+    with app.app_context():
+        openid = store.get_db().scalar("SELECT openid FROM wechat_users")
+    assert openid == emu.users()["zhangsan"]["openids"][protocol.EMULATOR_APPID]
