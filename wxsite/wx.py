@@ -98,6 +98,8 @@ def init_pay(app):
         request_serial,
         api_base=cfg["WXPAY_API_BASE"],
         ca_bundle=cfg["WXPAY_CA_BUNDLE"],
+        deadline=cfg["WXSITE_DEADLINE"],
+        clock=clock.source(app),
     )
 
 

@@ -4,7 +4,9 @@ import base64
 import datetime
 import ipaddress
 import json
+import socket
 import threading
+import time
 
 import pytest
 import requests
@@ -198,3 +200,41 @@ def test_a_decrypted_resource_of_the_wrong_shape_is_a_bad_notification(plain):
     }
     with pytest.raises(pay.BadNotification):
         pay.decrypt(protocol.EMULATOR_APIV3_KEY, resource)
+
+
+@pytest.fixture
+def dripping_server():
+    """A server that answers one byte every 0.2 s (the emulator's faults cover WeChat's API)."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    answer += b'{"out_trade_no": "T20261124009", "x": 1}'
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent = []
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        try:
+            for byte in answer:
+                conn.sendall(bytes([byte]))
+                sent.append(byte)
+                time.sleep(0.2)
+        except OSError:
+            pass  # the caller hung up: what the test wants
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", answer, sent
+    listener.close()
+
+
+def test_a_dripping_answer_ends_at_the_calls_deadline(dripping_server):
+    # Each byte comes well inside the read timeout; only the total budget can end the call
+    # (the whole answer would take about 25 s).
+    base, answer, sent = dripping_server
+    client = emulator_pay_client(base, deadline=1.5)
+    started = time.monotonic()
+    with pytest.raises(pay.PayError) as raised:
+        client.query("T20261124009")
+    assert "unreachable" in str(raised.value)
+    assert time.monotonic() - started < 1.5 + 4.0
+    assert len(sent) < len(answer)

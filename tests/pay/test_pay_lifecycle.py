@@ -6,8 +6,8 @@ import time
 
 import requests
 
-from support import LiveServer, csrf_token, site_config, wechat_login
-from test_pay_site import admin_refund, bind, buy, pay
+from support import LiveServer, WeChat, csrf_token, site_config, wechat_login
+from test_pay_site import admin_refund, buy, pay
 from wxsite import accounts, create_app, store
 from wxsite.pay import reconcile as pay_reconcile
 
@@ -82,7 +82,7 @@ def test_short_balance_stays_pending_and_is_retried_with_the_same_number(
     try:
         wechat_login(phone, live)
         no = paid(phone, live, emu)  # 28.00
-        bind(phone, live, "boss")
+        WeChat(live, phone).bind("boss", "a long password")
         requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 0})
         caplog.set_level(logging.WARNING, logger="wxsite")
         page = phone.get(live.url("/pay/admin")).text
@@ -124,7 +124,7 @@ def test_short_balance_stays_pending_and_is_retried_with_the_same_number(
 def test_admin_takes_yuan_and_asks_before_refunding(boss, emu, phone):
     app, live = boss
     no = paid(phone, live, emu)
-    bind(phone, live, "boss")
+    WeChat(live, phone).bind("boss", "a long password")
     page = phone.get(live.url("/pay/admin")).text
     assert "退款金额（元）" in page and 'value="28.00"' in page
     form = {"csrf_token": csrf_token(page), "out_trade_no": no, "amount": "3.5"}

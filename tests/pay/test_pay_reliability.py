@@ -3,16 +3,18 @@ refund numbers, polling that spends the merchant's quota."""
 
 import re
 import threading
+import time
 
 import pytest
 import requests
 
 from support import (
+    WeChat,
     add_failing_trigger,
     csrf_token,
     drop_trigger,
 )
-from test_pay_site import admin_refund, bind, buy, notifications, pay
+from test_pay_site import admin_refund, buy, notifications, pay
 from wxsite import store
 from wxsite.inbound.views import notification_key
 from wxsite.pay import apply as pay_apply
@@ -110,14 +112,27 @@ def test_closed_refund_frees_its_amount(app, refunded):
         assert store.refundable(db, refunded) == 1200
 
 
-def test_admin_refund_numbers_differ_for_orders_of_the_same_second(boss, emu, phone):
+class _OneSecond:
+    """The time module, except that every order number is stamped with the same second."""
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    def strftime(self, fmt, *args):
+        return time.strftime(fmt, time.localtime(1764561600))
+
+
+def test_admin_refund_numbers_differ_for_orders_of_the_same_second(boss, emu, phone, monkeypatch):
     app, live = boss
-    bind(phone, live, "boss")
+    WeChat(live, phone).bind("boss", "a long password")
+    # Both orders made in one second, as under load: their numbers share the timestamp.
+    monkeypatch.setattr(pay_views, "time", _OneSecond())
     first, params, _ = buy(phone, live)
     pay(emu, params)
     second, params, _ = buy(phone, live)
     pay(emu, params)
-    with app.app_context():  # both orders made in one second, as under load
+    assert first[2:16] == second[2:16]
+    with app.app_context():
         store.get_db().execute("UPDATE orders SET created_at = 1764000000")
     requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 9000})
     page = phone.get(live.url("/pay/admin")).text

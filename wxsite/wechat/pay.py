@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import protocol
 from .errors import WeChatError
+from .http import Transport, within
 
 log = logging.getLogger("wxsite.wechat")
 
@@ -145,6 +146,7 @@ class PayClient:
         api_base=protocol.PAY_API_BASE,
         ca_bundle=None,
         timeout=(3.05, 10),
+        deadline=15.0,
         clock=time.time,
     ):
         self.mchid = mchid
@@ -161,8 +163,11 @@ class PayClient:
         self.api_base = api_base.rstrip("/")
         self.verify_tls = ca_bundle or True
         self.timeout = timeout
+        # The whole call's budget, held in mid-read too: a dripping answer cannot keep a
+        # thread past it (per-read timeouts alone let 1 byte a second go on for ever).
+        self.deadline = deadline
         self.clock = clock
-        self.http = requests.Session()
+        self.http = Transport.mount(requests.Session())
 
     def __repr__(self):
         return f"<PayClient {self.mchid}>"
@@ -270,14 +275,15 @@ class PayClient:
         }
         t0 = time.monotonic()
         try:
-            response = self.http.request(
-                method,
-                self.api_base + path,
-                data=text.encode() if text else None,
-                headers=headers,
-                timeout=self.timeout,
-                verify=self.verify_tls,
-            )
+            with within(self.deadline):
+                response = self.http.request(
+                    method,
+                    self.api_base + path,
+                    data=text.encode() if text else None,
+                    headers=headers,
+                    timeout=self.timeout,
+                    verify=self.verify_tls,
+                )
         except requests.exceptions.SSLError:
             log.error("wechat pay %s: TLS certificate not trusted", path.split("?")[0])
             raise PayError(None, "WeChat Pay's TLS certificate is not trusted", path=path) from None
