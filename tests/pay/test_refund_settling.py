@@ -14,6 +14,7 @@ from support import csrf_token
 from test_pay_lifecycle import LATER, RAW, paid, refund_row, run_reconcile, visible_text
 from test_pay_site import admin_refund, bind
 from wxsite import store
+from wxsite.store import pay as pay_store
 from wxsite.wechat.pay import PayError
 
 
@@ -106,3 +107,18 @@ def test_a_refused_available_fallback_keeps_the_refund_pending(
     done = refund_row(app, "RFnewflow0001")
     assert done["status"] == "SUCCESS" and done["funds_account"] == "UNSETTLED"
     assert [r["out_refund_no"] for r in emu.pay_refunds()] == ["RFnewflow0001"]
+
+
+def test_doctor_says_the_job_retries_short_refunds_by_itself(app, runner, logged_in):
+    with app.app_context():
+        db = store.get_db()
+        person = db.scalar("SELECT person_id FROM wechat_users LIMIT 1")
+        store.create_order(db, "WXSHORT0001", person, "wx", "o", "tea", "一壶茶", 2800)
+        store.mark_paid(db, "WXSHORT0001", "42WXSHORT0001", time.time())
+        store.start_refund(db, "RFshortdoc01", "WXSHORT0001", 2800)
+        pay_store.defer_refund(db, "RFshortdoc01", "NOT_ENOUGH", time.time() + 60)
+    said = " ".join(runner.invoke(args=["wx", "doctor"]).output.split())
+    assert "1 refunds (¥28.00)" in said and "needs a top-up" in said, said
+    assert "the pay.reconcile job (every minute, in `wx worker`) retries them by itself" in said
+    assert "then `flask --app wsgi pay reconcile` retries" not in said
+    assert "`flask --app wsgi pay reconcile` runs the job now if wanted" in said, said
