@@ -163,7 +163,9 @@ def _pay(app):
                 None,
                 "WeChat Pay",
                 f"{keys}; {count} refunds (¥{yuan(fen)}) wait: the merchant balance needs a "
-                "top-up, then `flask --app wsgi pay reconcile` retries them",
+                "top-up; once topped up, the pay.reconcile job (every minute, in `wx worker`) "
+                "retries them by itself, each when its backoff is due; "
+                "`flask --app wsgi pay reconcile` runs the job now if wanted",
             )
         ]
     return [Check(True, "WeChat Pay", keys)]

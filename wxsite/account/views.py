@@ -6,6 +6,7 @@ from flask_login import current_user
 from .. import store
 from ..menu import home_entry
 from ..auth.decorators import account_required
+from ..pay.words import order_words
 
 bp = Blueprint("account", __name__)
 home_entry(bp, "page", "我的账号", "本站账号、绑定的微信与订单")
@@ -21,4 +22,5 @@ def page():
         account=store.get_account(db, current_user.account_id),
         identities=store.account_identities(db, current_user.account_id),
         orders=store.list_orders(db, current_user.person_id),
+        order_words=order_words,  # the words of /orders, refunds included
     )

@@ -49,8 +49,8 @@ def refund_command(out_trade_no, amount, request_id):
     )
     if row["status"] == "PENDING":
         click.echo(
-            "the merchant balance is short: top it up; `pay reconcile` retries this refund "
-            "with the same number",
+            "the merchant balance is short: top it up; the pay.reconcile job retries this "
+            "refund by itself with the same number",
             err=True,
         )
 

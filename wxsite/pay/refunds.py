@@ -86,8 +86,9 @@ def submit(db, client, row, total, notify_url=None, now=None, queue_retry=True):
     """Send a reserved refund to WeChat (always with its own out_refund_no); return the row.
 
     When WeChat answers NOT_ENOUGH (the unsettled funds are short), it is retried once
-    from the available balance (old-fund-flow merchants); when that is short too, the
-    refund stays PENDING, due again after a backoff, and the operator is told to top up.
+    from the available balance (old-fund-flow merchants); when that is short too, or
+    refused (a merchant on the new fund flow), the refund stays PENDING, due again after a
+    backoff (sent first without funds_account again), and the operator is told to top up.
     """
     no = row["out_refund_no"]
     try:
@@ -97,9 +98,22 @@ def submit(db, client, row, total, notify_url=None, now=None, queue_retry=True):
             if exc.code != "NOT_ENOUGH":
                 raise
             log.info("refund %s: unsettled funds short, retrying from available", no)
-            result = client.refund(
-                row["out_trade_no"], no, row["amount"], total, notify_url, "AVAILABLE"
-            )
+            try:
+                result = client.refund(
+                    row["out_trade_no"], no, row["amount"], total, notify_url, "AVAILABLE"
+                )
+            except PayError as fallback:
+                if fallback.unavailable or fallback.code == "NOT_ENOUGH":
+                    raise
+                # AVAILABLE is for old-fund-flow merchants only; refused (e.g. PARAM_ERROR
+                # for a merchant on the new fund flow), the balance is still what is short.
+                log.warning(
+                    "refund %s: the fallback from available funds was refused (%s: %s)",
+                    no,
+                    fallback.code,
+                    fallback.errmsg,
+                )
+                raise exc from None
     except PayError as exc:
         now = now or clock.now()
         retry_at = now + backoff(row["attempts"])
