@@ -3,7 +3,7 @@
 import re
 import time
 
-from support import csrf_token
+from support import WeChat
 from wxsite import accounts, store
 
 #: WeChat's state names, which pages never show.
@@ -35,9 +35,7 @@ def test_account_words_orders_like_the_orders_page(app, logged_in, live):
         paid_order(db, "WXDONE00001", person, 500)  # all of it back
         store.start_refund(db, "RFdone000001", "WXDONE00001", 500)
         store.update_refund(db, "RFdone000001", "SUCCESS")
-    form = logged_in.get(live.url("/auth/bind"), params={"next": "/account"}).text
-    data = {"username": "alice", "password": "correct horse battery", "next": "/account"}
-    page = logged_in.post(live.url("/auth/bind"), data={**data, "csrf_token": csrf_token(form)})
+    page = WeChat(live, logged_in).bind("alice", "correct horse battery", next="/account")
     assert page.url == live.url("/account")
     words = feet(logged_in.get(live.url("/orders")).text)
     assert {"部分退款 ¥8.00", "退款中", "已退款"} <= set(words), words

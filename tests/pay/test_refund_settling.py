@@ -10,19 +10,12 @@ import time
 import pytest
 import requests
 
-from support import csrf_token
+from support import WeChat, csrf_token
 from test_pay_lifecycle import LATER, RAW, paid, refund_row, run_reconcile, visible_text
 from test_pay_site import admin_refund
 from wxsite import store
 from wxsite.store import pay as pay_store
 from wxsite.wechat.pay import PayError
-
-
-def bind(phone, live, username, password="a long password", next="/me"):
-    """Bind the phone to a site account (kept here: the suite's bind helpers are moving)."""
-    page = phone.get(live.url("/auth/bind"), params={"next": next})
-    data = {"csrf_token": csrf_token(page.text), "username": username, "password": password}
-    return phone.post(live.url("/auth/bind"), data={**data, "next": next})
 
 
 def refund_on_admin(phone, live, no, yuan, number):
@@ -40,7 +33,7 @@ def refund_on_admin(phone, live, no, yuan, number):
 def test_processing_refund_is_settled_by_its_notification(boss, emu, phone):
     app, live = boss
     no = paid(phone, live, emu)  # ¥28.00
-    bind(phone, live, "boss")
+    WeChat(live, phone).bind("boss", "a long password")
     emu.refund_mode("PROCESSING")
     refund_on_admin(phone, live, no, "8", "RFnote0000001")
     refund_on_admin(phone, live, no, "5", "RFnote0000002")
@@ -92,7 +85,7 @@ def test_a_refused_available_fallback_keeps_the_refund_pending(
 ):
     app, live = boss
     no = paid(phone, live, emu)  # ¥28.00
-    bind(phone, live, "boss")
+    WeChat(live, phone).bind("boss", "a long password")
     requests.post(emu.base_url + "/_emu/pay/balance", json={"unsettled": 0, "available": 0})
     calls = refuse_available(app, monkeypatch, code)
     caplog.set_level(logging.INFO, logger="wxsite")
