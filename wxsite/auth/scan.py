@@ -83,7 +83,9 @@ def scan_desktop():
     if store.take_attempt(db, limit, 600):
         return error_response(429, "操作太频繁", "请稍后再刷新二维码。", code="too_many_codes")
     ticket = generate_token(32)
-    session["scan_secret"] = generate_token(32)
+    # One secret per browser session, kept until the login clears it: a second tab (or
+    # 刷新二维码, then Back) must not turn the first tab's code into another browser's.
+    session.setdefault("scan_secret", generate_token(32))
     session["scan_next"] = next_path
     store.create_scan(db, ticket, _browser_key(), _desktop(), LIFETIME)
     phone_url = url_for("auth.scan_phone", ticket=ticket, _external=True)
