@@ -24,7 +24,7 @@ from .nexturl import next_url, safe_next
 from .views import bp, start_session
 
 log = logging.getLogger("wxsite.auth")
-#: Seconds a QR code can be scanned and confirmed.
+#: Seconds a QR code can be scanned and confirmed, and then be redeemed by its desktop.
 LIFETIME = 120
 #: Codes one IP address may ask for per 10 minutes (each keeps a row for a day).
 CODES_PER_IP = 60
@@ -109,13 +109,16 @@ def scan_status(ticket):
     key = _browser_key()
     if key is None or row["browser_key"] != key:
         return jsonify({"state": "forbidden"}), 403  # another browser's code
+    now = clock.now()
     if row["state"] == store.scan.CONFIRMED:
-        user_id = store.redeem_scan(store.get_db(), ticket, key)
+        user_id = store.redeem_scan(store.get_db(), ticket, key, LIFETIME, now=now)
         if user_id:
             next_path = session.get("scan_next", "/")
             start_session(user_id)
             return jsonify({"state": "done", "next": next_url(next_path)})
-    if row["state"] == store.scan.PENDING and row["expires_at"] <= clock.now():
+        if row["decided_at"] <= now - LIFETIME:
+            return jsonify({"state": "expired"})  # confirmed, but not redeemed in time
+    if row["state"] == store.scan.PENDING and row["expires_at"] <= now:
         return jsonify({"state": "expired"})
     return jsonify({"state": row["state"]})
 
