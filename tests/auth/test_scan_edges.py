@@ -83,3 +83,15 @@ def test_the_store_redeems_a_ticket_once_and_only_in_its_window(app, live, logge
         assert store.redeem_scan(db, ticket, key, 120, now=decided + 121) is None
         assert store.redeem_scan(db, ticket, key, 120, now=decided + 119) == row["wechat_user_id"]
         assert store.redeem_scan(db, ticket, key, 120, now=decided + 119) is None
+
+
+def test_the_phone_is_shown_the_desktops_time_in_china(app, live, logged_in, desktop):
+    # 01:02 UTC (the last one, so the phone's login made just now is still young) is 09:02
+    # in Beijing; the page used to show the server's own zone, 01:02 on a UTC host.
+    now = time.time()
+    asked = now - (now - (1 * 3600 + 2 * 60)) % 86400
+    app.config["WXSITE_CLOCK"] = lambda: asked
+    link, _ = start(live, desktop)
+    page = logged_in.get(link)
+    assert "Linux 上的 Chrome · 北京时间 09:02 发起" in page.text, page.text
+    assert "01:02" not in page.text
