@@ -7,6 +7,7 @@ import pytest
 from test_scan import decide, desktop_browser, start
 
 from wxsite import store
+from wxsite.auth.scan import LIFETIME
 
 
 @pytest.fixture
@@ -37,48 +38,48 @@ def test_the_second_tabs_code_logs_in_too(live, logged_in, desktop):
     assert desktop.get(first_status).status_code == 403
 
 
-def test_a_confirmed_code_must_be_redeemed_within_its_lifetime(app, live, logged_in, desktop):
-    from wxsite.auth.scan import LIFETIME
-
+def confirmed(live, phone, desktop):
+    """Ask for a code on the desktop and confirm it on the phone; return its status URL."""
     link, status = start(live, desktop)
-    decide(logged_in, link)
-    app.config["WXSITE_CLOCK"] = lambda: time.time() + LIFETIME + 1
-    assert desktop.get(status).json() == {"state": "expired"}
-    assert desktop.get(live.url("/auth/bind"), allow_redirects=False).status_code != 200
+    decide(phone, link)
+    return status
+
+
+def stored(app, status):
+    """The ticket's row behind a status URL."""
     with app.app_context():
-        assert store.get_scan(store.get_db(), status.split("/")[-2])["state"] == "confirmed"
+        return store.get_scan(store.get_db(), status.split("/")[-2])
 
 
-def test_a_confirmed_code_is_redeemed_just_before_its_window_ends(app, live, logged_in, desktop):
-    from wxsite.auth.scan import LIFETIME
-
-    link, status = start(live, desktop)
-    decide(logged_in, link)
-    app.config["WXSITE_CLOCK"] = lambda: time.time() + LIFETIME - 10
-    assert desktop.get(status).json()["state"] == "done"
+@pytest.mark.parametrize("after, answer", [(LIFETIME - 10, "done"), (LIFETIME + 1, "expired")])
+def test_a_confirmed_code_is_redeemed_only_within_its_lifetime(
+    app, live, logged_in, desktop, after, answer
+):
+    status = confirmed(live, logged_in, desktop)
+    app.config["WXSITE_CLOCK"] = lambda: time.time() + after
+    assert desktop.get(status).json()["state"] == answer
+    logged_in_now = desktop.get(live.url("/auth/bind"), allow_redirects=False).status_code == 200
+    assert logged_in_now == (answer == "done")
+    assert stored(app, status)["state"] == ("redeemed" if answer == "done" else "confirmed")
 
 
 def test_a_redeemed_code_is_used_up(app, live, logged_in, desktop):
-    link, status = start(live, desktop)
-    decide(logged_in, link)
+    status = confirmed(live, logged_in, desktop)
     before_login = desktop.cookies.get("wxsite_session")  # still holds the scan secret
     assert desktop.get(status).json()["state"] == "done"
     replay = desktop_browser()
     replay.cookies.set("wxsite_session", before_login)
     assert replay.get(status).json() == {"state": "redeemed"}
     assert replay.get(live.url("/auth/bind"), allow_redirects=False).status_code != 200
-    with app.app_context():
-        assert store.get_scan(store.get_db(), status.split("/")[-2])["state"] == "redeemed"
+    assert stored(app, status)["state"] == "redeemed"
 
 
 def test_the_store_redeems_a_ticket_once_and_only_in_its_window(app, live, logged_in, desktop):
-    link, status = start(live, desktop)
-    decide(logged_in, link)
-    ticket = status.split("/")[-2]
+    status = confirmed(live, logged_in, desktop)
+    row = stored(app, status)
+    ticket, key, decided = row["ticket"], row["browser_key"], row["decided_at"]
     with app.app_context():
         db = store.get_db()
-        row = store.get_scan(db, ticket)
-        key, decided = row["browser_key"], row["decided_at"]
         assert store.redeem_scan(db, ticket, "another browser", 120) is None
         assert store.redeem_scan(db, ticket, key, 120, now=decided + 121) is None
         assert store.redeem_scan(db, ticket, key, 120, now=decided + 119) == row["wechat_user_id"]
