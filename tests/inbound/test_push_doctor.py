@@ -64,13 +64,13 @@ def test_doctor_reports_a_failing_check(tmp_path, emu):
 
 
 def test_doctor_reports_an_unreachable_endpoint(tmp_path, emu):
-    from support import LiveServer
+    import socket
 
-    server = LiveServer(create_app(site_config(tmp_path / "gone", emu)))
-    url = server.base_url
-    server.shutdown()
-    server.server.server_close()  # nothing listens on the port any more
-    app = create_app(site_config(tmp_path, emu, WX_PUSH_TOKEN=TOKEN))
-    result = app.test_cli_runner().invoke(args=["wx", "doctor", "--public-url", url])
+    # A port held but not listening refuses connections, and no other process can take it.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}"
+        app = create_app(site_config(tmp_path, emu, WX_PUSH_TOKEN=TOKEN))
+        result = app.test_cli_runner().invoke(args=["wx", "doctor", "--public-url", url])
     assert f"FAIL  server push: {url}/wechat/push unreachable (ConnectionError)" in result.output
     assert result.exit_code != 0
