@@ -36,6 +36,17 @@ def shoot(page, name):
     page.screenshot(path=os.path.join(ARTIFACTS, f"scan-{name}.png"), full_page=True)
 
 
+def scan_state(site, link):
+    """The ticket's state in the site's database."""
+    from wxsite import store
+
+    db = store.connect(site.site.env["WXSITE_DATABASE"])
+    try:
+        return store.get_scan(db, link.rsplit("/", 1)[1])["state"]
+    finally:
+        db.close()
+
+
 def open_code(desktop, site):
     page = desktop.new_page()
     problems = []
@@ -55,17 +66,30 @@ def test_scan_confirm_cancel_foreign_browser_and_replay(site, desktop, phone, br
     mobile.wait_for_selector("#scan-confirm")
     assert "Linux 上的 Chrome" in mobile.inner_text("#scan-desktop")
     shoot(mobile, "phone-confirm")
+    token = mobile.get_attribute("form[action$='/confirm'] input[name=csrf_token]", "value")
 
-    # Another desktop browser holding the same link cannot redeem it.
-    thief = browser.new_context(user_agent=DESKTOP_UA).new_page()
-    answer = thief.goto(link + "/status")
-    assert answer.status == 403
-    thief.context.close()
-
+    # Hold the desktop's polls, so that the other desktop tries the code while it is
+    # confirmed and not yet redeemed: the strongest moment for a thief.
+    held = []
+    page.route("**/status", lambda route: held.append(route))
     mobile.click("#scan-confirm")
     mobile.wait_for_selector("#scan-result")
     assert "已确认登录" in mobile.inner_text("#scan-result")
     shoot(mobile, "phone-done")
+    assert scan_state(site, link) == "confirmed"
+
+    # Another desktop browser holding the same link cannot redeem the confirmed code.
+    thief = browser.new_context(user_agent=DESKTOP_UA).new_page()
+    answer = thief.goto(link + "/status")
+    assert answer.status == 403 and answer.json() == {"state": "forbidden"}
+    assert scan_state(site, link) == "confirmed"  # nothing redeemed
+    thief.goto(site.url("/"))
+    assert "微信用户" not in thief.content()
+    thief.context.close()
+
+    page.unroute("**/status")
+    for route in held:
+        route.continue_()
     page.wait_for_url(re.compile(r".*/$"))
     # The desktop continues logged in (home shows the person's entry, 微信用户 until the
     # profile is consented), with a session of its own.
@@ -73,13 +97,13 @@ def test_scan_confirm_cancel_foreign_browser_and_replay(site, desktop, phone, br
     assert "微信用户" in page.inner_text('a[href="/me"] .cell-body')
     shoot(page, "desktop-done")
     assert problems == []
+    assert scan_state(site, link) == "redeemed"
 
-    # A replayed confirm (Back, then submit again) is refused.
-    mobile.go_back()
-    mobile.wait_for_selector("#scan-confirm, .msg-title")
-    if mobile.query_selector("#scan-confirm"):
-        mobile.click("#scan-confirm")
-    assert "二维码已失效" in mobile.content()
+    # A replayed confirm (the same form, its CSRF token kept, POSTed again) is refused.
+    again = mobile.request.post(link + "/confirm", form={"csrf_token": token})
+    assert again.status == 409 and "二维码已失效" in again.text()
+    mobile.goto(link)
+    assert "二维码已失效" in mobile.inner_text(".msg-title")
 
 
 def test_cancel_on_the_phone_stops_the_desktop(site, desktop, phone):

@@ -11,7 +11,7 @@ decides with a POST carrying its CSRF token, never with a GET.
 import hashlib
 import logging
 import re
-import time
+from datetime import datetime, timedelta, timezone
 
 from authlib.common.security import generate_token
 from flask import abort, jsonify, redirect, render_template, request, session, url_for
@@ -24,11 +24,14 @@ from .nexturl import next_url, safe_next
 from .views import bp, start_session
 
 log = logging.getLogger("wxsite.auth")
-#: Seconds a QR code can be scanned and confirmed.
+#: Seconds a QR code can be scanned and confirmed, and then be redeemed by its desktop.
 LIFETIME = 120
 #: Codes one IP address may ask for per 10 minutes (each keeps a row for a day).
 CODES_PER_IP = 60
 TICKET_RE = re.compile(r"[A-Za-z0-9]{32}")
+#: The phone's owner reads the desktop's time in China's one zone (no daylight saving), not
+#: the server's: a fixed offset needs no tz database (tzdata is not in the venv).
+CHINA = timezone(timedelta(hours=8), "北京时间")
 
 
 def _browser_key():
@@ -83,7 +86,9 @@ def scan_desktop():
     if store.take_attempt(db, limit, 600):
         return error_response(429, "操作太频繁", "请稍后再刷新二维码。", code="too_many_codes")
     ticket = generate_token(32)
-    session["scan_secret"] = generate_token(32)
+    # One secret per browser session, kept until the login clears it: a second tab (or
+    # 刷新二维码, then Back) must not turn the first tab's code into another browser's.
+    session.setdefault("scan_secret", generate_token(32))
     session["scan_next"] = next_path
     store.create_scan(db, ticket, _browser_key(), _desktop(), LIFETIME)
     phone_url = url_for("auth.scan_phone", ticket=ticket, _external=True)
@@ -107,13 +112,16 @@ def scan_status(ticket):
     key = _browser_key()
     if key is None or row["browser_key"] != key:
         return jsonify({"state": "forbidden"}), 403  # another browser's code
+    now = clock.now()
     if row["state"] == store.scan.CONFIRMED:
-        user_id = store.redeem_scan(store.get_db(), ticket, key)
+        user_id = store.redeem_scan(store.get_db(), ticket, key, LIFETIME, now=now)
         if user_id:
             next_path = session.get("scan_next", "/")
             start_session(user_id)
             return jsonify({"state": "done", "next": next_url(next_path)})
-    if row["state"] == store.scan.PENDING and row["expires_at"] <= clock.now():
+        if row["decided_at"] <= now - LIFETIME:
+            return jsonify({"state": "expired"})  # confirmed, but not redeemed in time
+    if row["state"] == store.scan.PENDING and row["expires_at"] <= now:
         return jsonify({"state": "expired"})
     return jsonify({"state": row["state"]})
 
@@ -130,7 +138,7 @@ def scan_phone(ticket):
         "auth/scan_phone.html",
         row=row,
         usable=usable,
-        asked_at=time.strftime("%H:%M", time.localtime(row["created_at"])),
+        asked_at=datetime.fromtimestamp(row["created_at"], CHINA).strftime("%H:%M"),
     )
 
 

@@ -47,14 +47,20 @@ def decide_scan(db, ticket, state, wechat_user_id, now=None):
     return decided == 1
 
 
-def redeem_scan(db, ticket, browser_key, now=None):
-    """Turn a confirmed ticket into its login once, for its own desktop; return the user id."""
+def redeem_scan(db, ticket, browser_key, lifetime, now=None):
+    """Turn a confirmed ticket into its login once, for its own desktop, within ``lifetime``
+    seconds of the confirmation; return the user id (None: refused, nothing changed)."""
     now = now or clock.now()
     with transaction(db):
         row = db.one(
             f"SELECT * FROM scan_logins WHERE ticket = :ticket{db.for_update}", {"ticket": ticket}
         )
-        if row is None or row["browser_key"] != browser_key or row["state"] != CONFIRMED:
+        if (
+            row is None
+            or row["browser_key"] != browser_key
+            or row["state"] != CONFIRMED
+            or row["decided_at"] <= now - lifetime
+        ):
             return None
         db.execute(
             "UPDATE scan_logins SET state = :redeemed WHERE ticket = :ticket",
