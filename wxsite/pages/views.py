@@ -45,8 +45,13 @@ def healthz():
         "database": database,
         "credentials": {},
     }
+    # Credentials kept in the database that just failed would each wait out the pool again
+    # (a balancer's check would time out before reading "database: error"): not asked.
+    in_database = isinstance(client.credentials.store, store.CredentialStore)
     for kind in (ACCESS_TOKEN, JSAPI_TICKET):
         try:
+            if database != "ok" and in_database:
+                raise store.Unavailable("the database is down")
             body["credentials"][kind] = client.credentials.status(kind)
         except (WeChatError, store.Error):
             body["credentials"][kind] = {"cached": False, "error": "credential store unavailable"}
