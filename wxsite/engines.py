@@ -782,8 +782,23 @@ def _quote(text):
     return quote(text, safe="")
 
 
+#: user, then the password up to the LAST "@": a password with a raw "@" or "/" (not
+#: percent-encoded) must not leave its tail in the message.
+_USERINFO = re.compile(r"(://[^:/@]*):(.*)@")
+
+
 def _redact(url):
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+    return _USERINFO.sub(r"\1:***@", url, count=1)
+
+
+def _without_password(url, text):
+    """``text`` with the URL's password, and every piece of it a parser may quote, starred."""
+    found = _USERINFO.search(url)
+    raw = found.group(2) if found else ""
+    pieces = {raw, unquote(raw), *re.split(r"[@/:?#]", raw)}
+    for piece in sorted((p for p in pieces if len(p) > 1), key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text
 
 
 def _parse_url(url):
@@ -793,15 +808,16 @@ def _parse_url(url):
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
-        raise ConfigError(f"{SETTING}: malformed PostgreSQL URL {shown}: {exc}") from None
+        cause = _without_password(url, str(exc))
+        raise ConfigError(
+            f"{SETTING}: malformed PostgreSQL URL {shown}: {cause} "
+            "(percent-encode @, /, : and # in a password)"
+        ) from None
     try:
         params = conninfo_to_dict(url)
     except psycopg.Error as exc:
-        raise ConfigError(
-            f"{SETTING}: malformed PostgreSQL URL {shown}: {_first_line(exc)}".replace(
-                unquote(parts.password or "") or "\0", "***"
-            )
-        ) from None
+        cause = _without_password(url, _first_line(exc))
+        raise ConfigError(f"{SETTING}: malformed PostgreSQL URL {shown}: {cause}") from None
     if not params.get("host"):
         raise ConfigError(
             f"{SETTING}: no host in {shown} (postgresql://user[:password]@host:port/db)"

@@ -442,6 +442,9 @@ def test_postgresql_configuration_errors_name_the_setting_never_the_password(pg_
         (f"postgresql://wxsite:{secret}@127.0.0.1:{port}/db?nope=1", ConfigError, "nope"),
         (f"mysql://wxsite:{secret}@127.0.0.1/db", ConfigError, "unsupported scheme"),
         (f"postgresql://wxsite:{secret}@127.0.0.1:1/db", Unavailable, "Connection refused"),
+        # Not percent-encoded: an "@" or a "/" in the password must not leave a piece behind.
+        ("postgresql://wxsite:s3cr3t@zz9qk@127.0.0.1:notaport/x", ConfigError, "malformed"),
+        ("postgresql://wxsite:s3cr3t/qx7pw@127.0.0.1/x", ConfigError, "malformed"),
     ]
     for url, kind, cause in cases:
         with pytest.raises(kind) as err:
@@ -449,6 +452,7 @@ def test_postgresql_configuration_errors_name_the_setting_never_the_password(pg_
         message = str(err.value)
         assert message.startswith("WXSITE_DATABASE") and cause in message, message
         assert secret not in message and "s3cr3t" not in message, message
+        assert "zz9qk" not in message and "qx7pw" not in message, message
         assert err.value.__cause__ is None  # no driver traceback that could carry the URL
     # Start-up reports a ConfigError in one line naming the variable, like any setting.
     assert issubclass(ConfigError, config.ConfigError)
