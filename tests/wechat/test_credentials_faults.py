@@ -58,6 +58,20 @@ REFRESH_FAULTS = [
 ]
 
 
+def test_a_refresh_ahead_that_times_out_keeps_serving_the_stored_token(db_path, emu, clock):
+    w = worker(db_path, emu, clock, deadline=1.0, read_timeout=0.5)
+    token = w.access_token()
+    clock.offset = protocol.TOKEN_LIFETIME - 200  # inside the last 5 minutes
+    emu.fault(protocol.STABLE_TOKEN, count=-1, stall=3)
+    try:
+        before = emu.count(protocol.STABLE_TOKEN)
+        assert w.access_token() == token  # the refresh timed out: the page still works
+        assert w.access_token() == token
+        assert emu.count(protocol.STABLE_TOKEN) - before <= 1  # retried later, not per page
+    finally:
+        emu.clear_faults()
+
+
 @pytest.mark.parametrize("fault", REFRESH_FAULTS)
 def test_failed_token_refresh_ahead_keeps_serving_the_stored_token(
     db_path, emu, clock, fault, caplog
