@@ -46,6 +46,13 @@ def desktop():
     return desktop_browser()
 
 
+def shown(site, emu, desktop):
+    """zhangsan follows; the desktop opens its page: return (app, live, link, status)."""
+    app, live = site
+    emu.set_follows("zhangsan", [APPID])
+    return (app, live, *start(live, desktop))
+
+
 def follow_code(emu):
     """The parametric code the desktop page just had made at the emulator."""
     code = emu.qrcodes()[-1]
@@ -120,9 +127,7 @@ def test_a_new_follower_subscribes_through_the_code(site, emu, desktop):
 
 @pytest.mark.parametrize("mode", ["safe"], indirect=True)
 def test_a_replayed_scan_is_applied_once(site, emu, desktop):
-    app, live = site
-    emu.set_follows("zhangsan", [APPID])
-    link, status = start(live, desktop)
+    app, live, link, status = shown(site, emu, desktop)
     delivery, replied = scan(emu, follow_code(emu), "zhangsan")
     before = deliveries(app)
     confirm(phone_of(live, "zhangsan"), replied)
@@ -135,9 +140,7 @@ def test_a_replayed_scan_is_applied_once(site, emu, desktop):
 
 @pytest.mark.parametrize("mode", ["safe"], indirect=True)
 def test_an_expired_or_unknown_code_changes_nothing(site, emu, desktop):
-    app, live = site
-    emu.set_follows("zhangsan", [APPID])
-    link, status = start(live, desktop)
+    app, live, link, status = shown(site, emu, desktop)
     code = follow_code(emu)
     # The site's ticket is past its two minutes; WeChat's code still scans (its clock).
     app.config["WXSITE_CLOCK"] = lambda: time.time() + LIFETIME + 1
@@ -152,9 +155,7 @@ def test_an_expired_or_unknown_code_changes_nothing(site, emu, desktop):
 
 @pytest.mark.parametrize("mode", ["safe"], indirect=True)
 def test_another_wechat_user_cannot_confirm_a_scanned_code(site, emu, desktop):
-    app, live = site
-    emu.set_follows("zhangsan", [APPID])
-    link, status = start(live, desktop)
+    app, live, link, status = shown(site, emu, desktop)
     _, replied = scan(emu, follow_code(emu), "zhangsan")
     # The link forwarded to someone else: the existing refusal, on the page and the POST.
     other = phone_of(live, "lisi")

@@ -7,6 +7,14 @@ PENDING, CONFIRMED, CANCELLED, REDEEMED = "pending", "confirmed", "cancelled", "
 #: Scanned through the ticket's parametric QR code (follow to log in), not yet decided:
 #: only the openid that scanned may confirm it.
 SCANNED = "scanned"
+#: An unexpired ticket the person with ``:openid`` may act on: pending, or scanned by them.
+_OPEN = (
+    "expires_at > :now AND (state = :pending OR (state = :scanned AND scanned_openid = :openid))"
+)
+
+
+def _open_to(openid, now):
+    return {"now": now, "pending": PENDING, "scanned": SCANNED, "openid": openid}
 
 
 def create_scan(db, ticket, browser_key, desktop, lifetime, now=None, scene=None):
@@ -41,15 +49,8 @@ def scan_by_scene(db, scene, openid, now=None):
     with transaction(db):
         marked = db.execute(
             "UPDATE scan_logins SET state = :scanned, scanned_openid = :openid "
-            "WHERE scene = :scene AND expires_at > :now AND (state = :pending "
-            "OR (state = :scanned AND scanned_openid = :openid))",
-            {
-                "scanned": SCANNED,
-                "openid": openid,
-                "scene": scene,
-                "now": now,
-                "pending": PENDING,
-            },
+            f"WHERE scene = :scene AND {_OPEN}",
+            {"scene": scene, **_open_to(openid, now)},
         )
         if marked != 1:
             return None
@@ -68,17 +69,8 @@ def decide_scan(db, ticket, state, wechat_user_id, openid, now=None):
     with transaction(db):
         decided = db.execute(
             "UPDATE scan_logins SET state = :state, wechat_user_id = :user, decided_at = :now "
-            "WHERE ticket = :ticket AND expires_at > :now AND (state = :pending "
-            "OR (state = :scanned AND scanned_openid = :openid))",
-            {
-                "state": state,
-                "user": wechat_user_id,
-                "now": now,
-                "ticket": ticket,
-                "pending": PENDING,
-                "scanned": SCANNED,
-                "openid": openid,
-            },
+            f"WHERE ticket = :ticket AND {_OPEN}",
+            {"state": state, "user": wechat_user_id, "ticket": ticket, **_open_to(openid, now)},
         )
     return decided == 1
 
