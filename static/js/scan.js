@@ -6,9 +6,10 @@
   if (!root) { return; }
   var stateEl = document.getElementById("scan-state");
   var again = document.getElementById("scan-again");
-  var qr = document.getElementById("scan-qr");
+  var codes = root.querySelectorAll(".qr");
   var words = {
     pending: "打开微信「扫一扫」，扫描上方二维码，并在手机上确认。",
+    scanned: "已扫码，请在手机上确认。",
     expired: "二维码已过期，请刷新。",
     cancelled: "已在手机上取消登录。",
     redeemed: "这个二维码已经用过，请刷新。",
@@ -19,7 +20,7 @@
 
   function finish(text) {
     stateEl.textContent = text;
-    qr.classList.add("qr-dim");
+    for (var i = 0; i < codes.length; i++) { codes[i].classList.add("qr-dim"); }
     again.hidden = false;
   }
 
@@ -30,7 +31,9 @@
         if (answer.state === "done") {
           stateEl.textContent = "已确认，正在登录…";
           window.location.assign(answer.next || "/");
-        } else if (answer.state === "pending") {
+        } else if (answer.state === "pending" || answer.state === "scanned") {
+          // scanned: a follow-to-log-in code was scanned; the phone has yet to confirm.
+          stateEl.textContent = words[answer.state];
           window.setTimeout(poll, 2000);
         } else {
           finish(words[answer.state] || words.unknown);

@@ -6,6 +6,12 @@ The ticket is single-use, lives two minutes, and only the desktop browser that a
 can redeem it: the ticket is in the QR code (anyone may see it), but redeeming also needs a
 secret kept in that browser's session, of which the database holds only a hash. The phone
 decides with a POST carrying its CSRF token, never with a GET.
+
+Follow to log in (when server push is on): the page also shows a temporary parametric QR
+code (``qrcode/create``, scene ``login_…``). Scanning it makes WeChat push SCAN or
+subscribe; that marks the ticket scanned by that openid and answers with the confirm link,
+which only that person may then confirm. The scan alone never logs the desktop in: whoever
+scans a code shown on someone else's screen would otherwise log that screen in as themselves.
 """
 
 import hashlib
@@ -17,8 +23,9 @@ from authlib.common.security import generate_token
 from flask import abort, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from .. import clock, store
+from .. import clock, store, wx
 from ..errors import error_response
+from ..wechat import WeChatError
 from .decorators import wechat_required
 from .nexturl import next_url, safe_next
 from .views import bp, start_session
@@ -29,6 +36,8 @@ LIFETIME = 120
 #: Codes one IP address may ask for per 10 minutes (each keeps a row for a day).
 CODES_PER_IP = 60
 TICKET_RE = re.compile(r"[A-Za-z0-9]{32}")
+#: The scenes of follow-to-log-in codes (QR_STR_SCENE allows 64 characters).
+SCENE_PREFIX = "login_"
 #: The phone's owner reads the desktop's time in China's one zone (no daylight saving), not
 #: the server's: a fixed offset needs no tz database (tzdata is not in the venv).
 CHINA = timezone(timedelta(hours=8), "北京时间")
@@ -90,17 +99,47 @@ def scan_desktop():
     # 刷新二维码, then Back) must not turn the first tab's code into another browser's.
     session.setdefault("scan_secret", generate_token(32))
     session["scan_next"] = next_path
-    store.create_scan(db, ticket, _browser_key(), _desktop(), LIFETIME)
+    scene, follow_url = _follow_code()
+    store.create_scan(db, ticket, _browser_key(), _desktop(), LIFETIME, scene=scene)
     phone_url = url_for("auth.scan_phone", ticket=ticket, _external=True)
     qr = segno.make(phone_url, error="m").svg_inline(scale=5, dark="#111", border=2)
+    follow_qr = None
+    if follow_url:
+        follow_qr = segno.make(follow_url, error="m").svg_inline(scale=5, dark="#111", border=2)
     return render_template(
         "auth/scan_desktop.html",
         qr=qr,
+        follow_qr=follow_qr,
         status_url=url_for("auth.scan_status", ticket=ticket),
         again_url=url_for("auth.scan_desktop", next=next_path),
         lifetime=LIFETIME,
         phone_url=phone_url,
     )
+
+
+def _follow_code():
+    """Return ``(scene, url)`` of a new follow-to-log-in code, or (None, None) without one."""
+    if wx.push_receiver() is None:
+        return None, None  # no push: WeChat could not tell the site who scanned
+    scene = SCENE_PREFIX + generate_token(24)
+    try:
+        _, url = wx.client().create_temporary_qrcode(scene, LIFETIME)
+    except WeChatError as exc:
+        log.warning("follow-to-log-in code not made, the link code only: %s", exc)
+        return None, None
+    return scene, url
+
+
+def follow_scanned(db, scene, openid):
+    """A push says ``openid`` scanned ``scene``: mark its ticket scanned; return the passive
+    reply (the confirm link), or None (not a login scene, unknown, expired or taken)."""
+    if not scene.startswith(SCENE_PREFIX):
+        return None
+    ticket = store.scan_by_scene(db, scene, openid)
+    if ticket is None:
+        return None
+    link = url_for("auth.scan_phone", ticket=ticket, _external=True)
+    return f'<a href="{link}">点此确认在电脑上登录</a>'
 
 
 @bp.get("/auth/scan/<ticket>/status")
@@ -121,7 +160,7 @@ def scan_status(ticket):
             return jsonify({"state": "done", "next": next_url(next_path)})
         if row["decided_at"] <= now - LIFETIME:
             return jsonify({"state": "expired"})  # confirmed, but not redeemed in time
-    if row["state"] == store.scan.PENDING and row["expires_at"] <= now:
+    if row["state"] in (store.scan.PENDING, store.scan.SCANNED) and row["expires_at"] <= now:
         return jsonify({"state": "expired"})
     return jsonify({"state": row["state"]})
 
@@ -133,7 +172,7 @@ def scan_phone(ticket):
     row, missing = _ticket_or_404(ticket)
     if missing:
         return missing
-    usable = row["state"] == store.scan.PENDING and row["expires_at"] > clock.now()
+    usable = _decidable(row) and row["expires_at"] > clock.now()
     return render_template(
         "auth/scan_phone.html",
         row=row,
@@ -152,7 +191,10 @@ def scan_decide(ticket, decision):
     if missing:
         return missing
     state = store.scan.CONFIRMED if decision == "confirm" else store.scan.CANCELLED
-    if not store.decide_scan(store.get_db(), ticket, state, current_user.wechat_user_id):
+    decided = store.decide_scan(
+        store.get_db(), ticket, state, current_user.wechat_user_id, current_user.openid
+    )
+    if not decided:
         return error_response(
             409,
             "二维码已失效",
@@ -161,3 +203,10 @@ def scan_decide(ticket, decision):
         )
     log.info("desktop login by scanning: %s", decision)
     return render_template("auth/scan_decided.html", confirmed=decision == "confirm")
+
+
+def _decidable(row):
+    """True if this phone may decide the ticket: pending, or scanned by this very person."""
+    if row["state"] == store.scan.SCANNED:
+        return row["scanned_openid"] == current_user.openid
+    return row["state"] == store.scan.PENDING

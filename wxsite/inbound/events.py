@@ -5,6 +5,7 @@ import logging
 from flask import current_app
 
 from .. import store
+from ..auth.scan import follow_scanned
 from ..wechat import push
 
 log = logging.getLogger("wxsite.inbound")
@@ -19,6 +20,10 @@ def apply(db, appid, event):
         )
     if event.is_event:
         log.info("push event %s%s", event.event, " with a scene" if event.scene else "")
+        if event.scene:
+            # Follow to log in: the scan marks the ticket and answers with the confirm
+            # link; it never logs the desktop in by itself.
+            return follow_scanned(db, event.scene, event.from_user)
         return None
     if event.msg_type == "text":
         return current_app.config["WX_PUSH_REPLY"] or None

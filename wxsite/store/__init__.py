@@ -128,7 +128,7 @@ from .jobs import (  # noqa: F401
     touch_job,
 )
 from .inbound import get_follow, record_delivery, set_follow  # noqa: F401
-from .scan import create_scan, decide_scan, get_scan, redeem_scan  # noqa: F401
+from .scan import create_scan, decide_scan, get_scan, redeem_scan, scan_by_scene  # noqa: F401
 from .copy import CopyRefused, copy_site, counts  # noqa: F401
 from .credentials import (  # noqa: F401
     CredentialStore,

@@ -321,6 +321,18 @@ MIGRATIONS = [
         );
         """,
     ),
+    (
+        "0012_scan_scene",
+        """
+        -- Follow to log in: the scene of a ticket's temporary parametric QR code (unique;
+        -- NULL for a ticket shown without one), and the openid whose SCAN / subscribe
+        -- push marked it scanned (only that person may then confirm it on the phone).
+        -- SQLite cannot add a UNIQUE column: the uniqueness is an index (NULLs apart).
+        ALTER TABLE scan_logins ADD COLUMN scene TEXT;
+        ALTER TABLE scan_logins ADD COLUMN scanned_openid TEXT;
+        CREATE UNIQUE INDEX scan_logins_scene ON scan_logins(scene);
+        """,
+    ),
 ]
 
 

@@ -223,6 +223,29 @@ class WeChatClient:
             )
         )
 
+    # -- parametric QR codes --------------------------------------------------------
+
+    def create_temporary_qrcode(self, scene_str, expire_seconds):
+        """Return ``(ticket, url)`` of a temporary QR_STR_SCENE code (global token).
+
+        ``url`` is what the code says: render it as a QR code, no ``showqrcode`` needed.
+        Scanning it pushes SCAN (a follower) or subscribe with ``qrscene_<scene_str>``.
+        """
+        body = {
+            "expire_seconds": int(expire_seconds),
+            "action_name": "QR_STR_SCENE",
+            "action_info": {"scene": {"scene_str": scene_str}},
+        }
+        data = self.with_token(
+            lambda token: self.http.post_json(
+                protocol.QRCODE_CREATE, params={"access_token": token}, json=body
+            )
+        )
+        return (
+            _required(data, "ticket", protocol.QRCODE_CREATE),
+            _required(data, "url", protocol.QRCODE_CREATE),
+        )
+
     # -- media ----------------------------------------------------------------------
 
     def download_media(self, media_id, directory, max_bytes, high_quality_voice=False):

@@ -22,6 +22,7 @@ USER_INFO = "/cgi-bin/user/info"
 MEDIA_GET = "/cgi-bin/media/get"
 MEDIA_GET_JSSDK = "/cgi-bin/media/get/jssdk"
 MEDIA_UPLOAD = "/cgi-bin/media/upload"
+QRCODE_CREATE = "/cgi-bin/qrcode/create"
 
 SCOPE_BASE = "snsapi_base"
 SCOPE_USERINFO = "snsapi_userinfo"
