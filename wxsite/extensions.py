@@ -7,9 +7,9 @@ import time
 from collections import OrderedDict
 from datetime import timedelta
 
-from flask import current_app, g, request, session
+from flask import current_app, g, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from itsdangerous import BadSignature
 
@@ -127,6 +127,51 @@ def session_identifier():
     )
 
 
+#: How many (endpoint, script root) paths each app keeps (``path_for``).
+_PATHS_MAX = 1024
+
+
+def path_for(endpoint):
+    """Return ``url_for(endpoint)`` for an endpoint without arguments, built once per process.
+
+    The path depends only on the URL map (fixed once the app serves) and the script root
+    (the prefix a trusted proxy may set), so it is kept per app under both.
+    """
+    app = current_app._get_current_object()
+    key = (endpoint, request._get_current_object().script_root)
+    paths = app.extensions["wxsite.paths"]
+    path = paths.get(key)
+    if path is None:
+        path = url_for(endpoint)
+        if len(paths) < _PATHS_MAX:
+            paths[key] = path
+    return path
+
+
+def _csrf_for_unsafe_methods(app):
+    """Run Flask-WTF's request check only for the methods it checks (not for every GET).
+
+    Its hook looks up the view's exemption first and the method last; for a GET, HEAD or
+    OPTIONS it then does nothing. The same hook still decides every POST, PUT, PATCH and
+    DELETE, with its exemptions and its settings as they are at that moment.
+    """
+    hooks = app.before_request_funcs.setdefault(None, [])
+    for i, hook in enumerate(hooks):
+        if hook.__module__ == "flask_wtf.csrf" and hook.__name__ == "csrf_protect":
+            break
+    else:  # pragma: no cover - a Flask-WTF without that hook: leave it as it is
+        return
+    check = hooks[i]
+    config = app.config
+
+    def csrf_protect():
+        if request._get_current_object().method in config["WTF_CSRF_METHODS"]:
+            return check()
+        return None
+
+    hooks[i] = csrf_protect
+
+
 def init_app(app):
     """Install the extensions on ``app``."""
     app.session_interface = SessionInterface()
@@ -145,6 +190,9 @@ def init_app(app):
     # (a new timestamp each second, so two pages of one session rarely matched). Drop it.
     processors = app.template_context_processors[None]
     processors[:] = [p for p in processors if p.__module__ != "flask_wtf.csrf"]
+    _csrf_for_unsafe_methods(app)
+    app.extensions["wxsite.paths"] = {}
+    app.jinja_env.globals["path_for"] = path_for
     # "basic", not "strong": a phone hops between Wi-Fi and 4G (new IP, same person), and
     # behind a carrier NAT or a tunnel the address changes under people's feet; "strong"
     # would log them out each time. With "basic" (and our permanent sessions) a changed
@@ -154,6 +202,11 @@ def init_app(app):
     login_manager.session_protection = "basic"
     login_manager._session_identifier_generator = session_identifier  # same value, memoized
     login_manager.init_app(app)
+    # Flask-Login's context processor loads the user into every render; the templates
+    # that show who is logged in read the same user through the proxy instead, and the
+    # others (/share) do not pay for it.
+    processors[:] = [p for p in processors if p.__module__ != "flask_login.utils"]
+    app.jinja_env.globals["current_user"] = current_user
     assets.init_app(app)  # hashed static names with a year's lifetime
     # Flask asks of every hook and view, on every request, whether it is a coroutine
     # function (14 inspect calls for a /share); the answer for a function never changes.

@@ -53,14 +53,15 @@ def wechat_required(view=None, *, scope=protocol.SCOPE_BASE):
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if not current_user.is_authenticated:
+        user = current_user._get_current_object()  # one look-up, not one per attribute
+        if not user.is_authenticated:
             return login_redirect(scope)
         if (
             scope == protocol.SCOPE_USERINFO
-            and not current_user.profile_fresh
+            and not user.profile_fresh
             and not session.get("userinfo_declined")
             and request.method == "GET"
-            and not refresh_silently(get_db(), current_user.row)
+            and not refresh_silently(get_db(), user.row)
         ):
             # Escalate once; a refusal or 48001 sets userinfo_declined so we never loop.
             return login_redirect(protocol.SCOPE_USERINFO)
