@@ -170,6 +170,13 @@ class Connection:
     def _errors(self):
         raise NotImplementedError  # pragma: no cover
 
+    #: The driver's errors, and what turns one into a StoreError (as ``_errors`` does).
+    _driver_errors = ()
+
+    @staticmethod
+    def _translate(exc):
+        raise NotImplementedError  # pragma: no cover
+
     def _guarded(self, run, *args):
         if self._closed:
             raise StoreError("the connection is closed")
@@ -178,9 +185,15 @@ class Connection:
                 "an earlier statement in this transaction failed, so the transaction is "
                 "void; catch expected errors around a nested transaction() instead"
             )
+        # Each statement's own path: the errors are translated here rather than by the
+        # _errors() context manager (the same translation, without its five calls).
         try:
-            with self._errors():
-                return run(*args)
+            return run(*args)
+        except self._driver_errors as exc:
+            error = self._translate(exc)
+            if self._depth:
+                self._spoiled = True  # see below
+            raise error from exc
         except StoreError:
             # PostgreSQL voids the transaction here; SQLite is made to match, so code
             # that works on one engine works on the other.
@@ -445,6 +458,9 @@ class SqliteConnection(Connection):
     def _errors(self):
         return _sqlite_errors()
 
+    _driver_errors = sqlite3.Error
+    _translate = staticmethod(_sqlite_error)
+
     def _run(self, sql, params, rows):
         cursor = self.db.execute(sql, params)
         if cursor.description is None:
@@ -608,6 +624,9 @@ class PostgresConnection(Connection):
 
     def _errors(self):
         return _pg_errors()
+
+    _driver_errors = psycopg.Error if psycopg is not None else ()
+    _translate = staticmethod(_pg_error)
 
     def _run(self, sql, params, rows):
         if not self._fresh:

@@ -94,20 +94,23 @@ _SIGNED_MAX = 4096
 
 def csrf_token():
     """Return the page's CSRF token, signing each session's token once per process."""
-    config = current_app.config
+    app = current_app._get_current_object()
+    config = app.config
     field = config["WTF_CSRF_FIELD_NAME"]
-    if config["WTF_CSRF_TIME_LIMIT"] is not None or field in g:
+    ctx = g._get_current_object()
+    if config["WTF_CSRF_TIME_LIMIT"] is not None or field in ctx:
         # A time limit needs a fresh timestamp; a token made this request is reused.
         return generate_csrf()
-    secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
-    token = _SIGNED.get((secret, session.get(field)))
+    secret = config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
+    data = session._get_current_object()
+    token = _SIGNED.get((secret, data.get(field)))
     if token is None:
         token = generate_csrf()  # puts a first token into the session if there is none
         if len(_SIGNED) >= _SIGNED_MAX:
             _SIGNED.popitem(last=False)  # one C call: safe beside other threads
-        _SIGNED[(secret, session[field])] = token
+        _SIGNED[(secret, data[field])] = token
     # Where Flask-WTF looks first, so a form on the page gets the same token.
-    setattr(g, field, token)
+    setattr(ctx, field, token)
     return token
 
 
@@ -121,10 +124,9 @@ def _identifier(address, user_agent):
 
 def session_identifier():
     """Return Flask-Login's session identifier for this request, each one hashed once."""
-    headers = request.headers
-    return _identifier(
-        headers.get("X-Forwarded-For", request.remote_addr), headers.get("User-Agent")
-    )
+    req = request._get_current_object()
+    headers = req.headers
+    return _identifier(headers.get("X-Forwarded-For", req.remote_addr), headers.get("User-Agent"))
 
 
 #: How many (endpoint, script root) paths each app keeps (``path_for``).

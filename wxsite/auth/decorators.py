@@ -16,8 +16,8 @@ def in_wechat():
     # Emulator mode goes straight to authorization in any browser instead of showing the
     # QR page with a button: the emulator's own page (pick a fake user, allow or refuse)
     # already is that step, and a developer gets the same hops a phone does.
-    ua = request.headers.get("User-Agent", "")
-    return "MicroMessenger" in ua or current_app.config["WX_EMULATOR"]
+    ua = request._get_current_object().headers.get("User-Agent", "")
+    return "MicroMessenger" in ua or current_app._get_current_object().config["WX_EMULATOR"]
 
 
 def login_redirect(scope=protocol.SCOPE_BASE, next_path=None):

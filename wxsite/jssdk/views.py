@@ -2,7 +2,7 @@
 
 import logging
 import re
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from authlib.common.security import generate_token
 from flask import Blueprint, current_app, jsonify, request, session
@@ -112,7 +112,7 @@ def share():
     data = {
         "title": SHARE_TITLE,
         "desc": SHARE_DESC.format(name=user.nickname or "你的朋友"),
-        "link": f"{base}{path_for('pages.home')}?{urlencode({'ref': code})}",
+        "link": f"{base}{path_for('pages.home')}?ref={quote(code, safe='')}",
         "imgUrl": base + asset_url("img/share.png"),
     }
     weapp = _weapp() if in_wechat() else None
@@ -143,8 +143,9 @@ def count_referral():
     inflate a count with cookieless requests. In WeChat an anonymous visitor is first sent
     through silent snsapi_base authorization (no prompt), which brings them back here.
     """
-    code = request.args.get("ref")
-    if request.method != "GET" or not code or not REF_RE.fullmatch(code):
+    req = request._get_current_object()
+    code = req.args.get("ref")
+    if req.method != "GET" or not code or not REF_RE.fullmatch(code):
         return None
     if not current_user.is_authenticated:
         return login_redirect() if in_wechat() and not wants_json() else None
