@@ -85,6 +85,21 @@ class SessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
+    def save_session(self, app, session, response):
+        # Most pages leave the session as it came: then Flask's save_session only adds
+        # "Vary: Cookie" (if the page read the session) after working out every cookie
+        # flag it will not use. Anything that may send or delete the cookie goes to it.
+        if session.modified or (session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]):
+            return super().save_session(app, session, response)
+        if session.accessed:
+            headers = response.headers
+            vary = headers.get("Vary")
+            if not vary:
+                headers["Vary"] = "Cookie"
+            elif "cookie" not in {v.strip().lower() for v in vary.split(",")}:
+                response.vary.add("Cookie")
+        return None
+
 
 #: Signed CSRF tokens by (secret, session token): signing one costs more than the rest of
 #: a page's template. Bounded: the oldest entry goes when full, so a token signed a moment ago stays.
