@@ -25,7 +25,9 @@ class RequestIdFilter(logging.Filter):
     """Give every record a ``request_id`` (``-`` outside requests), WeChat calls included."""
 
     def filter(self, record):
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        record.request_id = (
+            g._get_current_object().get("request_id", "-") if has_request_context() else "-"
+        )
         return True
 
 

@@ -54,6 +54,22 @@ def hold_every_connection(engine):
         conn.close()
 
 
+def restart_under(engine, server):
+    """Restart ``server`` while the pool of ``engine`` holds every connection idle."""
+    hold_every_connection(engine)
+    server.stop()
+    server.start()
+
+
+@pytest.fixture
+def engine(own_pg_server):
+    """An engine on the test's own server, with a table ``t``."""
+    engine = open_engine(own_pg_server.create_database("app"), busy_timeout=2)
+    engine.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+    yield engine
+    engine.close()
+
+
 def test_a_lend_sends_nothing_but_the_statements(pg_url, monkeypatch):
     with open_engine(pg_url) as engine:
         engine.scalar("SELECT 1")  # the pool's first connection is open
@@ -65,62 +81,39 @@ def test_a_lend_sends_nothing_but_the_statements(pg_url, monkeypatch):
         assert [str(q) for q in sent] == ["SELECT 2", "BEGIN", "SELECT 3", "COMMIT"]
 
 
-def test_a_restart_between_statements_costs_no_error(own_pg_server, catch):
-    url = own_pg_server.create_database("app")
-    engine = open_engine(url, busy_timeout=2)
-    try:
-        engine.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
-        hold_every_connection(engine)
-        own_pg_server.stop()
-        own_pg_server.start()
-        # Every pooled connection is dead; reads, and transactions, still answer.
-        for n in range(engine.pool_size + 1):
-            assert engine.scalar("SELECT :n AS n", {"n": n}) == n
-        hold_every_connection(engine)
-        own_pg_server.stop()
-        own_pg_server.start()
-        for n in range(engine.pool_size + 1):
-            with engine.transaction() as conn:
-                conn.execute("INSERT INTO t (k) VALUES (:k)", {"k": f"k{n}"})
-        assert engine.scalar("SELECT COUNT(*) FROM t") == engine.pool_size + 1
-    finally:
-        engine.close()
+def test_a_restart_between_statements_costs_no_error(engine, own_pg_server, catch):
+    restart_under(engine, own_pg_server)
+    # Every pooled connection is dead; reads, and transactions, still answer.
+    for n in range(engine.pool_size + 1):
+        assert engine.scalar("SELECT :n AS n", {"n": n}) == n
+    restart_under(engine, own_pg_server)
+    for n in range(engine.pool_size + 1):
+        with engine.transaction() as conn:
+            conn.execute("INSERT INTO t (k) VALUES (:k)", {"k": f"k{n}"})
+    assert engine.scalar("SELECT COUNT(*) FROM t") == engine.pool_size + 1
 
 
-def test_a_write_on_a_dead_connection_is_not_sent_twice(own_pg_server, monkeypatch):
-    url = own_pg_server.create_database("app")
-    engine = open_engine(url, busy_timeout=2)
-    try:
-        engine.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
-        hold_every_connection(engine)
-        own_pg_server.stop()
-        own_pg_server.start()
-        monkeypatch.setattr(engines, "_unasked_input", lambda raw: False)
-        # An autocommit write as the first statement may have reached a server (it cannot
-        # be told apart from one that died mid-statement): refused, not run again.
-        with pytest.raises(Unavailable):
-            engine.execute("INSERT INTO t (k) VALUES ('once')")
-        monkeypatch.undo()
-        assert engine.scalar("SELECT COUNT(*) FROM t") == 0
+def test_a_write_on_a_dead_connection_is_not_sent_twice(engine, own_pg_server, monkeypatch):
+    restart_under(engine, own_pg_server)
+    monkeypatch.setattr(engines, "_unasked_input", lambda raw: False)
+    # An autocommit write as the first statement may have reached a server (it cannot
+    # be told apart from one that died mid-statement): refused, not run again.
+    with pytest.raises(Unavailable):
         engine.execute("INSERT INTO t (k) VALUES ('once')")
-        assert engine.scalar("SELECT COUNT(*) FROM t") == 1
-    finally:
-        engine.close()
+    monkeypatch.undo()
+    assert engine.scalar("SELECT COUNT(*) FROM t") == 0
+    engine.execute("INSERT INTO t (k) VALUES ('once')")
+    assert engine.scalar("SELECT COUNT(*) FROM t") == 1
 
 
-def test_a_failure_after_the_first_statement_is_not_hidden(own_pg_server):
-    url = own_pg_server.create_database("app")
-    engine = open_engine(url, busy_timeout=2)
-    try:
-        with engine.connection() as conn:
-            assert conn.scalar("SELECT 1") == 1
-            own_pg_server.stop()
-            own_pg_server.start()
-            with pytest.raises(Unavailable):
-                conn.scalar("SELECT 2")
-        assert engine.scalar("SELECT 3") == 3
-    finally:
-        engine.close()
+def test_a_failure_after_the_first_statement_is_not_hidden(engine, own_pg_server):
+    with engine.connection() as conn:
+        assert conn.scalar("SELECT 1") == 1
+        own_pg_server.stop()
+        own_pg_server.start()
+        with pytest.raises(Unavailable):
+            conn.scalar("SELECT 2")
+    assert engine.scalar("SELECT 3") == 3
 
 
 def test_a_server_restart_between_two_requests_costs_no_error_page(
@@ -133,9 +126,7 @@ def test_a_server_restart_between_two_requests_costs_no_error_page(
     try:
         wechat_login(phone, live)
         assert phone.get(live.url("/share")).status_code == 200
-        hold_every_connection(engines_of(app))
-        own_pg_server.stop()
-        own_pg_server.start()
+        restart_under(engines_of(app), own_pg_server)
         for _ in range(6):
             for path in ("/share", "/upload", "/"):
                 response = phone.get(live.url(path), allow_redirects=False)
