@@ -654,7 +654,7 @@ class PostgresConnection(Connection):
         with self.raw.cursor() as cur:
             cur.execute(convert(sql)[0], params)
             if rows:
-                return cur.fetchall() if cur.description is not None else []
+                return cur.fetchall() if _has_rows(cur.pgresult) else []
             return cur.rowcount
 
     def _run_many(self, sql, seq):
@@ -831,6 +831,20 @@ class PostgresEngine(Engine):
         super().close()
         if getattr(self, "pool", None) is not None:  # None when the first probe failed
             self.pool.close()
+
+
+#: Results that carry rows (psycopg's own test for ``cursor.description``).
+_ROWS = frozenset(
+    getattr(psycopg.pq.ExecStatus, name)
+    for name in ("TUPLES_OK", "SINGLE_TUPLE", "TUPLES_CHUNK")
+    if psycopg is not None and hasattr(psycopg.pq.ExecStatus, name)
+)
+
+
+def _has_rows(result):
+    """Whether a statement's result has rows to fetch: ``cursor.description is not None``,
+    without building a Column object per column to say so."""
+    return bool(result) and bool(result.nfields or result.status in _ROWS)
 
 
 def _unasked_input(raw):
