@@ -855,8 +855,8 @@ def _unasked_input(raw):
         poller = select.poll()
         poller.register(raw.fileno(), select.POLLIN | select.POLLPRI)
         return bool(poller.poll(0))
-    except (OSError, ValueError, psycopg.Error):
-        return True  # no socket to look at: let the round trip decide
+    except (AttributeError, OSError, ValueError, psycopg.Error):
+        return True  # no socket to look at (or no poll here): let the round trip decide
 
 
 #: The server ended the session: admin shutdown, crash shutdown, cannot connect now.
@@ -869,7 +869,9 @@ def _dead(raw, exc):
     return raw.closed or raw.broken or state in _PG_ENDED or state.startswith("08")
 
 
-#: Statements that change nothing, so running one again on a new connection is safe.
+#: Statements that change nothing, so running one again on a new connection is safe. (A
+#: SELECT of a function that writes would not be: the store's one, setval() when copying
+#: a database, sets the same value again.)
 _RERUNNABLE = frozenset({"BEGIN", "SELECT", "SHOW"})
 
 
