@@ -128,6 +128,52 @@ def function_calls(app, environ, count=50):
     return pstats.Stats(prof).total_calls // count
 
 
+def statements(app, environ, count=20):
+    """Return the fewest SQL statements one request sent (as bench/bench_app.py counts them:
+    at the driver, PRAGMAs, pings and transaction control included)."""
+    import sqlite3
+
+    import psycopg
+
+    seen = [0]
+
+    def counted(real):
+        def wrapper(*args, **kwargs):
+            seen[0] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    saved = psycopg.Cursor.execute, psycopg.Cursor.executemany, sqlite3.connect
+    psycopg.Cursor.execute = counted(saved[0])
+    psycopg.Cursor.executemany = counted(saved[1])
+
+    def connect(*args, **kwargs):
+        conn = saved[2](*args, **kwargs)
+        conn.set_trace_callback(lambda _sql: seen.__setitem__(0, seen[0] + 1))
+        return conn
+
+    sqlite3.connect = connect
+    from wxsite import store
+
+    call(app, environ)  # this thread's connection is open (and kept, on SQLite)
+    held = getattr(app.extensions[store.HELD], "held", None)
+    raw = held.conn.native.conn if held is not None and held.conn.name == "sqlite" else None
+    if raw is not None:  # opened before the patch: trace it from here on
+        raw.set_trace_callback(lambda _sql: seen.__setitem__(0, seen[0] + 1))
+    try:
+        counts = []
+        for _ in range(count):
+            seen[0] = 0
+            call(app, environ)
+            counts.append(seen[0])
+    finally:
+        psycopg.Cursor.execute, psycopg.Cursor.executemany, sqlite3.connect = saved
+        if raw is not None:
+            raw.set_trace_callback(None)
+    return min(counts), max(counts)
+
+
 def compare(site, cookie, emu, count, rounds):
     os.environ["WXSITE_EMULATOR_URL"] = emu.base_url
     import minimal_app
@@ -162,6 +208,9 @@ def compare(site, cookie, emu, count, rounds):
     )
     for name in results:
         print(f"{name:<10}{wall[name]:>12.0f}{cpu[name]:>14.0f}{calls[name]:>8}")
+    for page in ("/share", "/me", "/upload"):
+        low, high = statements(*targets[page])
+        print(f"SQL statements per {page}: {low}" + (f"–{high}" if high != low else ""))
     for page in ("/share", "/me", "/upload"):
         print(
             f"{page} speed / bare: {wall['bare'] / wall[page]:.3f} wall, "

@@ -24,6 +24,8 @@ EXTENSION = "wxsite.assets"
 #: What a hashed name is served with: a year, never revalidated.
 MAX_AGE = 365 * 86400
 IMMUTABLE = f"public, max-age={MAX_AGE}, immutable"
+#: How many (script root, file) URLs each process keeps; past that they are made per use.
+URL_CACHE_SIZE = 1024
 #: ``stem.<12 hex>.ext``: how a hashed name is taken apart.
 _HASHED = re.compile(r"(?P<stem>.+)\.(?P<digest>[0-9a-f]{12})(?P<ext>\.[A-Za-z0-9]+)")
 
@@ -40,6 +42,7 @@ class Assets:
         self.url_path = url_path
         self.check_changes = check_changes
         self._names = {}  # filename -> (hashed name, quoted hashed name, (mtime, size))
+        self._urls = {}  # (script root, filename) -> URL, unless check_changes
 
     def hashed(self, filename):
         """Return ``filename``'s hashed name, or ``filename`` itself if it is not a file."""
@@ -72,10 +75,25 @@ class Assets:
         return entry
 
     def url(self, filename):
-        """Return the URL of ``filename``'s current version (``/static/…<hash>.ext``)."""
+        """Return the URL of ``filename``'s current version (``/static/…<hash>.ext``).
+
+        Each file's URL is made once per script root (the prefix a trusted proxy may
+        set), unless ``check_changes`` asks to look at the file every time.
+        """
+        root = request._get_current_object().script_root
+        url = self._urls.get((root, filename))
+        if url is not None:
+            return url
         entry = self._entry(filename)
         quoted = entry[1] if entry else quote(filename)
-        return f"{request.script_root}{self.url_path}/{quoted}"
+        url = f"{root}{self.url_path}/{quoted}"
+        if entry and not self.check_changes and len(self._urls) < URL_CACHE_SIZE:
+            self._urls[(root, filename)] = url
+        return url
+
+    #: ``{{ asset_urls['css/site.css'] }}``: the same URL, for the pages every request renders
+    #: (base.html); a subscript costs a template less than a call (``asset_url(…)``).
+    __getitem__ = url
 
     def original(self, name):
         """Return ``(filename, current)`` for a hashed ``name``, or None if it names no file.
@@ -114,8 +132,10 @@ def _serve(filename):
 
 def init_app(app):
     """Serve hashed names on the static route and give templates ``asset_url``."""
-    app.extensions[EXTENSION] = Assets(
+    assets = app.extensions[EXTENSION] = Assets(
         app.static_folder, app.static_url_path, check_changes=app.debug
     )
     app.view_functions["static"] = _serve
-    app.jinja_env.globals["asset_url"] = asset_url
+    # This app's own: templates call it without looking up current_app.
+    app.jinja_env.globals["asset_url"] = assets.url
+    app.jinja_env.globals["asset_urls"] = assets

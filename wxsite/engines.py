@@ -41,6 +41,7 @@ Connections are not shared between threads; engines are. Usage::
 
 import functools
 import re
+import select
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -169,6 +170,13 @@ class Connection:
     def _errors(self):
         raise NotImplementedError  # pragma: no cover
 
+    #: The driver's errors, and what turns one into a StoreError (as ``_errors`` does).
+    _driver_errors = ()
+
+    @staticmethod
+    def _translate(exc):
+        raise NotImplementedError  # pragma: no cover
+
     def _guarded(self, run, *args):
         if self._closed:
             raise StoreError("the connection is closed")
@@ -177,9 +185,15 @@ class Connection:
                 "an earlier statement in this transaction failed, so the transaction is "
                 "void; catch expected errors around a nested transaction() instead"
             )
+        # Each statement's own path: the errors are translated here rather than by the
+        # _errors() context manager (the same translation, without its five calls).
         try:
-            with self._errors():
-                return run(*args)
+            return run(*args)
+        except self._driver_errors as exc:
+            error = self._translate(exc)
+            if self._depth:
+                self._spoiled = True  # see below
+            raise error from exc
         except StoreError:
             # PostgreSQL voids the transaction here; SQLite is made to match, so code
             # that works on one engine works on the other.
@@ -444,6 +458,9 @@ class SqliteConnection(Connection):
     def _errors(self):
         return _sqlite_errors()
 
+    _driver_errors = sqlite3.Error
+    _translate = staticmethod(_sqlite_error)
+
     def _run(self, sql, params, rows):
         cursor = self.db.execute(sql, params)
         if cursor.description is None:
@@ -597,23 +614,53 @@ class PostgresConnection(Connection):
     def __init__(self, engine, raw):
         super().__init__(engine)
         self.raw = raw
+        self._fresh = True  # nothing has run on it since it was lent
 
     @property
     def native(self):
         """The ``psycopg.Connection``, for tools (a copy from SQLite), not for store code."""
+        self._fresh = False  # what a tool runs on it is not ours to run again
         return self.raw
 
     def _errors(self):
         return _pg_errors()
 
+    _driver_errors = psycopg.Error if psycopg is not None else ()
+    _translate = staticmethod(_pg_error)
+
     def _run(self, sql, params, rows):
+        if not self._fresh:
+            return self._send(sql, params, rows)
+        # The first statement on a connection just lent: if the connection turns out to
+        # have died while it sat idle (a server restart the lend-time look did not see),
+        # run it once more on a new one. Only when it cannot have written anything: the
+        # connection is dead, and the statement opens a transaction or only reads, so
+        # running it twice is running it once.
+        self._fresh = False
+        try:
+            return self._send(sql, params, rows)
+        except psycopg.OperationalError as exc:
+            if not (_dead(self.raw, exc) and _rerunnable(sql)):
+                raise
+        self.engine._drop(self.raw)
+        self.raw = None
+        # Its idle neighbours died at the same moment: this one is asked before use.
+        self.raw = self.engine._lend(ping=True)
+        return self._send(sql, params, rows)
+
+    def _send(self, sql, params, rows):
+        if self.raw is None:
+            raise Unavailable("PostgreSQL unavailable: the connection was lost")
         with self.raw.cursor() as cur:
             cur.execute(convert(sql)[0], params)
             if rows:
-                return cur.fetchall() if cur.description is not None else []
+                return cur.fetchall() if _has_rows(cur.pgresult) else []
             return cur.rowcount
 
     def _run_many(self, sql, seq):
+        self._fresh = False
+        if self.raw is None:
+            raise Unavailable("PostgreSQL unavailable: the connection was lost")
         with self.raw.cursor() as cur:
             cur.executemany(convert(sql)[0], seq)
 
@@ -621,7 +668,8 @@ class PostgresConnection(Connection):
         """Give the connection back to the pool (it rolls back anything left open)."""
         if not self._closed:
             super().close()
-            self.engine.pool.putconn(self.raw)
+            if self.raw is not None:  # None only when a replacement could not be had
+                self.engine.pool.putconn(self.raw)
 
 
 class PostgresEngine(Engine):
@@ -721,7 +769,10 @@ class PostgresEngine(Engine):
         return version
 
     def connect(self):
-        """Borrow a pooled connection that answers, waiting at most the pool timeout."""
+        """Borrow a pooled connection that has not died, waiting at most the pool timeout."""
+        return PostgresConnection(self, self._lend())
+
+    def _lend(self, ping=False):
         deadline = time.monotonic() + self.pool_timeout
         while True:
             try:
@@ -730,16 +781,24 @@ class PostgresEngine(Engine):
                 raise Unavailable(
                     self._scrub(f"{SETTING}: {self.where}: {_pg_error(exc)}")
                 ) from exc
+            # An idle connection may have died with a server restart. No round trip to
+            # find out: an idle connection's socket has nothing to read, and a server
+            # that went away left its goodbye (or the end of the stream) there. Only then
+            # does one empty round trip decide. (A death this look cannot see, such as a
+            # restart a moment ago, is caught by the first statement: PostgresConnection.)
+            if not ping and not _unasked_input(raw):
+                return raw
             try:
-                # An idle connection may have died with a server restart: one empty round
-                # trip finds out, so the request gets a live one instead of an error. (The
-                # pool's own check= backs off a second or more between tries.)
                 raw.execute("")
             except psycopg.Error:
-                raw.close()
-                self.pool.putconn(raw)  # the pool replaces it in the background
+                self._drop(raw)
                 continue
-            return PostgresConnection(self, raw)
+            return raw
+
+    def _drop(self, raw):
+        """Close a dead connection and give it back; the pool replaces it in the background."""
+        raw.close()
+        self.pool.putconn(raw)
 
     def version(self):
         """Return the server's version, e.g. ``"15.13"``."""
@@ -772,6 +831,53 @@ class PostgresEngine(Engine):
         super().close()
         if getattr(self, "pool", None) is not None:  # None when the first probe failed
             self.pool.close()
+
+
+#: Results that carry rows (psycopg's own test for ``cursor.description``).
+_ROWS = frozenset(
+    getattr(psycopg.pq.ExecStatus, name)
+    for name in ("TUPLES_OK", "SINGLE_TUPLE", "TUPLES_CHUNK")
+    if psycopg is not None and hasattr(psycopg.pq.ExecStatus, name)
+)
+
+
+def _has_rows(result):
+    """Whether a statement's result has rows to fetch: ``cursor.description is not None``,
+    without building a Column object per column to say so."""
+    return bool(result) and bool(result.nfields or result.status in _ROWS)
+
+
+def _unasked_input(raw):
+    """Whether an idle connection's socket has something to read (or is gone)."""
+    if raw.closed or raw.broken:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(raw.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError, psycopg.Error):
+        return True  # no socket to look at (or no poll here): let the round trip decide
+
+
+#: The server ended the session: admin shutdown, crash shutdown, cannot connect now.
+_PG_ENDED = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _dead(raw, exc):
+    """Whether a statement's failure means the connection is gone (not a timeout, a lock)."""
+    state = getattr(exc, "sqlstate", None) or ""
+    return raw.closed or raw.broken or state in _PG_ENDED or state.startswith("08")
+
+
+#: Statements that change nothing, so running one again on a new connection is safe. (A
+#: SELECT of a function that writes would not be: the store's one, setval() when copying
+#: a database, sets the same value again.)
+_RERUNNABLE = frozenset({"BEGIN", "SELECT", "SHOW"})
+
+
+def _rerunnable(sql):
+    words = sql.split(None, 1)
+    return bool(words) and words[0].upper() in _RERUNNABLE
 
 
 def _version(num):

@@ -7,9 +7,9 @@ import time
 from collections import OrderedDict
 from datetime import timedelta
 
-from flask import current_app, g, request, session
+from flask import current_app, g, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from itsdangerous import BadSignature
 
@@ -85,6 +85,21 @@ class SessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
+    def save_session(self, app, session, response):
+        # Most pages leave the session as it came: then Flask's save_session only adds
+        # "Vary: Cookie" (if the page read the session) after working out every cookie
+        # flag it will not use. Anything that may send or delete the cookie goes to it.
+        if session.modified or (session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]):
+            return super().save_session(app, session, response)
+        if session.accessed:
+            headers = response.headers
+            vary = headers.get("Vary")
+            if not vary:
+                headers["Vary"] = "Cookie"
+            elif "cookie" not in {v.strip().lower() for v in vary.split(",")}:
+                response.vary.add("Cookie")
+        return None
+
 
 #: Signed CSRF tokens by (secret, session token): signing one costs more than the rest of
 #: a page's template. Bounded: the oldest entry goes when full, so a token signed a moment ago stays.
@@ -94,20 +109,23 @@ _SIGNED_MAX = 4096
 
 def csrf_token():
     """Return the page's CSRF token, signing each session's token once per process."""
-    config = current_app.config
+    app = current_app._get_current_object()
+    config = app.config
     field = config["WTF_CSRF_FIELD_NAME"]
-    if config["WTF_CSRF_TIME_LIMIT"] is not None or field in g:
+    ctx = g._get_current_object()
+    if config["WTF_CSRF_TIME_LIMIT"] is not None or field in ctx:
         # A time limit needs a fresh timestamp; a token made this request is reused.
         return generate_csrf()
-    secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
-    token = _SIGNED.get((secret, session.get(field)))
+    secret = config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
+    data = session._get_current_object()
+    token = _SIGNED.get((secret, data.get(field)))
     if token is None:
         token = generate_csrf()  # puts a first token into the session if there is none
         if len(_SIGNED) >= _SIGNED_MAX:
             _SIGNED.popitem(last=False)  # one C call: safe beside other threads
-        _SIGNED[(secret, session[field])] = token
+        _SIGNED[(secret, data[field])] = token
     # Where Flask-WTF looks first, so a form on the page gets the same token.
-    setattr(g, field, token)
+    setattr(ctx, field, token)
     return token
 
 
@@ -121,10 +139,62 @@ def _identifier(address, user_agent):
 
 def session_identifier():
     """Return Flask-Login's session identifier for this request, each one hashed once."""
-    headers = request.headers
-    return _identifier(
-        headers.get("X-Forwarded-For", request.remote_addr), headers.get("User-Agent")
-    )
+    req = request._get_current_object()
+    headers = req.headers
+    return _identifier(headers.get("X-Forwarded-For", req.remote_addr), headers.get("User-Agent"))
+
+
+#: How many (endpoint, script root) paths each app keeps (``path_for``).
+_PATHS_MAX = 1024
+
+
+def path_for(endpoint):
+    """Return ``url_for(endpoint)`` for an endpoint without arguments, built once per process.
+
+    The path depends only on the URL map (fixed once the app serves) and the script root
+    (the prefix a trusted proxy may set), so it is kept per app under both.
+    """
+    app = current_app._get_current_object()
+    key = (endpoint, request._get_current_object().script_root)
+    paths = app.extensions["wxsite.paths"]
+    path = paths.get(key)
+    if path is None:
+        path = url_for(endpoint)
+        if len(paths) < _PATHS_MAX:
+            paths[key] = path
+    return path
+
+
+class _Paths:
+    """``{{ endpoint_paths['pages.home'] }}`` in a template: ``path_for('pages.home')`` (a subscript
+    costs a template less than a call)."""
+
+    def __getitem__(self, endpoint):
+        return path_for(endpoint)
+
+
+def _csrf_for_unsafe_methods(app):
+    """Run Flask-WTF's request check only for the methods it checks (not for every GET).
+
+    Its hook looks up the view's exemption first and the method last; for a GET, HEAD or
+    OPTIONS it then does nothing. The same hook still decides every POST, PUT, PATCH and
+    DELETE, with its exemptions and its settings as they are at that moment.
+    """
+    hooks = app.before_request_funcs.setdefault(None, [])
+    for i, hook in enumerate(hooks):
+        if hook.__module__ == "flask_wtf.csrf" and hook.__name__ == "csrf_protect":
+            break
+    else:  # pragma: no cover - a Flask-WTF without that hook: leave it as it is
+        return
+    check = hooks[i]
+    config = app.config
+
+    def csrf_protect():
+        if request._get_current_object().method in config["WTF_CSRF_METHODS"]:
+            return check()
+        return None
+
+    hooks[i] = csrf_protect
 
 
 def init_app(app):
@@ -145,6 +215,10 @@ def init_app(app):
     # (a new timestamp each second, so two pages of one session rarely matched). Drop it.
     processors = app.template_context_processors[None]
     processors[:] = [p for p in processors if p.__module__ != "flask_wtf.csrf"]
+    _csrf_for_unsafe_methods(app)
+    app.extensions["wxsite.paths"] = {}
+    app.jinja_env.globals["path_for"] = path_for
+    app.jinja_env.globals["endpoint_paths"] = _Paths()
     # "basic", not "strong": a phone hops between Wi-Fi and 4G (new IP, same person), and
     # behind a carrier NAT or a tunnel the address changes under people's feet; "strong"
     # would log them out each time. With "basic" (and our permanent sessions) a changed
@@ -154,6 +228,11 @@ def init_app(app):
     login_manager.session_protection = "basic"
     login_manager._session_identifier_generator = session_identifier  # same value, memoized
     login_manager.init_app(app)
+    # Flask-Login's context processor loads the user into every render; the templates
+    # that show who is logged in read the same user through the proxy instead, and the
+    # others (/share) do not pay for it.
+    processors[:] = [p for p in processors if p.__module__ != "flask_login.utils"]
+    app.jinja_env.globals["current_user"] = current_user
     assets.init_app(app)  # hashed static names with a year's lifetime
     # Flask asks of every hook and view, on every request, whether it is a coroutine
     # function (14 inspect calls for a /share); the answer for a function never changes.

@@ -25,11 +25,15 @@ class RequestIdFilter(logging.Filter):
     """Give every record a ``request_id`` (``-`` outside requests), WeChat calls included."""
 
     def filter(self, record):
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        record.request_id = (
+            g._get_current_object().get("request_id", "-") if has_request_context() else "-"
+        )
         return True
 
 
 FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+#: The one line per request.
+LINE = "%s %s %s %.0fms user=%s"
 
 
 class Formatter(logging.Formatter):
@@ -62,8 +66,9 @@ def init_app(app):
 
     @app.before_request
     def start_timer():
-        g.request_id = secrets.token_hex(6)
-        g.request_started = time.monotonic()
+        ctx = g._get_current_object()
+        ctx.request_id = secrets.token_hex(6)
+        ctx.request_started = time.monotonic()
 
     @app.after_request
     def log_request(response):
@@ -74,16 +79,22 @@ def init_app(app):
             return response
         user = ctx.get("_login_user")
         openid = getattr(user, "openid", None) if user is not None else None
-        log.info(
-            "%s %s %s %.0fms user=%s",
-            req.method,
-            req.path,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-            openid_hash(openid),
-        )
+        if log.isEnabledFor(logging.INFO):
+            # log.info's record, made without its search of the stack for the caller (the
+            # line's place is this function, always).
+            args = (
+                req.method,
+                req.path,
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+                openid_hash(openid),
+            )
+            log.handle(log.makeRecord(log.name, logging.INFO, *_HERE, LINE, args, None, *_FUNC))
         response.headers["X-Request-Id"] = ctx.request_id
         return response
+
+    _HERE = (log_request.__code__.co_filename, log_request.__code__.co_firstlineno)
+    _FUNC = ("log_request",)
 
 
 def quiet(command):

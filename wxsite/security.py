@@ -33,7 +33,22 @@ DRAIN_SECONDS = 5.0
 
 
 class Request(flask.Request):
-    """Flask's request, holding JSON bodies to what every endpoint here takes: one object."""
+    """Flask's request, holding JSON bodies to what every endpoint here takes: one object.
+
+    Its blueprint names are worked out once per matched rule: Flask asks for them in
+    every hook and template render, and works them out from the endpoint each time.
+    """
+
+    _blueprints_of = (None, [])  # (the url_rule they were worked out for, the names)
+
+    @property
+    def blueprints(self):
+        rule = self.url_rule
+        seen, names = self._blueprints_of
+        if seen is not rule or rule is None:
+            names = super().blueprints
+            self._blueprints_of = (rule, names)
+        return names
 
     def get_json(self, force=False, silent=False, cache=True):
         """Return the body's JSON object; anything else is None (``silent``) or a 400."""

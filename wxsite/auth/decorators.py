@@ -16,8 +16,8 @@ def in_wechat():
     # Emulator mode goes straight to authorization in any browser instead of showing the
     # QR page with a button: the emulator's own page (pick a fake user, allow or refuse)
     # already is that step, and a developer gets the same hops a phone does.
-    ua = request.headers.get("User-Agent", "")
-    return "MicroMessenger" in ua or current_app.config["WX_EMULATOR"]
+    ua = request._get_current_object().headers.get("User-Agent", "")
+    return "MicroMessenger" in ua or current_app._get_current_object().config["WX_EMULATOR"]
 
 
 def login_redirect(scope=protocol.SCOPE_BASE, next_path=None):
@@ -53,14 +53,15 @@ def wechat_required(view=None, *, scope=protocol.SCOPE_BASE):
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if not current_user.is_authenticated:
+        user = current_user._get_current_object()  # one look-up, not one per attribute
+        if not user.is_authenticated:
             return login_redirect(scope)
         if (
             scope == protocol.SCOPE_USERINFO
-            and not current_user.profile_fresh
+            and not user.profile_fresh
             and not session.get("userinfo_declined")
             and request.method == "GET"
-            and not refresh_silently(get_db(), current_user.row)
+            and not refresh_silently(get_db(), user.row)
         ):
             # Escalate once; a refusal or 48001 sets userinfo_declined so we never loop.
             return login_redirect(protocol.SCOPE_USERINFO)

@@ -20,8 +20,9 @@ KNOWN_TAGS = frozenset(
 
 def public_base():
     """Return ``scheme://host[:port]`` as the browser sees it (after trusted proxies)."""
-    scheme = request.scheme
-    host = request.host
+    req = request._get_current_object()
+    scheme = req.scheme
+    host = req.host
     # ProxyFix appends X-Forwarded-Port even when it is the default; location.href doesn't.
     name, _, port = host.rpartition(":")
     if name and not host.endswith("]") and port == _DEFAULT_PORTS.get(scheme):
@@ -31,7 +32,8 @@ def public_base():
 
 def public_url():
     """Return the full URL the browser shows: raw path and query, no fragment."""
-    env = request.environ
+    req = request._get_current_object()
+    env = req.environ
     raw = env.get("RAW_URI") or env.get("REQUEST_URI")
     if raw and raw.startswith("/"):
         target = raw  # exactly as sent: percent-encoding preserved
@@ -39,7 +41,7 @@ def public_url():
         target = quote(env.get("PATH_INFO", "/"), safe="/%:@!$&'()*+,;=~")
         if env.get("QUERY_STRING"):
             target += "?" + env["QUERY_STRING"]
-    return public_base() + request.script_root + target.split("#", 1)[0]
+    return public_base() + req.script_root + target.split("#", 1)[0]
 
 
 def same_site(url):

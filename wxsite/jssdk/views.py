@@ -2,10 +2,10 @@
 
 import logging
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from authlib.common.security import generate_token
-from flask import Blueprint, current_app, jsonify, request, session, url_for
+from flask import Blueprint, current_app, jsonify, request, session
 from flask_login import current_user
 
 from .. import store, wx
@@ -13,6 +13,7 @@ from ..menu import home_entry
 from ..assets import asset_url
 from ..auth.decorators import in_wechat, login_redirect, wechat_required
 from ..errors import error_response, wants_json
+from ..extensions import path_for
 from .signing import (
     KNOWN_TAGS,
     PAGE_APIS,
@@ -111,7 +112,7 @@ def share():
     data = {
         "title": SHARE_TITLE,
         "desc": SHARE_DESC.format(name=user.nickname or "你的朋友"),
-        "link": base + url_for("pages.home", ref=code),
+        "link": f"{base}{path_for('pages.home')}?ref={quote(code, safe='')}",
         "imgUrl": base + asset_url("img/share.png"),
     }
     weapp = _weapp() if in_wechat() else None
@@ -142,8 +143,9 @@ def count_referral():
     inflate a count with cookieless requests. In WeChat an anonymous visitor is first sent
     through silent snsapi_base authorization (no prompt), which brings them back here.
     """
-    code = request.args.get("ref")
-    if request.method != "GET" or not code or not REF_RE.fullmatch(code):
+    req = request._get_current_object()
+    code = req.args.get("ref")
+    if req.method != "GET" or not code or not REF_RE.fullmatch(code):
         return None
     if not current_user.is_authenticated:
         return login_redirect() if in_wechat() and not wants_json() else None
