@@ -212,3 +212,26 @@ def test_signed_notifications_whose_resource_is_not_a_proper_object_are_refused(
     response = client.post(path, data=body, headers=signed(body))
     assert 400 <= response.status_code < 500, response.get_data(as_text=True)[:300]
     assert response.get_json()["code"] == "FAIL"
+
+
+@pytest.mark.parametrize(
+    "method, path, form",
+    [
+        ("GET", "/pay/orders/WX%00nul", None),
+        ("GET", "/pay/orders/WX%00nul/status", None),
+        ("POST", "/auth/bind", {"username": "al\x00ice", "password": "a long password"}),
+    ],
+    ids=["order page", "order status", "bind form"],
+)
+def test_a_nul_character_is_a_clear_answer_on_both_engines(
+    logged_in, live, token, method, path, form
+):
+    # PostgreSQL text cannot hold NUL (SQLite can): a 4xx either way, never a 500.
+    response = logged_in.request(
+        method,
+        live.url(path),
+        data=dict(form or {}, csrf_token=token) if form else None,
+        headers={"Accept": "application/json", "Referer": live.url("/auth/bind")},
+    )
+    assert response.status_code < 500, (response.status_code, response.text[:300])
+    assert "Traceback" not in response.text

@@ -89,6 +89,10 @@ class Unavailable(StoreError):
     """The database cannot be reached or opened right now."""
 
 
+class BadValue(StoreError):
+    """A value the database cannot hold (a NUL in PostgreSQL text, say): the input's fault."""
+
+
 class ConfigError(StoreError, SettingsError):
     """WXSITE_DATABASE does not lead to a usable database; the message says why."""
 
@@ -584,6 +588,8 @@ def _pg_error(exc):
         return Conflict(message, _PG_CONFLICT[state])
     if state in _PG_BUSY:
         return Busy(message)
+    if isinstance(exc, psycopg.DataError):  # class 22, and psycopg's own NUL refusal
+        return BadValue(message)
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return Unavailable(f"no PostgreSQL connection: {message} (server down or pool exhausted)")
     if state.startswith(_PG_UNAVAILABLE_CLASSES) or isinstance(

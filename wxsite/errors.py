@@ -129,6 +129,13 @@ def init_app(app):
         log.error("database busy: %s", exc)
         return error_response(503, "服务繁忙", "请稍后重试。", code="database_busy")
 
+    @app.errorhandler(store.BadValue)
+    def database_refused_value(exc):
+        log.warning("a value the database cannot hold: %s", exc)
+        return error_response(
+            400, "请求无效", "请求中含有无法保存的字符，请检查后重试。", code="bad_value"
+        )
+
     @app.errorhandler(store.Unavailable)
     def database_unavailable(exc):
         log.error("database unavailable: %s", exc)

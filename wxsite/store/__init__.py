@@ -12,6 +12,7 @@ import threading
 
 from .db import (  # noqa: F401
     BUSY_TIMEOUT,
+    BadValue,
     Busy,
     ConfigError,
     Conflict,
@@ -172,7 +173,7 @@ def get_db():
         app = current_app._get_current_object()
         opened = engine(app)
         if opened.name != "sqlite":
-            # The pool checks a connection is alive before lending it; keep that.
+            # A pooled connection, lent without a ping (engines: a dead one is replaced).
             g.db = opened.connect()
             return g.db
         # Opening a SQLite connection (and its PRAGMAs) costs more than the page's own

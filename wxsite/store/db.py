@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from ..engines import (  # noqa: F401 - the store's error types, re-exported
     BUSY_TIMEOUT,
+    BadValue,
     Busy,
     ConfigError,
     Conflict,
