@@ -45,7 +45,7 @@ PG_TESTS ?= tests/auth tests/pay tests/inbound tests/jobs tests/media/test_uploa
 	tests/wechat/test_credentials_faults.py tests/wechat/test_credentials_force.py \
 	tests/wechat/test_credential_store_contract.py tests/jssdk tests/test_site.py \
 	tests/media/test_slow_wechat.py tests/test_bad_inputs.py tests/test_hosts_header.py tests/test_clock.py \
-	tests/test_fuzz.py tests/engines/test_site_database_down.py
+	tests/test_fuzz.py
 
 # The two runs overlap: most of a test's time is spent waiting on servers, not on a CPU.
 test: $(STAMP) system-deps
