@@ -5,6 +5,8 @@ import pathlib
 import time
 
 import wxsite
+from flask import render_template_string
+
 from wxsite import clock, create_app, store
 
 from support import Clock, LiveServer, site_config, wechat_login
@@ -75,3 +77,16 @@ def test_rows_written_in_a_request_carry_the_apps_time(tmp_path, emu):
         store.create_account(db, "clocked", "not-a-real-hash", "时钟")
         row = db.one("SELECT created_at FROM accounts WHERE username = 'clocked'")
     assert abs(row["created_at"] - (time.time() - 86400)) < 5
+
+
+def test_people_read_times_in_china_time_whatever_the_servers_zone(tmp_path, emu, monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")  # a server far from its readers
+    time.tzset()
+    try:
+        app = create_app(site_config(tmp_path, emu))
+        with app.test_request_context():
+            shown = render_template_string("{{ 1764561600|datetime }}")
+        assert shown == "2025-12-01 12:00" == clock.china_time(1764561600)  # 04:00 UTC
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -4,7 +4,7 @@ import re
 import time
 
 from support import WeChat
-from wxsite import accounts, store
+from wxsite import accounts, clock, store
 
 #: WeChat's state names, which pages never show.
 RAW = ("PENDING", "PROCESSING", "SUCCESS", "ABNORMAL", "CLOSED", "FAILED", "NOTPAY", "REFUND")
@@ -43,5 +43,5 @@ def test_account_words_orders_like_the_orders_page(app, logged_in, live):
     for word in ("部分退款 ¥8.00", "退款中", "已退款"):
         assert word in mine, mine
     assert not [w for w in RAW if w in re.sub(r"<[^>]+>", " ", page.text)]
-    day = time.strftime("%Y-%m-%d", time.localtime(since))
+    day = clock.china_time(since, "%Y-%m-%d")
     assert re.search(rf"账号 alice · {day} \d\d:\d\d 注册", page.text), page.text

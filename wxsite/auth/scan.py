@@ -17,7 +17,6 @@ scans a code shown on someone else's screen would otherwise log that screen in a
 import hashlib
 import logging
 import re
-from datetime import datetime, timedelta, timezone
 
 from authlib.common.security import generate_token
 from flask import abort, jsonify, redirect, render_template, request, session, url_for
@@ -38,9 +37,6 @@ CODES_PER_IP = 60
 TICKET_RE = re.compile(r"[A-Za-z0-9]{32}")
 #: The scenes of follow-to-log-in codes (QR_STR_SCENE allows 64 characters).
 SCENE_PREFIX = "login_"
-#: The phone's owner reads the desktop's time in China's one zone (no daylight saving), not
-#: the server's: a fixed offset needs no tz database (tzdata is not in the venv).
-CHINA = timezone(timedelta(hours=8), "北京时间")
 
 
 def _browser_key():
@@ -177,7 +173,7 @@ def scan_phone(ticket):
         "auth/scan_phone.html",
         row=row,
         usable=usable,
-        asked_at=datetime.fromtimestamp(row["created_at"], CHINA).strftime("%H:%M"),
+        asked_at=clock.china_time(row["created_at"], "%H:%M"),
     )
 
 

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, abort, current_app, jsonify, render_template
 
-from .. import store, wx
+from .. import clock, store, wx
 from ..menu import home_entries
 from ..wechat import WeChatError
 from ..wechat.client import ACCESS_TOKEN, JSAPI_TICKET
@@ -18,10 +18,8 @@ def site_context(state):
 
 @bp.app_template_filter("datetime")
 def format_datetime(timestamp):
-    """Show a stored timestamp as local date and minute."""
-    import time as _time
-
-    return _time.strftime("%Y-%m-%d %H:%M", _time.localtime(timestamp or 0))
+    """Show a stored timestamp as date and minute in China time (not the server's zone)."""
+    return clock.china_time(timestamp)
 
 
 @bp.get("/")
