@@ -140,8 +140,10 @@ def _identifier(address, user_agent):
 def session_identifier():
     """Return Flask-Login's session identifier for this request, each one hashed once."""
     req = request._get_current_object()
-    headers = req.headers
-    return _identifier(headers.get("X-Forwarded-For", req.remote_addr), headers.get("User-Agent"))
+    environ = req.environ  # the two headers as they came, without headers.get's name mapping
+    return _identifier(
+        environ.get("HTTP_X_FORWARDED_FOR", req.remote_addr), environ.get("HTTP_USER_AGENT")
+    )
 
 
 #: How many (endpoint, script root) paths each app keeps (``path_for``).

@@ -15,6 +15,8 @@ import flask
 from flask import request
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
+from werkzeug.sansio.http import parse_cookie
+from werkzeug.utils import cached_property
 from werkzeug.sansio.utils import host_is_trusted
 
 from .errors import error_response
@@ -40,6 +42,12 @@ class Request(flask.Request):
     """
 
     _blueprints_of = (None, [])  # (the url_rule they were worked out for, the names)
+
+    @cached_property
+    def cookies(self):
+        # Werkzeug's, from the one Cookie value a WSGI environ holds, read directly: its
+        # headers.getlist("Cookie") walks every header of the request to find it.
+        return parse_cookie(self.environ.get("HTTP_COOKIE", ""), cls=self.dict_storage_class)
 
     @property
     def blueprints(self):
