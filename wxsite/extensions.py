@@ -94,8 +94,8 @@ class SessionInterface(SecureCookieSessionInterface):
         if session.accessed:
             headers = response.headers
             vary = headers.get("Vary")
-            if not vary:
-                headers["Vary"] = "Cookie"
+            if vary is None:
+                headers.add("Vary", "Cookie")  # none yet: no search for one to replace
             elif "cookie" not in {v.strip().lower() for v in vary.split(",")}:
                 response.vary.add("Cookie")
         return None

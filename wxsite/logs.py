@@ -90,7 +90,8 @@ def init_app(app):
                 openid_hash(openid),
             )
             log.handle(log.makeRecord(log.name, logging.INFO, *_HERE, LINE, args, None, *_FUNC))
-        response.headers["X-Request-Id"] = ctx.request_id
+        # Added, not set: nothing else names it, and setting searches every header first.
+        response.headers.add("X-Request-Id", ctx.request_id)
         return response
 
     _HERE = (log_request.__code__.co_filename, log_request.__code__.co_firstlineno)

@@ -263,5 +263,7 @@ def init_app(app):
             wanted = wanted + [hsts]
         if req.endpoint != "static":
             wanted = wanted + [no_store]
-        headers.extend([(name, value) for key, name, value in wanted if key not in present])
+        for key, name, value in wanted:
+            if key not in present:
+                headers.add(name, value)  # (extend checks each item's type first)
         return response
