@@ -157,7 +157,7 @@ def path_for(endpoint):
     (the prefix a trusted proxy may set), so it is kept per app under both.
     """
     app = current_app._get_current_object()
-    key = (endpoint, request._get_current_object().script_root)
+    key = (endpoint, request._get_current_object().root_path)  # the script root
     paths = app.extensions["wxsite.paths"]
     path = paths.get(key)
     if path is None:
