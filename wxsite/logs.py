@@ -25,9 +25,10 @@ class RequestIdFilter(logging.Filter):
     """Give every record a ``request_id`` (``-`` outside requests), WeChat calls included."""
 
     def filter(self, record):
-        record.request_id = (
-            g._get_current_object().get("request_id", "-") if has_request_context() else "-"
-        )
+        if "request_id" not in record.__dict__:  # the request line brings its own
+            record.request_id = (
+                g._get_current_object().get("request_id", "-") if has_request_context() else "-"
+            )
         return True
 
 
@@ -89,7 +90,10 @@ def init_app(app):
                 (time.monotonic() - started) * 1000,
                 openid_hash(openid),
             )
-            log.handle(log.makeRecord(log.name, logging.INFO, *_HERE, LINE, args, None, *_FUNC))
+            extra = {"request_id": ctx.request_id}  # what the filter would look up again
+            log.handle(
+                log.makeRecord(log.name, logging.INFO, *_HERE, LINE, args, None, *_FUNC, extra)
+            )
         # Added, not set: nothing else names it, and setting searches every header first.
         response.headers.add("X-Request-Id", ctx.request_id)
         return response
