@@ -93,10 +93,11 @@ class SessionInterface(SecureCookieSessionInterface):
             return super().save_session(app, session, response)
         if session.accessed:
             headers = response.headers
-            vary = headers.get("Vary")
-            if vary is None:
+            # getlist: get raises (and catches) a KeyError when there is none, the usual case.
+            vary = headers.getlist("Vary")
+            if not vary:
                 headers.add("Vary", "Cookie")  # none yet: no search for one to replace
-            elif "cookie" not in {v.strip().lower() for v in vary.split(",")}:
+            elif "cookie" not in {v.strip().lower() for v in vary[0].split(",")}:
                 response.vary.add("Cookie")
         return None
 

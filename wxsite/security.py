@@ -141,8 +141,11 @@ class DrainUnreadBody:
 
 
 def _content_length(environ):
+    value = environ.get("CONTENT_LENGTH")
+    if not value:
+        return None  # most requests: no body, and no ValueError raised to say so
     try:
-        value = int(environ.get("CONTENT_LENGTH") or "")
+        value = int(value)
     except ValueError:
         return None
     return value if value >= 0 else None
