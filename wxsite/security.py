@@ -16,8 +16,8 @@ from flask import request
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 from werkzeug.sansio.http import parse_cookie
-from werkzeug.utils import cached_property
 from werkzeug.sansio.utils import host_is_trusted
+from werkzeug.utils import cached_property
 
 from .errors import error_response
 
