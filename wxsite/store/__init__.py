@@ -10,7 +10,7 @@ touches Flask.
 import os
 import threading
 
-from flask import current_app, g
+from flask import current_app, g  # for the Flask glue at the bottom only
 
 from .db import (  # noqa: F401
     BUSY_TIMEOUT,
