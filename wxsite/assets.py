@@ -80,7 +80,7 @@ class Assets:
         Each file's URL is made once per script root (the prefix a trusted proxy may
         set), unless ``check_changes`` asks to look at the file every time.
         """
-        root = request._get_current_object().script_root
+        root = request._get_current_object().root_path  # script_root, without its alias
         url = self._urls.get((root, filename))
         if url is not None:
             return url

@@ -93,10 +93,11 @@ class SessionInterface(SecureCookieSessionInterface):
             return super().save_session(app, session, response)
         if session.accessed:
             headers = response.headers
-            vary = headers.get("Vary")
+            # getlist: get raises (and catches) a KeyError when there is none, the usual case.
+            vary = headers.getlist("Vary")
             if not vary:
-                headers["Vary"] = "Cookie"
-            elif "cookie" not in {v.strip().lower() for v in vary.split(",")}:
+                headers.add("Vary", "Cookie")  # none yet: no search for one to replace
+            elif "cookie" not in {v.strip().lower() for v in vary[0].split(",")}:
                 response.vary.add("Cookie")
         return None
 
@@ -140,8 +141,10 @@ def _identifier(address, user_agent):
 def session_identifier():
     """Return Flask-Login's session identifier for this request, each one hashed once."""
     req = request._get_current_object()
-    headers = req.headers
-    return _identifier(headers.get("X-Forwarded-For", req.remote_addr), headers.get("User-Agent"))
+    environ = req.environ  # the two headers as they came, without headers.get's name mapping
+    return _identifier(
+        environ.get("HTTP_X_FORWARDED_FOR", req.remote_addr), environ.get("HTTP_USER_AGENT")
+    )
 
 
 #: How many (endpoint, script root) paths each app keeps (``path_for``).
@@ -155,7 +158,7 @@ def path_for(endpoint):
     (the prefix a trusted proxy may set), so it is kept per app under both.
     """
     app = current_app._get_current_object()
-    key = (endpoint, request._get_current_object().script_root)
+    key = (endpoint, request._get_current_object().root_path)  # the script root
     paths = app.extensions["wxsite.paths"]
     path = paths.get(key)
     if path is None:

@@ -7,7 +7,7 @@ carries ``code`` and ``state``) is logged.
 import functools
 import hashlib
 import logging
-import secrets
+import os
 import time
 
 from flask import g, has_request_context, request
@@ -25,9 +25,10 @@ class RequestIdFilter(logging.Filter):
     """Give every record a ``request_id`` (``-`` outside requests), WeChat calls included."""
 
     def filter(self, record):
-        record.request_id = (
-            g._get_current_object().get("request_id", "-") if has_request_context() else "-"
-        )
+        if "request_id" not in record.__dict__:  # the request line brings its own
+            record.request_id = (
+                g._get_current_object().get("request_id", "-") if has_request_context() else "-"
+            )
         return True
 
 
@@ -67,7 +68,7 @@ def init_app(app):
     @app.before_request
     def start_timer():
         ctx = g._get_current_object()
-        ctx.request_id = secrets.token_hex(6)
+        ctx.request_id = os.urandom(6).hex()  # secrets.token_hex(6), unwrapped
         ctx.request_started = time.monotonic()
 
     @app.after_request
@@ -89,8 +90,12 @@ def init_app(app):
                 (time.monotonic() - started) * 1000,
                 openid_hash(openid),
             )
-            log.handle(log.makeRecord(log.name, logging.INFO, *_HERE, LINE, args, None, *_FUNC))
-        response.headers["X-Request-Id"] = ctx.request_id
+            extra = {"request_id": ctx.request_id}  # what the filter would look up again
+            log.handle(
+                log.makeRecord(log.name, logging.INFO, *_HERE, LINE, args, None, *_FUNC, extra)
+            )
+        # Added, not set: nothing else names it, and setting searches every header first.
+        response.headers.add("X-Request-Id", ctx.request_id)
         return response
 
     _HERE = (log_request.__code__.co_filename, log_request.__code__.co_firstlineno)

@@ -15,7 +15,9 @@ import flask
 from flask import request
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
+from werkzeug.sansio.http import parse_cookie
 from werkzeug.sansio.utils import host_is_trusted
+from werkzeug.utils import cached_property
 
 from .errors import error_response
 
@@ -40,6 +42,12 @@ class Request(flask.Request):
     """
 
     _blueprints_of = (None, [])  # (the url_rule they were worked out for, the names)
+
+    @cached_property
+    def cookies(self):
+        # Werkzeug's, from the one Cookie value a WSGI environ holds, read directly: its
+        # headers.getlist("Cookie") walks every header of the request to find it.
+        return parse_cookie(self.environ.get("HTTP_COOKIE", ""), cls=self.dict_storage_class)
 
     @property
     def blueprints(self):
@@ -133,8 +141,11 @@ class DrainUnreadBody:
 
 
 def _content_length(environ):
+    value = environ.get("CONTENT_LENGTH")
+    if not value:
+        return None  # most requests: no body, and no ValueError raised to say so
     try:
-        value = int(environ.get("CONTENT_LENGTH") or "")
+        value = int(value)
     except ValueError:
         return None
     return value if value >= 0 else None
@@ -255,5 +266,7 @@ def init_app(app):
             wanted = wanted + [hsts]
         if req.endpoint != "static":
             wanted = wanted + [no_store]
-        headers.extend([(name, value) for key, name, value in wanted if key not in present])
+        for key, name, value in wanted:
+            if key not in present:
+                headers.add(name, value)  # (extend checks each item's type first)
         return response

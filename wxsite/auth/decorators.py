@@ -16,7 +16,7 @@ def in_wechat():
     # Emulator mode goes straight to authorization in any browser instead of showing the
     # QR page with a button: the emulator's own page (pick a fake user, allow or refuse)
     # already is that step, and a developer gets the same hops a phone does.
-    ua = request._get_current_object().headers.get("User-Agent", "")
+    ua = request._get_current_object().environ.get("HTTP_USER_AGENT", "")  # the header
     return "MicroMessenger" in ua or current_app._get_current_object().config["WX_EMULATOR"]
 
 

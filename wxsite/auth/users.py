@@ -47,7 +47,8 @@ class WeChatUser(UserMixin):
 @login_manager.user_loader
 def load_user(login_id):
     """Return the user of a live login session (revoked or expired ones are anonymous)."""
-    row = store.get_login(store.get_db(), login_id, LOGIN_MAX_AGE)
-    if row is None or row["appid"] != current_app.config["WX_APPID"]:
+    app = current_app._get_current_object()
+    row = store.get_login(store.get_db(), login_id, LOGIN_MAX_AGE, clock.source(app)())
+    if row is None or row["appid"] != app.config["WX_APPID"]:
         return None
     return WeChatUser(login_id, row)

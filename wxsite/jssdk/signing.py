@@ -41,7 +41,7 @@ def public_url():
         target = quote(env.get("PATH_INFO", "/"), safe="/%:@!$&'()*+,;=~")
         if env.get("QUERY_STRING"):
             target += "?" + env["QUERY_STRING"]
-    return public_base() + req.script_root + target.split("#", 1)[0]
+    return public_base() + req.root_path + target.split("#", 1)[0]  # root_path: script_root
 
 
 def same_site(url):

@@ -144,8 +144,10 @@ def count_referral():
     through silent snsapi_base authorization (no prompt), which brings them back here.
     """
     req = request._get_current_object()
+    if req.method != "GET" or not req.environ.get("QUERY_STRING"):
+        return None  # no query string to parse
     code = req.args.get("ref")
-    if req.method != "GET" or not code or not REF_RE.fullmatch(code):
+    if not code or not REF_RE.fullmatch(code):
         return None
     if not current_user.is_authenticated:
         return login_redirect() if in_wechat() and not wants_json() else None

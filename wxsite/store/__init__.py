@@ -10,6 +10,8 @@ touches Flask.
 import os
 import threading
 
+from flask import current_app, g  # for the Flask glue at the bottom only
+
 from .db import (  # noqa: F401
     BUSY_TIMEOUT,
     BadValue,
@@ -160,47 +162,44 @@ class _Held:
 
 def engine(app=None):
     """Return the app's database engine (one per process, shared by its threads)."""
-    from flask import current_app
-
     return (app or current_app).extensions[EXTENSION]
 
 
 def get_db():
     """Return this request's connection: the thread's own on SQLite, a pooled one otherwise."""
-    from flask import current_app, g
+    ctx = g._get_current_object()
+    db = ctx.get("db")
+    if db is None:
+        db = ctx.db = _lend(current_app._get_current_object())
+    return db
 
-    if "db" not in g:
-        app = current_app._get_current_object()
-        opened = engine(app)
-        if opened.name != "sqlite":
-            # A pooled connection, lent without a ping (engines: a dead one is replaced).
-            g.db = opened.connect()
-            return g.db
-        # Opening a SQLite connection (and its PRAGMAs) costs more than the page's own
-        # queries: each thread keeps one for its life. Autocommit, so every statement
-        # sees the latest commit, a revoked login included.
-        local = app.extensions[HELD]
-        held = getattr(local, "held", None)
-        if held is None or held.conn.engine is not opened or opened.closed:
-            held = local.held = _Held(opened.connect())
-        g.db = held.conn
-    return g.db
+
+def _lend(app):
+    opened = app.extensions[EXTENSION]
+    if opened.name != "sqlite":
+        # A pooled connection, lent without a ping (engines: a dead one is replaced).
+        return opened.connect()
+    # Opening a SQLite connection (and its PRAGMAs) costs more than the page's own
+    # queries: each thread keeps one for its life. Autocommit, so every statement
+    # sees the latest commit, a revoked login included.
+    local = app.extensions[HELD]
+    held = getattr(local, "held", None)
+    if held is None or held.conn.engine is not opened or opened.closed:
+        held = local.held = _Held(opened.connect())
+    return held.conn
 
 
 def close_db(exc=None):
     """Release this request's connection: back to its thread, or closed/returned to the pool."""
-    from flask import current_app, g
-
     db = g.pop("db", None)
     if db is None:
         return
-    local = current_app.extensions[HELD]
-    held = getattr(local, "held", None)
+    held = getattr(current_app.extensions[HELD], "held", None)
     if held is None or held.conn is not db:
         db.close()
     elif db.in_transaction or db.native.conn.in_transaction:
         # A request that left a transaction open must not hand it to the next one.
-        local.held = None
+        current_app.extensions[HELD].held = None
         db.close()
 
 
