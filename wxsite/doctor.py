@@ -165,7 +165,7 @@ def _pay(app):
                 f"{keys}; {count} refunds (¥{yuan(fen)}) wait: the merchant balance needs a "
                 "top-up; once topped up, the pay.reconcile job (every minute, in `wx worker`) "
                 "retries them by itself, each when its backoff is due; "
-                "`flask --app wsgi pay reconcile` runs the job now if wanted",
+                "`flask --app wsgi pay reconcile --topped-up` retries them at once",
             )
         ]
     return [Check(True, "WeChat Pay", keys)]

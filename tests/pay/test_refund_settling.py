@@ -121,4 +121,4 @@ def test_doctor_says_the_job_retries_short_refunds_by_itself(app, runner, logged
     assert "1 refunds (¥28.00)" in said and "needs a top-up" in said, said
     assert "the pay.reconcile job (every minute, in `wx worker`) retries them by itself" in said
     assert "then `flask --app wsgi pay reconcile` retries" not in said
-    assert "`flask --app wsgi pay reconcile` runs the job now if wanted" in said, said
+    assert "`flask --app wsgi pay reconcile --topped-up` retries them at once" in said, said

@@ -50,7 +50,7 @@ def refund_command(out_trade_no, amount, request_id):
     if row["status"] == "PENDING":
         click.echo(
             "the merchant balance is short: top it up; the pay.reconcile job retries this "
-            "refund by itself with the same number",
+            "refund by itself with the same number (`pay reconcile --topped-up`: at once)",
             err=True,
         )
 
@@ -77,17 +77,25 @@ def _refused(db, out_trade_no, amount, request_id, exc):
 
 
 @pay_cli.command("reconcile")
+@click.option(
+    "--topped-up",
+    is_flag=True,
+    help="The merchant balance was just topped up: retry the refunds waiting for it now.",
+)
 @quiet
-def reconcile_command():
+def reconcile_command(topped_up):
     """Run the periodic pay work once: query, retry, close (safe to run from cron).
 
     Queries refunds PROCESSING for over a minute (lost notifications), retries PENDING
     refunds whose backoff is due with the same out_refund_no, and closes at WeChat the
-    unpaid orders older than the two-hour payment window.
+    unpaid orders older than the two-hour payment window. With --topped-up, refunds that
+    wait for a balance top-up are retried now instead of at their backoff (up to 6 hours).
 
-    Example: flask --app wsgi pay reconcile
+    Example: flask --app wsgi pay reconcile --topped-up
     """
     db = store.get_db()
+    if topped_up:
+        click.echo(f"{pay_store.retry_short_now(db)} refunds waiting for a top-up are due now")
     done = reconcile(db, _client())
     count, fen = pay_store.short_refunds(db)
     click.echo(

@@ -253,6 +253,18 @@ def due_refunds(db, statuses, before, now, limit):
     )
 
 
+def retry_short_now(db, now=None):
+    """Make every refund waiting for a balance top-up due now (its backoff cut short)."""
+    now = now or clock.now()
+    with transaction(db):
+        return db.execute(
+            "UPDATE refunds SET next_try_at = :now, updated_at = :before "
+            "WHERE status = 'PENDING' AND fail_reason = 'NOT_ENOUGH' AND next_try_at > :now",
+            # updated_at back a little too, past the quiet minute a fresh change is left alone
+            {"now": now, "before": now - 3600},
+        )
+
+
 def claim_refund(db, out_refund_no, status, now, lease_until):
     """Return True for the one caller that may try this refund now (until ``lease_until``)."""
     # Two workers retrying one refund would be safe (same out_refund_no), but wasteful.
