@@ -180,6 +180,26 @@ def form_fields(html):
     return fields
 
 
+def in_parallel(calls):
+    """Run every ``call()`` at once (a barrier lines them up); return their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as exc:  # noqa: BLE001 - reported by the caller's asserts
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 # -- logging in through the emulator ------------------------------------------------------
 
 

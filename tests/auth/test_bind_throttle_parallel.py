@@ -1,10 +1,9 @@
 """The bind throttle under parallel guesses across gunicorn workers (RELIABILITY 29, 58)."""
 
-import threading
-
 import pytest
+from functools import partial
 
-from support import WeChat, csrf_token, phone_session
+from support import WeChat, csrf_token, in_parallel, phone_session
 from stack import Gunicorn
 from wxsite.auth.views import MAX_ACCOUNT_FAILURES
 
@@ -31,26 +30,19 @@ class Site:
 
 def burst(live, cookie, token, passwords):
     """POST every password to /auth/bind at once, each from its own connection."""
-    barrier = threading.Barrier(len(passwords))
-    answers = [None] * len(passwords)
 
-    def attempt(i, password):
-        session = phone_session()
-        session.cookies.set("wxsite_session", cookie)
-        barrier.wait()
-        answers[i] = session.post(
+    def attempt(session, password):
+        return session.post(
             live.url("/auth/bind"),
             data={"csrf_token": token, "username": "alice", "password": password},
             headers={"Referer": live.url("/auth/bind")},
             allow_redirects=False,
         )
 
-    threads = [threading.Thread(target=attempt, args=(i, p)) for i, p in enumerate(passwords)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return answers
+    sessions = [phone_session() for _ in passwords]
+    for session in sessions:
+        session.cookies.set("wxsite_session", cookie)
+    return in_parallel([partial(attempt, s, p) for s, p in zip(sessions, passwords)])
 
 
 def test_parallel_guesses_get_no_more_checks_than_the_limit(site):

@@ -4,6 +4,7 @@ import json
 import re
 import threading
 import time
+from functools import partial
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -16,6 +17,7 @@ from support import (
     callback_url,
     consent,
     csrf_token,
+    in_parallel,
     phone_session,
     wechat_login,
 )
@@ -182,20 +184,11 @@ def test_concurrent_deliveries_of_one_callback_all_end_logged_in_as_one_person(
     url = callback_url(emu, phone, live, user="lisi", next="/healthz")
     jar = phone.cookies.copy()
     emu.fault(protocol.SNS_ACCESS_TOKEN, stall=0.5)  # the exchange is slow: they overlap
-    barrier = threading.Barrier(5)
-    browsers = []
-
-    def deliver():
-        browser = phone_session()
-        browser.cookies = jar.copy()
-        barrier.wait()
-        browsers.append((browser, browser.get(url, allow_redirects=False)))
-
-    threads = [threading.Thread(target=deliver) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    sessions = [phone_session() for _ in range(5)]
+    for session in sessions:
+        session.cookies = jar.copy()
+    answers = in_parallel([partial(s.get, url, allow_redirects=False) for s in sessions])
+    browsers = list(zip(sessions, answers))
     assert [r.status_code for _, r in browsers] == [302] * 5
     assert {r.headers["Location"] for _, r in browsers} == {"/healthz"}
     assert emu.count(protocol.SNS_ACCESS_TOKEN) == 1  # one request traded the code

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import re
-import threading
 import time
 
 import requests
@@ -86,26 +85,6 @@ def make_cold(cluster):
         redis.delete(*keys)
     if valued:
         time.sleep(credentials.REVALIDATE_EVERY + 0.2)
-
-
-def in_parallel(calls):
-    """Run every ``call()`` at once (a barrier lines them up); return their results in order."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(i, call):
-        barrier.wait()
-        try:
-            results[i] = call()
-        except Exception as exc:  # noqa: BLE001 - reported by the caller's asserts
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def upstream(response):

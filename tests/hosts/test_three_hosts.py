@@ -24,14 +24,13 @@ from hosts_helpers import (
     APPID,
     LEASE,
     check_signed,
-    in_parallel,
     log_in,
     make_cold,
     phone,
     upstream,
 )
 from stack import VENV_BIN, Process
-from support import callback_url, csrf_token
+from support import callback_url, csrf_token, in_parallel
 from wxsite.auth.views import MAX_ACCOUNT_FAILURES, MAX_CLIENT_FAILURES
 from wxsite.wechat import protocol
 

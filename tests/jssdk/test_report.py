@@ -8,13 +8,13 @@ JSON, and cannot be used to spend WeChat's quota beyond one re-fetch per few min
 
 import json
 import re
-import threading
+from functools import partial
 
 import pytest
 import requests
 
 from stack import Gunicorn
-from support import csrf_token
+from support import csrf_token, in_parallel
 from wxsite.wechat import protocol
 
 
@@ -153,18 +153,9 @@ def test_reports_from_many_pages_across_workers_refetch_the_ticket_once(gunicorn
     pages = 16
     sessions = [requests.Session() for _ in range(pages)]
     tokens = [csrf_token(s.get(base + "/", timeout=10).text) for s in sessions]
-    answers = [None] * pages
-    barrier = threading.Barrier(pages)
-
-    def one(i):
-        barrier.wait()
-        answers[i] = report(sessions[i], base, url, first, tokens[i])
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(pages)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = in_parallel(
+        [partial(report, sessions[i], base, url, first, tokens[i]) for i in range(pages)]
+    )
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     bodies = [a.json() for a in answers]
     assert all(b["retry"] and verifies(emu, b["config"], url) for b in bodies)

@@ -2,8 +2,8 @@
 refund numbers, polling that spends the merchant's quota."""
 
 import re
-import threading
 import time
+from functools import partial
 
 import pytest
 import requests
@@ -13,6 +13,7 @@ from support import (
     add_failing_trigger,
     csrf_token,
     drop_trigger,
+    in_parallel,
 )
 from test_pay_site import admin_refund, buy, notifications, pay
 from wxsite import store
@@ -169,21 +170,14 @@ def test_status_polls_share_one_pay_query(logged_in, live, emu, caplog, monkeypa
     caplog.set_level("INFO", logger="wxsite.wechat")
     no, params, _ = buy(logged_in, live)
     cookie = logged_in.cookies.get("wxsite_session")
-    barrier = threading.Barrier(20)
-    states = []
-
-    def poll():
+    sessions = []
+    for _ in range(20):
         session = requests.Session()
         session.headers.update(logged_in.headers)
         session.cookies.set("wxsite_session", cookie)
-        barrier.wait()
-        states.append(session.get(live.url(f"/pay/orders/{no}/status")).json()["state"])
-
-    threads = [threading.Thread(target=poll) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+        sessions.append(session)
+    status = live.url(f"/pay/orders/{no}/status")
+    states = [r.json()["state"] for r in in_parallel([partial(s.get, status) for s in sessions])]
     queries = [r for r in caplog.records if "out-trade-no" in r.getMessage()]
     assert states == ["NOTPAY"] * 20
     assert len(queries) == 1, [r.getMessage() for r in queries]

@@ -8,10 +8,11 @@ Time moves through a controllable clock; calls are counted by the emulator.
 import re
 import threading
 import time
+from functools import partial
 
 import pytest
 
-from support import Clock
+from support import Clock, in_parallel
 from wxsite import engines, store
 from wxsite.wechat import WeChatClient, WeChatError, credentials, jssdk, protocol
 
@@ -370,18 +371,7 @@ def test_refused_ticket_is_refetched_once_for_every_worker(db_path, emu, clock):
     configs = [page_config(w) for w in workers]
     emu.reset()  # the emulator forgets its tickets (and tokens): WeChat no longer honours ours
     assert not any(verifies(emu, c) for c in configs)
-    answers = [None] * len(workers)
-    barrier = threading.Barrier(len(workers))
-
-    def report(i):
-        barrier.wait()
-        answers[i] = retry_config(workers[i], configs[i])
-
-    threads = [threading.Thread(target=report, args=(i,)) for i in range(len(workers))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = in_parallel([partial(retry_config, w, c) for w, c in zip(workers, configs)])
     assert all(a is not None and verifies(emu, a) for a in answers)
     assert emu.count(protocol.TICKET) == 2  # the dead token's 40001, then one new ticket
     assert emu.count(protocol.STABLE_TOKEN) == 1
