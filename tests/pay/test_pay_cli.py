@@ -39,6 +39,10 @@ def test_topped_up_retries_the_refunds_waiting_for_it_at_once(logged_in, live, e
     short = runner.invoke(args=["pay", "refund", no, "--request-id", "RFtopup000001"])
     assert short.exit_code == 0 and "PENDING" in short.output, short.output
     assert "--topped-up" in short.output
+    with app.app_context():  # deferred two minutes ago, with an hour of backoff to go
+        store.get_db().execute(
+            "UPDATE refunds SET updated_at = updated_at - 120, next_try_at = next_try_at + 3600"
+        )
     requests.post(emu.base_url + "/_emu/pay/balance", json={"available": 5000})
     # Without the flag the refund waits out its backoff: nothing is sent.
     assert "retried 0" in runner.invoke(args=["pay", "reconcile"]).output

@@ -3,7 +3,7 @@
 import click
 from flask.cli import AppGroup
 
-from .. import store, wx
+from .. import clock, store, wx
 from ..logs import quiet
 from ..store import pay as pay_store
 from .products import yuan
@@ -95,7 +95,8 @@ def reconcile_command(topped_up):
     """
     db = store.get_db()
     if topped_up:
-        click.echo(f"{pay_store.retry_short_now(db)} refunds waiting for a top-up are due now")
+        due = pay_store.retry_short_now(db, clock.now() - QUERY_AFTER)
+        click.echo(f"{due} refunds waiting for a top-up are due now")
     done = reconcile(db, _client())
     count, fen = pay_store.short_refunds(db)
     click.echo(

@@ -253,15 +253,19 @@ def due_refunds(db, statuses, before, now, limit):
     )
 
 
-def retry_short_now(db, now=None):
-    """Make every refund waiting for a balance top-up due now (its backoff cut short)."""
+def retry_short_now(db, settled_before, now=None):
+    """Make the refunds waiting for a balance top-up due now (their backoff cut short).
+
+    Only those last changed before ``settled_before``: the ones the retry will take (it
+    leaves a refund changed in the last minute alone, as it may still be in flight).
+    """
     now = now or clock.now()
     with transaction(db):
         return db.execute(
-            "UPDATE refunds SET next_try_at = :now, updated_at = :before "
-            "WHERE status = 'PENDING' AND fail_reason = 'NOT_ENOUGH' AND next_try_at > :now",
-            # updated_at back a little too, past the quiet minute a fresh change is left alone
-            {"now": now, "before": now - 3600},
+            "UPDATE refunds SET next_try_at = :now "
+            "WHERE status = 'PENDING' AND fail_reason = 'NOT_ENOUGH' AND next_try_at > :now "
+            "AND COALESCE(updated_at, created_at) <= :before",
+            {"now": now, "before": settled_before},
         )
 
 
