@@ -2,7 +2,7 @@
 
 import re
 
-from test_scenarios import photo, pick_user, wait_ready
+from test_scenarios import open_shop, order_coffee, photo, pick_user, wait_ready
 
 #: Elements whose right edge passes the viewport: what makes a page scroll sideways
 #: (or, under overflow-x: hidden, what it cuts off).
@@ -193,12 +193,8 @@ def test_me_folds_identifiers_and_unbind_asks_first(page, stack, shot):
 
 
 def test_paying_ends_on_a_success_screen(page, stack, shot):
-    page.goto(stack.url("/pay/"))
-    pick_user(page, "sunqi")
-    page.wait_for_url(re.compile(r".*/pay/(#.*)?$"))
-    page.click('button[data-product="coffee"]')
-    page.wait_for_url(re.compile(r".*/pay/orders/WX\w+"))
-    wait_ready(page)
+    open_shop(page, stack, "sunqi")
+    order_coffee(page)
     # The pay button and 我的订单 share one button area: no empty gap between them.
     gap = page.evaluate(
         "() => document.querySelector('a[href$=\"/orders\"]').getBoundingClientRect().top"

@@ -22,6 +22,20 @@ def wait_ready(page):
     assert page.evaluate("window.__wxemu.ready") is True
 
 
+def open_shop(page, stack, user):
+    """Open /pay/ logged in as ``user`` (through the emulator's authorization page)."""
+    page.goto(stack.url("/pay/"))
+    pick_user(page, user)
+    page.wait_for_url(re.compile(r".*/pay/(#.*)?$"))
+
+
+def order_coffee(page):
+    """From the shop, order a coffee; wait on its order page until the JS-SDK is ready."""
+    page.click('button[data-product="coffee"]')
+    page.wait_for_url(re.compile(r".*/pay/orders/WX\w+"))
+    wait_ready(page)
+
+
 def photo(tmp_path, name, color, fmt="JPEG"):
     path = tmp_path / name
     buffer = io.BytesIO()
@@ -173,13 +187,9 @@ def test_refusing_consent_shows_the_friendly_page(page, stack, shot):
 
 
 def test_buy_a_coffee(page, stack, shot):
-    page.goto(stack.url("/pay/"))
-    pick_user(page, "zhaoliu")
-    page.wait_for_url(re.compile(r".*/pay/(#.*)?$"))
+    open_shop(page, stack, "zhaoliu")
     shot(page, "11-shop")
-    page.click('button[data-product="coffee"]')
-    page.wait_for_url(re.compile(r".*/pay/orders/WX\w+"))
-    wait_ready(page)
+    order_coffee(page)
     assert page.get_attribute("#order-state", "data-state") == "NOTPAY"
     page.click("#pay")
     page.wait_for_function(
