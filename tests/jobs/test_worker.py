@@ -127,4 +127,7 @@ def store_recovers(app, key):
         db.execute("DELETE FROM login_failures WHERE key = 'jobs:recover'")  # its turn now
         jobs.get(app).run(tasks.JOBS["jobs.recover"], "jobs.recover")
         row = store.get_job(db, "jobs.recover")
-    return " put back: " in row["result"] and key in row["result"]
+    # The killed worker may have been running jobs.recover itself (its periodic jobs): then
+    # that run holds it, without a result, until its own lease ends too.
+    result = row["result"] or ""
+    return " put back: " in result and key in result
