@@ -166,3 +166,22 @@ def test_wxsite_instance_moves_the_instance_folder(tmp_path, monkeypatch):
     assert app.instance_path == str(folder)
     assert app.config["WXSITE_DATABASE"] == str(folder / "wxsite.sqlite3")
     assert (folder / "secret_key").exists()
+
+
+def test_gunicorn_conf_imports_the_site_in_the_master_but_builds_nothing():
+    # Workers fork from the master and inherit what it imported (0.7 s of CPU less per
+    # worker start), so importing must start no thread, open no file or socket and build
+    # no app: a forked worker would share them.
+    script = (
+        "import os, sys, threading\n"
+        "before = set(os.listdir('/proc/self/fd'))\n"
+        "import wxsite.gunicorn_conf\n"
+        "opened = set(os.listdir('/proc/self/fd')) - before\n"
+        "print(threading.active_count(), 'wxsite.app' in sys.modules, 'wsgi' in sys.modules,"
+        " sorted(os.readlink('/proc/self/fd/' + fd) for fd in opened if os.path.exists("
+        "'/proc/self/fd/' + fd)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip().split(maxsplit=3)
+    assert out == ["1", "True", "False", "[]"]
