@@ -181,7 +181,11 @@ def test_gunicorn_conf_imports_the_site_in_the_master_but_builds_nothing():
         " sorted(os.readlink('/proc/self/fd/' + fd) for fd in opened if os.path.exists("
         "'/proc/self/fd/' + fd)))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
-    ).stdout.strip().split(maxsplit=3)
+    out = (
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        .stdout.strip()
+        .split(maxsplit=3)
+    )
     assert out == ["1", "True", "False", "[]"]
