@@ -53,14 +53,64 @@ def login(session, site_url, user="zhangsan", next_path="/", scope="snsapi_base"
 
 
 def wrk(url, cookie, seconds, connections=16):
-    """Return requests/second from wrk (2 threads) for ``url``."""
+    """Return (requests/second, non-2xx responses, requests) from wrk (2 threads) for ``url``."""
     args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if cookie:
         args[1:1] = ["-H", f"Cookie: {cookie}"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, int(non2xx.group(1)) if non2xx else 0
+    done = int(re.search(r"(\d+) requests in", out).group(1))
+    return rps, int(non2xx.group(1)) if non2xx else 0, done
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid):
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+
+
+def server_cpu(server):
+    """Return the CPU seconds a gunicorn server has used: its master, its live workers and the
+    workers it has already reaped (max_requests recycles them during the rounds)."""
+    master = _stat(server.proc.pid)
+    total = sum(int(x) for x in master[11:15])  # utime, stime, cutime, cstime
+    for pid in worker_pids(server):
+        try:
+            worker = _stat(pid)
+        except FileNotFoundError:  # reaped meanwhile: now in the master's cutime
+            continue
+        total += int(worker[11]) + int(worker[12])
+    return total / _TICK
+
+
+def worker_pids(server):
+    with open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children") as f:
+        return [int(pid) for pid in f.read().split()]
+
+
+def worker_boot_cpu(server, url, cookie=""):
+    """Return the CPU seconds a worker gunicorn forks anew uses to boot and serve its first
+    pages of ``url``.
+
+    gunicorn recycles each worker after max_requests: on a busy site that is paid every few
+    seconds per worker, so it is part of what a page costs."""
+    before = worker_pids(server)
+    os.kill(before[0], 15)
+    deadline = time.monotonic() + 30
+    while True:
+        now = worker_pids(server)
+        new = [pid for pid in now if pid not in before]
+        if new and len(now) == len(before):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("gunicorn did not replace the worker in 30 s")
+        time.sleep(0.05)
+    for _ in range(20):  # spread over the workers: the new one serves its first pages
+        requests.get(url, headers={"Cookie": cookie}).raise_for_status()
+    worker = _stat(new[0])
+    return (int(worker[11]) + int(worker[12])) / _TICK
 
 
 def site_cookie(session):
@@ -121,6 +171,7 @@ def bench_pages(seconds, rounds, postgres=True):
             servers.append(minimal)
             targets["bare"] = minimal.base_url + "/bare"
             targets["recipe"] = minimal.base_url + "/recipe"
+            server_of = {"bare": minimal, "recipe": minimal}
             engines = {"sqlite": {}}
             if postgres:
                 from pgserver import start_server
@@ -134,6 +185,7 @@ def bench_pages(seconds, rounds, postgres=True):
                     os.path.join(work, name), emu.base_url, workers=2, app="bench_app:app", env=env
                 )
                 servers.append(site)
+                server_of[f"/share ({name})"] = site
                 session = requests.Session()
                 session.headers["User-Agent"] = "MicroMessenger bench"
                 login(session, site.base_url, scope="snsapi_userinfo")  # /me asks for it
@@ -154,13 +206,24 @@ def bench_pages(seconds, rounds, postgres=True):
                 k: len(requests.get(u, headers={"Cookie": cookies.get(k, "")}).content)
                 for k, u in targets.items()
             }
+            boots = {
+                "minimal app": worker_boot_cpu(minimal, targets["bare"]),
+                "site": worker_boot_cpu(
+                    server_of["/share (sqlite)"],
+                    targets["/share (sqlite)"],
+                    cookies["/share (sqlite)"],
+                ),
+            }
             before = counters(emu)
             results = {k: [] for k in targets}
+            cpu = {k: [] for k in targets}
             order = list(targets.items())
             for i in range(rounds):  # interleaved, so drift hits every page alike
                 # Each round starts one page later, so no page always follows the same one.
                 for name, url in order[i % len(order) :] + order[: i % len(order)]:
-                    rps, bad = wrk(url, cookies.get(name), seconds)
+                    used = server_cpu(server_of[name])
+                    rps, bad, done = wrk(url, cookies.get(name), seconds)
+                    cpu[name].append((server_cpu(server_of[name]) - used) / done * 1e6)
                     if bad:
                         for server in servers[1:]:
                             print(server.log()[-3000:])
@@ -174,6 +237,7 @@ def bench_pages(seconds, rounds, postgres=True):
             if postgres:
                 pg.remove()
     med = {k: statistics.median(v) for k, v in results.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
     print(
         f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
         + " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -182,12 +246,27 @@ def bench_pages(seconds, rounds, postgres=True):
     for k, v in results.items():
         rounds_text = " ".join(f"{x:.0f}" for x in v)
         print(f"{k:<22}{sizes[k]:>7}  {rounds_text:<28}{med[k]:>7.0f}")
+    # The servers' own CPU per request (master and workers, recycled ones included): what the
+    # page costs on a CPU-bound machine, less moved by wrk's share of the CPUs than req/s.
+    print("page".ljust(29) + "  server CPU µs per request, per round".ljust(40) + "median")
+    for k, v in cpu.items():
+        rounds_text = " ".join(f"{x:.0f}" for x in v)
+        print(f"{k:<29}  {rounds_text:<38}{cpu_med[k]:>7.0f}")
+    print(
+        "a new worker's boot and first pages: "
+        + ", ".join(f"{k} {v:.2f} s CPU" for k, v in boots.items())
+        + " (gunicorn recycles each worker after about 5000 requests)"
+    )
 
     def ratio(page, yardstick):
         # Median of the rounds' own ratios (neighbours in time, so a busy moment on a shared
-        # machine hits both), beside the ratio of the medians.
+        # machine hits both), beside the ratio of the medians; then the same from CPU.
         per_round = statistics.median(a / b for a, b in zip(results[page], results[yardstick]))
-        return f"{per_round:.3f} (ratio of medians {med[page] / med[yardstick]:.3f})"
+        by_cpu = statistics.median(b / a for a, b in zip(cpu[page], cpu[yardstick]))
+        return (
+            f"{per_round:.3f} (ratio of medians {med[page] / med[yardstick]:.3f}); "
+            f"from server CPU per request {by_cpu:.3f}"
+        )
 
     print(f"logged-in /share (SQLite) / bare Flask page: {ratio('/share (sqlite)', 'bare')}")
     print("  target >= 0.95")
