@@ -1,9 +1,11 @@
 """``wx doctor`` compares this host with the others that started on the same database."""
 
+import time
+
 import pytest
 from support import SECRET_KEY, site_config
 
-from wxsite import create_app, hosts
+from wxsite import create_app, hosts, store
 
 
 def host(tmp_path, emu, name, **overrides):
@@ -53,3 +55,24 @@ def test_wx_doctor_prints_the_host_checks(tmp_path, emu):
     assert result.exit_code == 1
     assert "same SECRET_KEY" in result.output and "IP whitelist" in result.output
     assert "another-secret-key" not in result.output
+
+
+def test_hosts_whose_clocks_disagree_are_named(tmp_path, emu):
+    a = host(tmp_path, emu, "a")
+    host(tmp_path, emu, "b")
+    ok, detail = findings(a)["clocks"]
+    assert ok is True and detail.startswith("within 0.")
+    # A host 30 s ahead: the leases it writes look expired (or still held) to the others.
+    ahead = host(tmp_path, emu, "c", WXSITE_CLOCK=lambda: time.time() + 30)
+    for app, named in ((a, str(tmp_path / "c") + " +30.0 s"), (ahead, "this host +30.0 s")):
+        ok, detail = findings(app)["clocks"]
+        assert ok is False and "disagree by 30 s" in detail and "NTP" in detail
+        assert named in detail
+
+
+def test_a_host_recorded_before_clock_offsets_is_left_out(tmp_path, emu):
+    a = host(tmp_path, emu, "a")
+    with store.engine(a).connection() as db:
+        store.note_host(db, "old-host:/srv/site", {"secret_key": "x"})
+    ok, detail = findings(a)["clocks"]
+    assert ok is True and "old-host" not in detail

@@ -21,6 +21,11 @@ log = logging.getLogger("wxsite.hosts")
 #: Hosts that started within this many seconds count as part of the deployment.
 RECENT = 7 * 86400
 
+#: How far two hosts' clocks may disagree. Leases (the credential fetch: WXSITE_DEADLINE +
+#: 5 s) and expiries are written by one host's clock and read by another's, so a host far
+#: ahead takes a lease that is still held.
+CLOCK_SKEW = 5.0
+
 
 def fingerprint(text):
     """A short salted hash: equal texts match, the text itself cannot be read back."""
@@ -58,13 +63,42 @@ def facts(app):
     }
 
 
+def clock_offset(app, db):
+    """Return how many seconds ``app``'s clock is ahead of the database server's.
+
+    The server's clock is only the common yardstick: nothing else reads it."""
+    now = clock.source(app)
+    before = now()
+    server = store.server_time(db)
+    return (before + now()) / 2 - server
+
+
 def record(app):
     """Note this host in the shared database (at start-up; a failure only logs)."""
     try:
         with store.engine(app).connection() as db:
-            store.note_host(db, host_name(app), facts(app))
+            store.note_host(
+                db, host_name(app), dict(facts(app), clock_offset=round(clock_offset(app, db), 3))
+            )
     except store.Error as exc:
         log.warning("could not record this host for wx doctor: %s", exc)
+
+
+def _clocks(mine, others):
+    """Each host's clock against the database server's: this one now, the others as of their
+    start (hosts started before the offset was recorded are left out)."""
+    offsets = {"this host": mine}
+    offsets.update((n, f["clock_offset"]) for n, f in others.items() if "clock_offset" in f)
+    spread = max(offsets.values()) - min(offsets.values())
+    said = ", ".join(f"{name} {value:+.1f} s" for name, value in sorted(offsets.items()))
+    if spread > CLOCK_SKEW:
+        return (
+            False,
+            "clocks",
+            f"hosts disagree by {spread:.0f} s ({said} against the database server): leases "
+            "and expiries written on one host are read on another; keep NTP on every host",
+        )
+    return True, "clocks", f"within {spread:.1f} s of each other ({said})"
 
 
 def compare(app, now=None):
@@ -76,6 +110,7 @@ def compare(app, now=None):
     mine = facts(app)
     with store.engine(app).connection() as db:
         seen = store.recent_hosts(db, (now or clock.now()) - RECENT)
+        offset = clock_offset(app, db)
     others = {name: f for name, f in seen.items() if name != me}
     names = ", ".join(sorted(others)) or "none"
     found = [(True, "hosts", f"{len(others)} other host(s) on this database: {names}")]
@@ -91,6 +126,8 @@ def compare(app, now=None):
             found.append((False, f"same {label}", f"{', '.join(differ)} differ: {why}"))
         elif others:
             found.append((True, f"same {label}", f"all {len(others) + 1} hosts agree"))
+    if others:
+        found.append(_clocks(offset, others))
     if others and not mine["uploads_shared"]:
         found.append(
             (False, "uploads shared", "a local folder on several hosts: use WXSITE_UPLOADS=s3://…")

@@ -68,6 +68,7 @@ from .identities import (  # noqa: F401
 from .hosts import (  # noqa: F401
     note_host,
     recent_hosts,
+    server_time,
 )
 from .throttle import (  # noqa: F401
     take_attempt,

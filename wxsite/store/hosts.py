@@ -5,6 +5,17 @@ import json
 from .. import clock
 from .db import transaction
 
+#: The database server's own clock, in epoch seconds.
+_SERVER_TIME = {
+    "sqlite": "SELECT (julianday('now') - 2440587.5) * 86400.0",
+    "postgresql": "SELECT CAST(extract(epoch FROM clock_timestamp()) AS double precision)",
+}
+
+
+def server_time(db):
+    """Return the database server's clock (the one every host's leases are written beside)."""
+    return float(db.scalar(_SERVER_TIME[db.name]))
+
 
 def note_host(db, name, facts, now=None):
     """Record that host ``name`` started with ``facts`` (fingerprints, never secrets)."""
