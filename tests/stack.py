@@ -330,10 +330,10 @@ class Nginx(Process):
 class Stack:
     """The emulator, the site and optionally nginx, with ``url()`` as the browser sees it."""
 
-    def __init__(self, variant, workdir):
+    def __init__(self, variant, workdir, env=None):
         self.variant = variant
         self.emulator = EmulatorProcess()
-        env = {"WX_PROXY_HOPS": "1"} if variant == "nginx" else {}
+        env = {"WX_PROXY_HOPS": "1", **(env or {})} if variant == "nginx" else env
         self.site = Gunicorn(str(workdir), self.emulator.base_url, workers=4, env=env)
         # Behind nginx the browser speaks https, as through a tunnel (self-signed certificate).
         self.proxy = Nginx(str(workdir), self.site.port, tls=True) if variant == "nginx" else None
