@@ -32,8 +32,13 @@
           stateEl.textContent = "已确认，正在登录…";
           window.location.assign(answer.next || "/");
         } else if (answer.state === "pending" || answer.state === "scanned") {
-          // scanned: a follow-to-log-in code was scanned; the phone has yet to confirm.
+          // scanned: a follow-to-log-in code was scanned; the phone has yet to confirm, and
+          // the codes are spent for anyone else: dim them, as WeChat's own desktop does.
           stateEl.textContent = words[answer.state];
+          if (answer.state === "scanned") {
+            stateEl.classList.add("scan-state-done");
+            for (var i = 0; i < codes.length; i++) { codes[i].classList.add("qr-dim"); }
+          }
           window.setTimeout(poll, 2000);
         } else {
           finish(words[answer.state] || words.unknown);
