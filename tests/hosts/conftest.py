@@ -9,7 +9,7 @@ import pytest
 from pgserver import shared_server as shared_postgres
 from s3server import shared_server
 from stack import Hosts
-from hosts_helpers import DEADLINE
+from hosts_helpers import DEADLINE, PUSH_TOKEN
 from support import EmulatorControl
 
 
@@ -35,6 +35,9 @@ def cluster(tmp_path_factory):
             "WXSITE_LOGIN_STARTS_PER_IP": "10000",
             # Web hosts only queue jobs; the job test runs `wx worker` on the host it picks.
             "WXSITE_JOBS_CONSUMER": "off",
+            # Push on (the emulator's 服务器配置 points at one host at a time): follow to
+            # log in crosses hosts.
+            "WX_PUSH_TOKEN": PUSH_TOKEN,
         },
     )
     yield running

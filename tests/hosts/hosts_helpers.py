@@ -16,6 +16,7 @@ DEADLINE = 3.0
 LEASE = DEADLINE + credentials.LEASE_MARGIN
 APPID = protocol.EMULATOR_APPID
 CRED_KEYS = "wxsite:cred:*"
+PUSH_TOKEN = "threehostspushtoken"
 
 
 def phone(cookie=None):

@@ -15,6 +15,7 @@ import re
 import shutil
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -23,6 +24,7 @@ from PIL import Image
 from hosts_helpers import (
     APPID,
     LEASE,
+    PUSH_TOKEN,
     check_signed,
     log_in,
     make_cold,
@@ -30,7 +32,7 @@ from hosts_helpers import (
     upstream,
 )
 from stack import VENV_BIN, Process
-from support import callback_url, csrf_token, in_parallel
+from support import DESKTOP_UA, callback_url, csrf_token, in_parallel
 from wxsite.auth.views import MAX_ACCOUNT_FAILURES, MAX_CLIENT_FAILURES
 from wxsite.wechat import protocol
 
@@ -285,6 +287,40 @@ def test_sixty_requests_of_one_person_through_the_balancer_all_succeed(cluster, 
 
 
 # -- one host outside the IP whitelist ----------------------------------------------------
+
+
+def test_follow_to_log_in_crosses_hosts(cluster, emu):
+    """The desktop's page on A, WeChat's push of the scan to B, the phone's confirmation on
+    C: every step reads and writes the shared database, and a push redelivered to another
+    host is applied once."""
+    a, b, c = cluster.hosts
+    emu.push_config(b.url("/wechat/push"), PUSH_TOKEN, None, "plaintext", retry_delay=0.05)
+    try:
+        emu.set_follows("zhangsan", [APPID])
+        desktop = requests.Session()
+        desktop.headers["User-Agent"] = DESKTOP_UA
+        page = desktop.get(a.url("/auth/scan"), params={"next": "/me"})
+        assert page.status_code == 200 and "scan-follow-qr" in page.text
+        status = re.search(r'data-status-url="([^"]+)"', page.text).group(1)
+        delivery = emu.scan(emu.qrcodes()[-1]["ticket"], "zhangsan")["delivery"]
+        assert delivery["accepted"] and "点此确认在电脑上登录" in delivery["reply"], delivery
+        link = urlsplit(re.search(r'href="([^"]+)"', delivery["reply"]).group(1)).path
+        assert link == status.rsplit("/", 1)[0]
+        assert desktop.get(c.url(status)).json() == {"state": "scanned"}
+
+        emu.push_config(c.url("/wechat/push"), PUSH_TOKEN, None, "plaintext", retry_delay=0.05)
+        again = emu.push_replay(delivery["id"])
+        assert again["accepted"] and again["answer"] == "success" and not again["reply"]
+
+        person = log_in(c, "zhangsan", scope=protocol.SCOPE_BASE)
+        asked = person.get(c.url(link))
+        assert "在电脑上登录" in asked.text, asked.text[:300]
+        done = person.post(c.url(link + "/confirm"), data={"csrf_token": csrf_token(asked.text)})
+        assert done.status_code == 200 and "已确认登录" in done.text
+        assert desktop.get(b.url(status)).json() == {"state": "done", "next": "/me"}
+        assert openid(emu, "zhangsan") in desktop.get(a.url("/me")).text
+    finally:
+        emu.push_config(None, PUSH_TOKEN)
 
 
 def test_a_host_outside_the_ip_whitelist_does_not_stop_the_others(cluster, emu):
